@@ -1,0 +1,192 @@
+"""Axes strings and the canonical array layout.
+
+pixlearn names axes with the letters ``Z`` (planes), ``Y`` (rows), ``X`` (columns) and ``C``
+(channels); ``S`` (samples, as OME-TIFF writes RGB) is read as ``C``, and a ``T`` or ``Q`` axis
+of length 1 is dropped. Inside the library every image has the *canonical* layout: spatial axes
+first, channel last, ``"YXC"`` for 2D and ``"ZYXC"`` for 3D.
+
+When no axes are given, they are inferred from the shape by this rule:
+
+====================  ===========  =========================================
+shape                 axes         note
+====================  ===========  =========================================
+``(M, N)``            ``YX``       grey 2D
+``(M, N, 3|4)``       ``YXC``      RGB(A) 2D
+``(P, M, N)``         ``ZYX``      any other 3-axis shape is a grey stack
+``(P, M, N, 1..4)``   ``ZYXC``     channel-last stack
+``(C, P, M, N)``      ``CZYX``     any other 4-axis shape
+====================  ===========  =========================================
+
+A ``(C, M, N)`` multichannel 2D image cannot be told from a stack: pass ``axes="CYX"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPATIAL = "ZYX"
+_KNOWN = set("ZYXCSTQ")
+
+
+def normalize_axes(axes: str, ndim: int) -> str:
+    """Check an axes string against an array's dimensionality and return it upper-cased.
+
+    Parameters
+    ----------
+    axes : str
+        Letters from ``ZYXCSTQ``, one per array axis, each at most once.
+    ndim : int
+        Number of axes of the array.
+
+    Returns
+    -------
+    axes : str
+        Upper-case, ``S`` replaced by ``C``.
+
+    Raises
+    ------
+    ValueError
+        Unknown or repeated letters, a length that differs from `ndim`, or no ``YX`` pair.
+
+    Examples
+    --------
+    >>> normalize_axes("yxs", 3)
+    'YXC'
+    """
+    axes = axes.upper().replace("S", "C")
+    if len(axes) != ndim:
+        raise ValueError(f"axes {axes!r} has {len(axes)} letters but the image has {ndim} axes")
+    bad = set(axes) - _KNOWN
+    if bad:
+        raise ValueError(f"axes {axes!r}: unknown letters {sorted(bad)} (use Z, Y, X, C)")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes {axes!r}: a letter appears twice")
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"axes {axes!r}: needs both Y and X")
+    return axes
+
+
+def infer_axes(shape: tuple[int, ...]) -> str:
+    """Guess the axes of an array from its shape (see the module's table).
+
+    Parameters
+    ----------
+    shape : tuple of int
+
+    Returns
+    -------
+    axes : str
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 or more than 4 axes.
+
+    Examples
+    --------
+    >>> infer_axes((512, 512, 3)), infer_axes((20, 512, 512)), infer_axes((2, 20, 64, 64))
+    ('YXC', 'ZYX', 'CZYX')
+    """
+    ndim = len(shape)
+    if ndim == 2:
+        return "YX"
+    if ndim == 3:
+        return "YXC" if shape[-1] in (3, 4) else "ZYX"
+    if ndim == 4:
+        return "ZYXC" if shape[-1] <= 4 else "CZYX"
+    raise ValueError(f"cannot infer axes for a {ndim}-axis image of shape {shape}: pass axes=")
+
+
+def canonical_axes(axes: str) -> str:
+    """Return the canonical layout for the spatial axes in `axes`: ``"YXC"`` or ``"ZYXC"``.
+
+    Examples
+    --------
+    >>> canonical_axes("CZYX")
+    'ZYXC'
+    """
+    return ("ZYX" if "Z" in axes.upper() else "YX") + "C"
+
+
+def to_canonical(image: np.ndarray, axes: str | None = None) -> np.ndarray:
+    """Reorder an image to the canonical layout ``(..., C)``, spatial axes first.
+
+    Parameters
+    ----------
+    image : ndarray
+        Any layout described by `axes`.
+    axes : str, optional
+        Axes of `image`; inferred with :func:`infer_axes` when ``None``.
+
+    Returns
+    -------
+    image : ndarray of shape (M, N, C) or (P, M, N, C)
+        A view where possible; the dtype is unchanged. A missing channel axis is added.
+
+    Raises
+    ------
+    ValueError
+        Bad axes, or a ``T``/``Q`` axis longer than 1.
+
+    Examples
+    --------
+    >>> to_canonical(np.zeros((2, 5, 6)), "CYX").shape
+    (5, 6, 2)
+    """
+    axes = normalize_axes(infer_axes(image.shape) if axes is None else axes, image.ndim)
+    for extra in "TQ":
+        if extra in axes:
+            i = axes.index(extra)
+            if image.shape[i] != 1:
+                raise ValueError(
+                    f"axis {extra} has length {image.shape[i]}: time series are not supported, "
+                    "split them into one file per time point"
+                )
+            image = np.take(image, 0, axis=i)
+            axes = axes.replace(extra, "")
+    if "C" not in axes:
+        image = image[..., np.newaxis]
+        axes = axes + "C"
+    target = canonical_axes(axes)
+    return np.transpose(image, [axes.index(a) for a in target])
+
+
+def from_canonical(image: np.ndarray, axes: str) -> np.ndarray:
+    """Inverse of :func:`to_canonical` for spatial-plus-channel images.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, C) or (P, M, N, C)
+    axes : str
+        Wanted layout, made of the same letters (``C`` may be left out when C == 1).
+
+    Returns
+    -------
+    image : ndarray
+
+    Examples
+    --------
+    >>> from_canonical(np.zeros((5, 6, 2)), "CYX").shape
+    (2, 5, 6)
+    """
+    axes = axes.upper()
+    src = canonical_axes(axes)
+    if image.ndim != len(src):
+        raise ValueError(f"expected a canonical {src} image, got shape {image.shape}")
+    if "C" not in axes:
+        if image.shape[-1] != 1:
+            raise ValueError(f"axes {axes!r} has no C but the image has {image.shape[-1]} channels")
+        image = image[..., 0]
+        src = src[:-1]
+    return np.transpose(image, [src.index(a) for a in axes])
+
+
+def spatial_ndim(axes: str) -> int:
+    """Number of spatial axes (2 or 3) in an axes string.
+
+    Examples
+    --------
+    >>> spatial_ndim("ZYXC")
+    3
+    """
+    return sum(a in SPATIAL for a in axes.upper())

@@ -1,0 +1,125 @@
+"""Frozen configuration dataclasses: shared (de)serialisation to dicts, JSON and YAML.
+
+Each stage defines its own frozen dataclass next to the code it configures (``FeatureConfig`` in
+:mod:`pixlearn.features`, ``ClassifierConfig`` in :mod:`pixlearn.classical`, ...). They inherit
+:class:`Config`, which gives them a strict ``from_dict`` (unknown keys raise), ``to_dict``,
+and JSON/YAML round trips. Validation happens in each class's ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+C = TypeVar("C", bound="Config")
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_plain(tp: Any, value: Any) -> Any:
+    """Convert a JSON value to the annotated type ``tp`` (dataclasses and tuples only)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        for arg in args:
+            try:
+                return _from_plain(arg, value)
+            except (TypeError, ValueError):
+                continue
+        return value
+    if isinstance(tp, type) and issubclass(tp, Config):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a mapping for {tp.__name__}, got {type(value).__name__}")
+        return tp.from_dict(value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_plain(args[0], v) for v in value)
+        return tuple(_from_plain(a, v) for a, v in zip(args, value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base class of every pixlearn configuration dataclass."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict of all fields (nested configs become dicts, tuples lists)."""
+        return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        """Build from a dict; unknown keys raise ``ValueError``, missing keys take defaults.
+
+        Parameters
+        ----------
+        data : dict
+            As written by :meth:`to_dict`.
+
+        Returns
+        -------
+        config : Config
+            A validated instance.
+
+        Raises
+        ------
+        ValueError
+            On unknown keys or values that fail validation.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(names)}")
+        kwargs = {}
+        for key, value in data.items():
+            try:
+                kwargs[key] = _from_plain(hints[key], value)
+            except TypeError as exc:
+                raise ValueError(f"{cls.__name__}.{key}: {exc}") from None
+        return cls(**kwargs)
+
+    def replace(self: C, **changes: Any) -> C:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to ``.json`` or ``.yaml``/``.yml`` (by suffix)."""
+        path = Path(path)
+        text = (
+            yaml.safe_dump(self.to_dict(), sort_keys=False)
+            if path.suffix in (".yaml", ".yml")
+            else json.dumps(self.to_dict(), indent=2)
+        )
+        path.write_text(text)
+
+    @classmethod
+    def load(cls: type[C], path: str | os.PathLike[str]) -> C:
+        """Read from ``.json`` or ``.yaml``/``.yml`` (by suffix)."""
+        path = Path(path)
+        text = path.read_text()
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        return cls.from_dict(data or {})
