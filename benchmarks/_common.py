@@ -1,0 +1,111 @@
+"""Helpers shared by the benchmarks: isolated runs with peak memory, timing, tables, JSON results."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT.parent / "shared" / "data"
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        start = time.perf_counter()
+        result = fn(*args)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB
+        conn.send(("ok", result, seconds, peak))
+    except BaseException:  # report anything to the parent
+        conn.send(("error", traceback.format_exc(), 0.0, 0.0))
+    finally:
+        conn.close()
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """Run ``fn(*args)`` in a fresh forked process.
+
+    Returns
+    -------
+    result, seconds, peak_rss_mib
+        `fn`'s (picklable) result, its wall time and the child's peak resident memory, so that
+        the peak of one method is never inflated by another that ran earlier in this process.
+    """
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args))
+    proc.start()
+    child.close()
+    status, result, seconds, peak = parent.recv()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark child failed:\n{result}")
+    return result, seconds, peak
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
+    """Median wall time of `repeats` calls of `fn`, and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def machine_info() -> dict[str, Any]:
+    """A few facts that make benchmark figures comparable."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    try:
+        info["commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+def print_table(title: str, rows: list[tuple[str, Any, Any]], headers: tuple[str, str, str] = ("metric", "pixlearn", "peer")) -> None:
+    """Print rows of (name, ours, peer) with the ratio ours/peer where both are numbers."""
+    print(f"\n== {title}")
+    print(f"{headers[0]:<28} {headers[1]:>14} {headers[2]:>14} {'ratio':>8}")
+    for name, ours, peer in rows:
+        ratio = ""
+        if isinstance(ours, (int, float)) and isinstance(peer, (int, float)) and peer:
+            ratio = f"{ours / peer:8.2f}"
+        print(f"{name:<28} {_fmt(ours):>14} {_fmt(peer):>14} {ratio:>8}")
+    sys.stdout.flush()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def write_results(name: str, figures: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the figures and machine facts."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {**figures, "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path

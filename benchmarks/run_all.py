@@ -1,0 +1,35 @@
+"""Run every benchmark under benchmarks/ (each a script with a main()), one after the other."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run_all.py")
+    failed = []
+    for script in scripts:
+        print(f"\n##### {script.name}", flush=True)
+        start = time.perf_counter()
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                failed.append(script.name)
+        except Exception as exc:  # keep going: one broken benchmark must not hide the others
+            print(f"{script.name} failed: {exc!r}", flush=True)
+            failed.append(script.name)
+        print(f"##### {script.name}: {time.perf_counter() - start:.0f} s", flush=True)
+    if failed:
+        print("failed:", ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())
