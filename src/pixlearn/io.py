@@ -131,7 +131,8 @@ def open_image(
     try:
         if axes is not None:
             chosen = normalize_axes(axes, array.ndim)
-        elif stored_axes is not None and len(stored_axes) == array.ndim:
+        elif stored_axes is not None and len(stored_axes) == array.ndim and not set(stored_axes) & set("QI"):
+            # Q and I are tifffile's "unknown"/"generic sequence": fall back to the shape rule
             chosen = normalize_axes(stored_axes, array.ndim)
         else:
             chosen = infer_axes(tuple(array.shape))
