@@ -217,7 +217,7 @@ def evaluate(
         raise _fail(f"--kind {kind!r}: use semantic, instances or restore")
     result = evaluate_folders(pred, truth, kind=kind)
     written = write_report(result, output or pred)
-    typer.echo(json.dumps(result.get("summary", result.get("aggregate", {})), indent=2))
+    typer.echo(json.dumps(result["aggregate"], indent=2))
     typer.echo(f"report: {', '.join(str(p) for p in written)}")
 
 

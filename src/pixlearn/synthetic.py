@@ -1,0 +1,823 @@
+"""Synthetic fluorescence images of nuclei with exact instance labels, and simulated scribbles.
+
+The generator follows the image formation of a widefield or confocal fluorescence microscope:
+
+1. *Objects.* Nuclei are ellipses (2D) or ellipsoids (3D) of random size, elongation and
+   orientation whose boundary is perturbed by a few random low-order harmonics, so outlines are
+   irregular but smooth. A chosen fraction is placed against an earlier nucleus so that they
+   touch. Where two shapes overlap, each pixel goes to the object it lies deepest in (relative
+   to that object's radius in the pixel's direction), so the labels partition the pixels: every
+   pixel belongs to at most one object, every object is one connected component (face
+   connectivity), and the intensity image is painted *from* the final labels.
+2. *Clean intensity.* Each nucleus has its own brightness, a smoothed-noise chromatin texture,
+   a slight fall-off towards its rim, and a few nucleoli (darker spots by default, as with DAPI).
+3. *Optics.* The clean intensity is blurred with a Gaussian point-spread function (wider along
+   the optical axis in 3D), and a smooth, uneven background is added.
+4. *Detection.* Poisson photon noise, a camera offset and Gaussian read noise, then rounding
+   and clipping to ``uint16`` or ``uint8``.
+
+Intensities are relative until step 4: the brightest nucleus has brightness 1 and
+``SyntheticConfig.photons`` is the expected photon count at brightness 1.
+
+3D volumes have anisotropic voxels: planes are ``z_spacing`` times further apart than rows and
+columns, so nuclei span fewer planes than rows. All sizes in the configuration are in pixels of
+the in-plane grid.
+
+The module also simulates what a user paints: :func:`simulate_scribbles` and
+:func:`dense_to_scribbles` turn exact masks into sparse brush strokes (the ``"scribbles"``
+convention of :mod:`pixlearn.labels`), and :func:`make_dataset` writes a data set in the layout
+of the shared data sets (``images/``, ``labels/``, ``split.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .config import Config
+from .errors import PixlearnError
+from .io import IMAGE_SUFFIXES, atomic_path, write_image
+
+logger = logging.getLogger(__name__)
+
+DTYPES: tuple[str, ...] = ("uint8", "uint16")
+_MAX_LABEL = int(np.iinfo(np.uint16).max)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig(Config):
+    """How synthetic nuclei images are made (see the module docstring for the model).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(M, N)`` for 2D or ``(P, M, N)`` for 3D; each side at least 8.
+    n_objects : int, optional
+        Number of nuclei to place. ``None``: derived from `coverage`. Nuclei that find no room,
+        or are cut to slivers by the border, are dropped, so the final count can be lower.
+    coverage : float
+        Used when `n_objects` is ``None``: the intended fraction of the image inside nuclei,
+        in ``[0, 0.8]``. Nuclei cut by the border and placements that find no room make the
+        result lower, most in thin 3D stacks (about 0.24 for the default 3D ``(32, 128, 128)``).
+    radius_px : (float, float)
+        Range of the nuclei's largest semi-axis, in-plane pixels.
+    eccentricity : float
+        Largest eccentricity of the ellipse; each nucleus draws one in ``[0, eccentricity]``.
+    irregularity : float
+        Amplitude of the boundary perturbation relative to the radius, in ``[0, 0.3]``.
+    texture : float
+        Standard deviation of the chromatin texture relative to the nucleus' brightness.
+    nucleoli : int
+        Largest number of nucleoli per nucleus (each draws ``0..nucleoli``).
+    nucleoli_contrast : float
+        Relative intensity change at a nucleolus' centre, in ``[-1, 2]``: negative is darker
+        (DAPI-like), positive brighter.
+    brightness : (float, float)
+        Range of the nuclei's relative brightness, ``0 <= low <= high``.
+    touching_fraction : float
+        Probability, in ``[0, 1]``, that a nucleus is placed against an earlier one.
+    blur_sigma_px : float
+        Standard deviation of the Gaussian point-spread function in the plane, pixels.
+    axial_blur_ratio : float
+        3D only: the PSF is this many times wider along the optical axis (in physical units)
+        than in the plane.
+    background : float
+        Mean background level, relative to a brightness of 1.
+    background_variation : float
+        Amplitude of the smooth uneven-background field added to `background` (same units).
+    background_scale_px : float
+        Length scale of the background field, pixels.
+    photons : float
+        Expected detected photons at relative intensity 1 (sets the Poisson noise).
+    read_noise : float
+        Standard deviation of the Gaussian camera read noise, in counts.
+    offset : float
+        Camera offset added to every pixel, counts.
+    dtype : {"uint16", "uint8"}
+        Output image type; counts above its range saturate.
+    z_spacing : float
+        3D only: distance between planes in units of the in-plane pixel size.
+    schema_version : int
+    """
+
+    shape: tuple[int, ...] = (256, 256)
+    n_objects: int | None = None
+    coverage: float = 0.3
+    radius_px: tuple[float, float] = (7.0, 14.0)
+    eccentricity: float = 0.7
+    irregularity: float = 0.06
+    texture: float = 0.2
+    nucleoli: int = 3
+    nucleoli_contrast: float = -0.35
+    brightness: tuple[float, float] = (0.35, 1.0)
+    touching_fraction: float = 0.3
+    blur_sigma_px: float = 1.2
+    axial_blur_ratio: float = 3.0
+    background: float = 0.08
+    background_variation: float = 0.06
+    background_scale_px: float = 96.0
+    photons: float = 200.0
+    read_noise: float = 2.0
+    offset: float = 10.0
+    dtype: str = "uint16"
+    z_spacing: float = 2.0
+    schema_version: int = 1
+
+    def __post_init__(self) -> None:
+        # accept lists (JSON, YAML, callers) but store tuples so the config stays hashable
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "radius_px", tuple(float(r) for r in self.radius_px))
+        object.__setattr__(self, "brightness", tuple(float(b) for b in self.brightness))
+        if len(self.shape) not in (2, 3) or min(self.shape) < 8:
+            raise ValueError(f"shape must have 2 or 3 sides of at least 8, got {self.shape}")
+        if self.n_objects is not None and self.n_objects < 0:
+            raise ValueError(f"n_objects must be >= 0 or None, got {self.n_objects}")
+        if self.n_objects is not None and self.n_objects > _MAX_LABEL:
+            raise ValueError(f"n_objects must be <= {_MAX_LABEL} (uint16 labels)")
+        if not 0.0 <= self.coverage <= 0.8:
+            raise ValueError(f"coverage must lie in [0, 0.8], got {self.coverage}")
+        _check_range("radius_px", self.radius_px, low=0.0, strict=True)
+        _check_range("brightness", self.brightness, low=0.0, strict=False)
+        if not 0.0 <= self.eccentricity < 1.0:
+            raise ValueError(f"eccentricity must lie in [0, 1), got {self.eccentricity}")
+        if not 0.0 <= self.irregularity <= 0.3:
+            raise ValueError(f"irregularity must lie in [0, 0.3], got {self.irregularity}")
+        if not -1.0 <= self.nucleoli_contrast <= 2.0:
+            raise ValueError(f"nucleoli_contrast must lie in [-1, 2], got {self.nucleoli_contrast}")
+        if not 0.0 <= self.touching_fraction <= 1.0:
+            raise ValueError(f"touching_fraction must lie in [0, 1], got {self.touching_fraction}")
+        if self.nucleoli < 0:
+            raise ValueError(f"nucleoli must be >= 0, got {self.nucleoli}")
+        for name in ("texture", "blur_sigma_px", "background", "background_variation",
+                     "read_noise", "offset"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        for name in ("axial_blur_ratio", "background_scale_px", "photons", "z_spacing"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes, 2 or 3."""
+        return len(self.shape)
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Pixel size per axis in in-plane pixel units: ``(1, 1)`` or ``(z_spacing, 1, 1)``."""
+        return (self.z_spacing, 1.0, 1.0) if self.ndim == 3 else (1.0, 1.0)
+
+
+def _check_range(name: str, pair: tuple[float, ...], *, low: float, strict: bool) -> None:
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise ValueError(f"{name} must be two finite numbers, got {pair}")
+    bad_low = pair[0] <= low if strict else pair[0] < low
+    if bad_low or pair[1] < pair[0]:
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} needs {op} {low} and low <= high, got {pair}")
+
+
+# --------------------------------------------------------------------------------------------
+# nuclei
+
+
+@dataclasses.dataclass(frozen=True)
+class _Nucleus:
+    """One nucleus in physical coordinates (in-plane pixel units)."""
+
+    centre: np.ndarray  # (D,)
+    semi_axes: np.ndarray  # (D,)
+    rotation: np.ndarray  # (D, D): columns are the principal directions
+    directions: np.ndarray  # (H, D) unit vectors of the boundary harmonics
+    orders: np.ndarray  # (H,) Chebyshev orders
+    amplitudes: np.ndarray  # (H,) relative amplitudes (signed)
+    brightness: float
+
+    @property
+    def extent(self) -> float:
+        """Radius of a ball that contains the nucleus."""
+        return float(self.semi_axes.max() * (1.0 + np.abs(self.amplitudes).sum()))
+
+    @property
+    def mean_radius(self) -> float:
+        """Geometric mean of the semi-axes."""
+        return float(np.exp(np.log(self.semi_axes).mean()))
+
+    def boundary_radius(self, direction: np.ndarray) -> float:
+        """Distance from the centre to the boundary along a unit vector."""
+        q = self.rotation.T @ direction
+        ellipse = 1.0 / math.sqrt(float(np.sum((q / self.semi_axes) ** 2)))
+        offsets = [np.float32(c) for c in direction]
+        return ellipse * (1.0 + float(self.perturbation(offsets, np.float32(1.0))))
+
+    def perturbation(self, offsets: list[np.ndarray], norm: np.ndarray) -> np.ndarray:
+        """Relative boundary perturbation in the directions ``offsets / norm``.
+
+        `offsets` holds one (broadcastable) array per axis, `norm` their Euclidean length.
+        """
+        out: np.ndarray = np.float32(0.0)  # type: ignore[assignment]
+        for v, k, a in zip(self.directions, self.orders, self.amplitudes):
+            t = sum(np.float32(vi) * o for vi, o in zip(v, offsets)) / norm
+            # Chebyshev T_k(cos angle) = cos(k angle): smooth on the circle / sphere
+            prev, cur = np.float32(1.0), t
+            for _ in range(int(k) - 1):
+                prev, cur = cur, 2.0 * t * cur - prev
+            out = out + np.float32(a) * cur
+        return out
+
+
+def _random_rotation(ndim: int, rng: np.random.Generator) -> np.ndarray:
+    if ndim == 2:
+        angle = rng.uniform(0.0, np.pi)
+        c, s = math.cos(angle), math.sin(angle)
+        return np.array([[c, -s], [s, c]])
+    q, r = np.linalg.qr(rng.normal(size=(ndim, ndim)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def _random_unit(ndim: int, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+    v = rng.normal(size=(ndim,) if size is None else (size, ndim))
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _random_nucleus(
+    cfg: SyntheticConfig, centre: np.ndarray, radius: float, rng: np.random.Generator
+) -> _Nucleus:
+    ndim = cfg.ndim
+    ecc = rng.uniform(0.0, cfg.eccentricity)
+    minor = radius * math.sqrt(1.0 - ecc**2)
+    if ndim == 2:
+        semi = np.array([radius, minor])
+    else:
+        ecc2 = rng.uniform(0.0, ecc)
+        semi = np.array([radius, minor, radius * math.sqrt(1.0 - ecc2**2)])
+    n_harmonics = 4 if ndim == 2 else 6
+    orders = rng.integers(2, 6, size=n_harmonics)
+    amplitudes = (
+        cfg.irregularity * rng.uniform(0.5, 1.0, n_harmonics) * (2.0 / orders)
+        * (2.0 * rng.integers(0, 2, n_harmonics) - 1.0)
+    )
+    return _Nucleus(
+        centre=np.asarray(centre, float),
+        semi_axes=semi,
+        rotation=_random_rotation(ndim, rng),
+        directions=_random_unit(ndim, rng, n_harmonics),
+        orders=orders,
+        amplitudes=amplitudes,
+        brightness=float(rng.uniform(*cfg.brightness)),
+    )
+
+
+def _expected_count(cfg: SyntheticConfig) -> int:
+    if cfg.n_objects is not None:
+        return cfg.n_objects
+    r_lo, r_hi = cfg.radius_px
+    mean_r2 = (r_hi**3 - r_lo**3) / (3.0 * (r_hi - r_lo)) if r_hi > r_lo else r_lo**2
+    squash = 1.0 - cfg.eccentricity / 4.0  # rough mean of sqrt(1 - e^2) for e ~ U(0, ecc)
+    if cfg.ndim == 2:
+        size = math.pi * mean_r2 * squash
+    else:
+        size = 4.0 / 3.0 * math.pi * mean_r2 ** 1.5 * squash**1.5 / cfg.z_spacing
+    return min(_MAX_LABEL, int(round(cfg.coverage * math.prod(cfg.shape) / size)))
+
+
+def _place_nuclei(cfg: SyntheticConfig, rng: np.random.Generator) -> list[_Nucleus]:
+    """Random nuclei: isolated ones keep a gap, touching ones are set against a neighbour."""
+    spacing = np.asarray(cfg.spacing)
+    size = np.asarray(cfg.shape) * spacing
+    nuclei: list[_Nucleus] = []
+    centres = np.zeros((0, cfg.ndim))
+    radii = np.zeros(0)
+    for _ in range(_expected_count(cfg)):
+        nucleus: _Nucleus | None = None
+        if nuclei and rng.random() < cfg.touching_fraction:
+            nucleus = _place_touching(cfg, nuclei, centres, radii, size, rng)
+        if nucleus is None:
+            radius = rng.uniform(*cfg.radius_px)
+            for _attempt in range(30):
+                centre = rng.uniform(0.0, size)
+                dist = np.sqrt(np.sum((centres - centre) ** 2, axis=1))
+                if np.all(dist >= 1.15 * (radii + 0.85 * radius)):
+                    nucleus = _random_nucleus(cfg, centre, radius, rng)
+                    break
+        if nucleus is None:
+            continue
+        nuclei.append(nucleus)
+        centres = np.vstack([centres, nucleus.centre])
+        radii = np.append(radii, nucleus.mean_radius)
+    return nuclei
+
+
+def _place_touching(
+    cfg: SyntheticConfig,
+    nuclei: list[_Nucleus],
+    centres: np.ndarray,
+    radii: np.ndarray,
+    size: np.ndarray,
+    rng: np.random.Generator,
+) -> _Nucleus | None:
+    for _attempt in range(10):
+        j = int(rng.integers(len(nuclei)))
+        other = nuclei[j]
+        candidate = _random_nucleus(cfg, np.zeros(cfg.ndim), rng.uniform(*cfg.radius_px), rng)
+        u = _random_unit(cfg.ndim, rng)
+        # boundaries meet along u, with a slight overlap that the label painting resolves
+        dist = (other.boundary_radius(u) + candidate.boundary_radius(-u)) * rng.uniform(0.88, 0.98)
+        centre = other.centre + u * dist
+        if np.any(centre < 0.0) or np.any(centre >= size):
+            continue
+        gaps = np.sqrt(np.sum((centres - centre) ** 2, axis=1)) - 0.9 * (radii + candidate.mean_radius)
+        gaps[j] = 1.0
+        if np.all(gaps > 0.0):
+            return dataclasses.replace(candidate, centre=centre)
+    return None
+
+
+def _depth(
+    nucleus: _Nucleus, spacing: np.ndarray, shape: tuple[int, ...]
+) -> tuple[tuple[slice, ...], np.ndarray] | None:
+    """Relative depth ``1 - r / R(direction)`` inside the nucleus' bounding box (> 0 inside)."""
+    lo = np.floor((nucleus.centre - nucleus.extent) / spacing).astype(int)
+    hi = np.ceil((nucleus.centre + nucleus.extent) / spacing).astype(int) + 1
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, shape)
+    if np.any(hi <= lo):
+        return None
+    ndim = len(shape)
+    offsets = []  # sparse per-axis offsets from the centre, physical units
+    for axis, (a, b, s, c) in enumerate(zip(lo, hi, spacing, nucleus.centre)):
+        view = [1] * ndim
+        view[axis] = b - a
+        offsets.append((np.arange(a, b, dtype=np.float32) * np.float32(s) - np.float32(c)).reshape(view))
+    rho2 = np.float32(0.0)
+    for j in range(ndim):  # coordinates in the ellipsoid's frame, scaled by its semi-axes
+        qj = sum(np.float32(nucleus.rotation[i, j] / nucleus.semi_axes[j]) * offsets[i]
+                 for i in range(ndim))
+        rho2 = rho2 + qj * qj
+    norm = np.sqrt(sum(o * o for o in offsets))
+    np.maximum(norm, np.float32(1e-6), out=norm)
+    depth = 1.0 - np.sqrt(rho2) / (1.0 + nucleus.perturbation(offsets, norm))
+    return tuple(slice(a, b) for a, b in zip(lo, hi)), depth.astype(np.float32)
+
+
+def _paint_labels(
+    nuclei: list[_Nucleus], cfg: SyntheticConfig
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Exact labels 1..N, the depth of each pixel in its object, and each label's brightness."""
+    spacing = np.asarray(cfg.spacing)
+    labels = np.zeros(cfg.shape, np.int32)
+    depth = np.zeros(cfg.shape, np.float32)
+    for index, nucleus in enumerate(nuclei, start=1):
+        drawn = _depth(nucleus, spacing, cfg.shape)
+        if drawn is None:
+            continue
+        box, d = drawn
+        wins = d > depth[box]  # inside (d > 0) and deeper than any object painted here before
+        labels[box][wins] = index
+        depth[box][wins] = d[wins]
+    # a pixel goes to the object it is deepest in; with irregular outlines that can split an
+    # object, so keep each object's largest face-connected piece and give the rest to background
+    min_size = max(4, int(0.1 * math.pi * cfg.radius_px[0] ** 2))
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        mine = labels[box] == index
+        pieces, n_pieces = ndi.label(mine)
+        if n_pieces > 1:
+            sizes = np.bincount(pieces.ravel())
+            sizes[0] = 0
+            mine = pieces == int(np.argmax(sizes))
+            drop = (pieces > 0) & ~mine
+            labels[box][drop] = 0
+            depth[box][drop] = 0.0
+        if np.count_nonzero(mine) < min_size:  # a sliver cut off by the border or a neighbour
+            labels[box][mine] = 0
+            depth[box][mine] = 0.0
+    present = np.unique(labels)
+    present = present[present > 0]
+    lut = np.zeros(len(nuclei) + 1, np.uint16)
+    lut[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
+    brightness = [nuclei[i - 1].brightness for i in present]
+    return lut[labels], depth, brightness
+
+
+def _smooth_noise(
+    shape: tuple[int, ...], spacing: np.ndarray, sigma_px: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    field = ndi.gaussian_filter(noise, sigma=[sigma_px / s for s in spacing], truncate=3.0)
+    std = float(field.std())
+    return field / std if std > 0 else field
+
+
+def _low_frequency_field(
+    shape: tuple[int, ...], spacing: np.ndarray, scale_px: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A smooth random field in [-1, 1]: coarse random nodes interpolated with Gaussian weights."""
+    matrices = []
+    for n, s in zip(shape, spacing):
+        length = n * s
+        n_nodes = max(2, int(math.ceil(length / scale_px)) + 1)
+        nodes = np.linspace(0.0, length, n_nodes)
+        step = nodes[1] - nodes[0]
+        pos = (np.arange(n) + 0.5) * s
+        weights = np.exp(-0.5 * ((pos[:, None] - nodes[None, :]) / (0.7 * step)) ** 2)
+        matrices.append(weights / weights.sum(axis=1, keepdims=True))
+    field = rng.uniform(-1.0, 1.0, size=[m.shape[1] for m in matrices])
+    for axis, m in enumerate(matrices):
+        field = np.moveaxis(np.tensordot(m, np.moveaxis(field, axis, 0), axes=1), 0, axis)
+    field = field - field.mean()
+    peak = float(np.abs(field).max())
+    return (field / peak if peak > 0 else field).astype(np.float32)
+
+
+def _add_nucleoli(
+    clean: np.ndarray, labels: np.ndarray, cfg: SyntheticConfig, rng: np.random.Generator
+) -> None:
+    """Multiply Gaussian spots into each object of `clean`, in place, inside its bounding box."""
+    spacing = np.asarray(cfg.spacing, np.float32)
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        count = int(rng.integers(0, cfg.nucleoli + 1))
+        if count == 0:
+            continue
+        mine = labels[box] == index
+        coords = np.argwhere(mine)
+        size = (np.count_nonzero(mine) * np.prod(spacing)) ** (1.0 / labels.ndim)
+        grids = np.meshgrid(
+            *[np.arange(sl.stop - sl.start, dtype=np.float32) * s for sl, s in zip(box, spacing)],
+            indexing="ij", sparse=True,
+        )
+        factor = np.ones(mine.shape, np.float32)
+        for _ in range(count):
+            centre = coords[rng.integers(len(coords))] * spacing
+            sigma = rng.uniform(0.06, 0.12) * size
+            dist2 = sum((g - c) ** 2 for g, c in zip(grids, centre))
+            factor += np.float32(cfg.nucleoli_contrast) * np.exp(-0.5 * dist2 / sigma**2)
+        np.clip(factor, 0.0, None, out=factor)
+        clean[box][mine] *= factor[mine]
+
+
+def make_nuclei(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one synthetic fluorescence image of nuclei and its exact instance labels.
+
+    Parameters
+    ----------
+    cfg : SyntheticConfig
+        Shape (2D or 3D), object statistics, optics and noise.
+    rng : numpy.random.Generator
+        The only source of randomness: the same generator state gives the same image.
+
+    Returns
+    -------
+    image : ndarray of shape (M, N) or (P, M, N), uint16 or uint8 (``cfg.dtype``)
+        Noisy, blurred, quantised intensities.
+    labels : ndarray of shape (M, N) or (P, M, N), uint16
+        ``0`` background, ``1..N`` one nucleus each; every nucleus is one face-connected
+        component and no pixel belongs to two nuclei.
+
+    Examples
+    --------
+    >>> image, labels = make_nuclei(SyntheticConfig(shape=(64, 64)), np.random.default_rng(0))
+    >>> image.shape, image.dtype.name, labels.dtype.name, int(labels.max()) > 0
+    ((64, 64), 'uint16', 'uint16', True)
+    """
+    spacing = np.asarray(cfg.spacing)
+    nuclei = _place_nuclei(cfg, rng)
+    labels, depth, brightness = _paint_labels(nuclei, cfg)
+    logger.debug("placed %d nuclei, %d kept", len(nuclei), len(brightness))
+
+    texture = 0.65 * _smooth_noise(cfg.shape, spacing, 0.8, rng)
+    texture += 0.35 * _smooth_noise(cfg.shape, spacing, 2.5, rng)
+    level = np.zeros(len(brightness) + 1, np.float32)
+    level[1:] = brightness
+    clean = level[labels]
+    clean *= 1.0 + np.float32(cfg.texture) * texture
+    clean *= 0.8 + 0.2 * np.sqrt(depth)  # dimmer towards the rim
+    np.clip(clean, 0.0, None, out=clean)
+    if cfg.nucleoli and cfg.nucleoli_contrast:
+        _add_nucleoli(clean, labels, cfg, rng)
+
+    if cfg.blur_sigma_px > 0:
+        sigma = [cfg.blur_sigma_px / s for s in spacing]
+        if cfg.ndim == 3:
+            sigma[0] *= cfg.axial_blur_ratio
+        clean = ndi.gaussian_filter(clean, sigma=sigma, truncate=3.0)
+    background = cfg.background + cfg.background_variation * _low_frequency_field(
+        cfg.shape, spacing, cfg.background_scale_px, rng
+    )
+    expected = (clean + np.clip(background, 0.0, None)) * np.float32(cfg.photons)
+    counts = rng.poisson(expected).astype(np.float32)
+    counts += np.float32(cfg.offset)
+    if cfg.read_noise > 0:
+        counts += np.float32(cfg.read_noise) * rng.standard_normal(cfg.shape, dtype=np.float32)
+    top = np.iinfo(cfg.dtype).max
+    image = np.clip(np.rint(counts), 0, top).astype(cfg.dtype)
+    return image, labels
+
+
+# --------------------------------------------------------------------------------------------
+# data sets
+
+
+def make_dataset(
+    out_dir: str | os.PathLike[str],
+    n_train: int,
+    n_test: int,
+    cfg: SyntheticConfig | None = None,
+    seed: int = 0,
+    *,
+    overwrite: bool = False,
+) -> dict[str, list[tuple[Path, Path]]]:
+    """Write a synthetic instance-segmentation data set in the shared data sets' layout.
+
+    Writes ``images/NAME.tif`` (``cfg.dtype``), ``labels/NAME.tif`` (uint16 instances),
+    ``split.json`` (``{"train": [...], "test": [...]}``) and ``synthetic.json`` (the seed and
+    configuration that reproduce it). Image ``i`` is drawn from the ``i``-th child of
+    ``numpy.random.SeedSequence(seed)``, so it does not depend on how many images are made.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Data set folder; created when missing.
+    n_train, n_test : int
+        Number of training and test images (``>= 0``, at least one in all).
+    cfg : SyntheticConfig, optional
+        Default ``SyntheticConfig()`` (2D, 256 x 256).
+    seed : int
+    overwrite : bool
+        Replace existing ``images/`` and ``labels/`` folders; without it, a folder that
+        already holds images raises.
+
+    Returns
+    -------
+    pairs : dict
+        ``{"train": [(image_path, label_path), ...], "test": [...]}``.
+
+    Raises
+    ------
+    ValueError
+        Negative or zero counts.
+    PixlearnError
+        When `out_dir` already holds images and `overwrite` is false, or cannot be written.
+    """
+    if n_train < 0 or n_test < 0 or n_train + n_test == 0:
+        raise ValueError(f"need n_train, n_test >= 0 and at least one image, got {n_train}, {n_test}")
+    cfg = SyntheticConfig() if cfg is None else cfg
+    root = Path(out_dir)
+    image_dir, label_dir = root / "images", root / "labels"
+    for folder in (image_dir, label_dir):
+        if folder.is_dir() and any(
+            p.name.lower().endswith(IMAGE_SUFFIXES) for p in folder.iterdir()
+        ):
+            if not overwrite:
+                raise PixlearnError("already holds images; pass overwrite=True to replace", folder)
+            shutil.rmtree(folder)
+    n_total = n_train + n_test
+    width = max(3, len(str(n_total - 1)))
+    names = [f"nuclei_{i:0{width}d}" for i in range(n_total)]
+    axes = "ZYX" if cfg.ndim == 3 else "YX"
+    children = np.random.SeedSequence(seed).spawn(n_total)
+    pairs: list[tuple[Path, Path]] = []
+    for name, child in zip(names, children):
+        image, labels = make_nuclei(cfg, np.random.default_rng(child))
+        pairs.append((
+            write_image(image_dir / f"{name}.tif", image, axes=axes),
+            write_image(label_dir / f"{name}.tif", labels, axes=axes),
+        ))
+        logger.debug("wrote %s: %d nuclei", name, int(labels.max()))
+    split = {"train": names[:n_train], "test": names[n_train:]}
+    with atomic_path(root / "split.json") as tmp:
+        tmp.write_text(json.dumps(split, indent=1))
+    with atomic_path(root / "synthetic.json") as tmp:
+        tmp.write_text(json.dumps({"seed": seed, "config": cfg.to_dict()}, indent=1))
+    logger.info("wrote %d synthetic images to %s", n_total, root)
+    return {"train": pairs[:n_train], "test": pairs[n_train:]}
+
+
+# --------------------------------------------------------------------------------------------
+# label conversions and scribbles
+
+
+def instances_to_semantic(labels: np.ndarray, *, boundary: bool = False) -> np.ndarray:
+    """Turn instance labels into a class mask: 0 background, 1 object, optionally 2 boundary.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N) or (P, M, N), integer dtype
+        ``0`` background, positive values objects.
+    boundary : bool
+        Mark object pixels that touch another label or the background (face connectivity) as
+        class 2, so touching objects are separated by a boundary class. The edge of the array
+        is not a boundary.
+
+    Returns
+    -------
+    mask : ndarray of the same shape, uint8
+
+    Examples
+    --------
+    >>> instances_to_semantic(np.array([[0, 1, 1, 2, 2, 2]]), boundary=True).tolist()
+    [[0, 2, 2, 2, 1, 1]]
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"instance labels must be integers, got dtype {labels.dtype}")
+    mask = (labels > 0).astype(np.uint8)
+    if boundary:
+        edge = np.zeros(labels.shape, bool)
+        for axis in range(labels.ndim):
+            lo = [slice(None)] * labels.ndim
+            hi = [slice(None)] * labels.ndim
+            lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+            differ = labels[tuple(lo)] != labels[tuple(hi)]
+            edge[tuple(lo)] |= differ
+            edge[tuple(hi)] |= differ
+        mask[edge & (labels > 0)] = 2
+    return mask
+
+
+def simulate_scribbles(
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    fraction: float = 0.02,
+    *,
+    width_px: int = 3,
+    length_px: tuple[int, int] = (8, 40),
+) -> np.ndarray:
+    """Sparse brush strokes on an instance image, as a user would paint them.
+
+    Strokes inside objects get class 2, strokes in the background class 1, everything else 0
+    (unlabelled) -- the ``"scribbles"`` convention of :mod:`pixlearn.labels`. Same as
+    ``dense_to_scribbles((labels > 0), ...)``.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N) or (P, M, N), integer dtype
+        Instance labels, ``0`` background.
+    rng : numpy.random.Generator
+    fraction : float
+        Wanted fraction of labelled pixels, shared equally between the two classes.
+    width_px : int
+        Brush diameter, pixels.
+    length_px : (int, int)
+        Range of stroke lengths, pixels (a stroke also stops where its class ends).
+
+    Returns
+    -------
+    scribbles : ndarray of the same shape, uint8
+
+    Examples
+    --------
+    >>> labels = np.zeros((40, 40), np.uint16); labels[10:30, 10:30] = 1
+    >>> s = simulate_scribbles(labels, np.random.default_rng(0), fraction=0.05)
+    >>> sorted(np.unique(s).tolist()), bool(np.all(labels[s == 2] > 0))
+    ([0, 1, 2], True)
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"instance labels must be integers, got dtype {labels.dtype}")
+    return dense_to_scribbles(
+        (labels > 0).astype(np.uint8), rng, fraction, width_px=width_px, length_px=length_px
+    )
+
+
+def dense_to_scribbles(
+    class_mask: np.ndarray,
+    rng: np.random.Generator,
+    fraction: float = 0.02,
+    *,
+    width_px: int = 3,
+    length_px: tuple[int, int] = (8, 40),
+) -> np.ndarray:
+    """Thin a dense class mask to sparse brush strokes (``0`` unlabelled, class ``k`` -> ``k+1``).
+
+    Each class present in the mask gets strokes: short, gently curving lines of width `width_px`
+    started inside the class (where the whole brush fits, when possible) and stopped where the
+    class ends, so a stroke never labels a pixel of another class. In 3D each stroke lies in one
+    plane, as when painting on a slice. Strokes are added until each class holds about
+    ``fraction * size / n_classes`` labelled pixels (at most half of that class' pixels).
+
+    Parameters
+    ----------
+    class_mask : ndarray of shape (M, N) or (P, M, N), integer dtype
+        Dense class indices ``0..K-1`` (every pixel labelled).
+    rng : numpy.random.Generator
+    fraction : float
+        Wanted fraction of labelled pixels, in ``(0, 1]``.
+    width_px : int
+        Brush diameter, pixels (``>= 1``).
+    length_px : (int, int)
+        Range of stroke lengths, pixels.
+
+    Returns
+    -------
+    scribbles : ndarray of the same shape, uint8 (uint16 when K >= 255)
+        ``0`` unlabelled, ``k + 1`` for class ``k``.
+
+    Raises
+    ------
+    ValueError
+        Non-integer or negative classes, a dimensionality other than 2 or 3, or bad parameters.
+
+    Examples
+    --------
+    >>> mask = np.zeros((30, 30), np.uint8); mask[:, 10:20] = 1; mask[:, 20:] = 2
+    >>> s = dense_to_scribbles(mask, np.random.default_rng(1), fraction=0.1)
+    >>> sorted(np.unique(s).tolist()), bool(np.all(s[s > 0] == mask[s > 0] + 1))
+    ([0, 1, 2, 3], True)
+    """
+    mask = np.asarray(class_mask)
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"class mask must be 2D or 3D, got shape {mask.shape}")
+    if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool):
+        raise ValueError(f"class mask must hold integers, got dtype {mask.dtype}")
+    if mask.size and int(mask.min()) < 0:
+        raise ValueError(f"class mask has negative value {int(mask.min())}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    if width_px < 1:
+        raise ValueError(f"width_px must be >= 1, got {width_px}")
+    if len(length_px) != 2 or not 1 <= length_px[0] <= length_px[1]:
+        raise ValueError(f"length_px must be (low, high) with 1 <= low <= high, got {length_px}")
+    classes = np.unique(mask)
+    dtype = np.uint8 if classes.size == 0 or int(classes.max()) < 255 else np.uint16
+    scribbles = np.zeros(mask.shape, dtype)
+    if mask.size == 0:
+        return scribbles
+    plane_mask = mask if mask.ndim == 3 else mask[np.newaxis]
+    plane_out = scribbles if mask.ndim == 3 else scribbles[np.newaxis]
+    half = width_px // 2
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    brush = (yy**2 + xx**2) <= (width_px / 2.0) ** 2 + 1e-6
+    per_class = fraction * mask.size / len(classes)
+    for k in classes:
+        region = plane_mask == k
+        target = max(1.0, min(per_class, 0.5 * np.count_nonzero(region)))
+        interior = ndi.minimum_filter(region.view(np.uint8), footprint=brush[np.newaxis])
+        starts = np.flatnonzero(interior)
+        if starts.size == 0:
+            starts = np.flatnonzero(region)
+        painted = 0
+        for _stroke in range(100_000):
+            if painted >= target:
+                break
+            start = np.unravel_index(starts[rng.integers(starts.size)], region.shape)
+            painted += _paint_stroke(
+                plane_out, region, start, int(k) + 1, brush, length_px, rng, int(target - painted)
+            )
+    return scribbles
+
+
+def _paint_stroke(
+    out: np.ndarray,
+    region: np.ndarray,
+    start: tuple[int, ...],
+    value: int,
+    brush: np.ndarray,
+    length_px: tuple[int, int],
+    rng: np.random.Generator,
+    budget: int,
+) -> int:
+    """Paint one in-plane stroke of `value` into `out` (P, M, N) within `region`; pixels added."""
+    plane, y0, x0 = (int(v) for v in start)
+    rows, cols = region.shape[1:]
+    half = brush.shape[0] // 2
+    length = int(rng.integers(length_px[0], length_px[1] + 1))
+    angles = rng.uniform(0.0, 2.0 * np.pi) + np.cumsum(rng.normal(0.0, 0.25, length))
+    ys = y0 + np.concatenate([[0.0], np.cumsum(np.sin(angles[:-1]))])
+    xs = x0 + np.concatenate([[0.0], np.cumsum(np.cos(angles[:-1]))])
+    painted = 0
+    last = None
+    region_plane, out_plane = region[plane], out[plane]
+    for y, x in zip(np.rint(ys).astype(int), np.rint(xs).astype(int)):
+        if not (0 <= y < rows and 0 <= x < cols) or not region_plane[y, x]:
+            break
+        if (y, x) == last:
+            continue
+        last = (y, x)
+        r0, r1 = max(0, y - half), min(rows, y + half + 1)
+        c0, c1 = max(0, x - half), min(cols, x + half + 1)
+        tip = brush[r0 - y + half:r1 - y + half, c0 - x + half:c1 - x + half]
+        new = tip & region_plane[r0:r1, c0:c1] & (out_plane[r0:r1, c0:c1] == 0)
+        out_plane[r0:r1, c0:c1][new] = value
+        painted += int(np.count_nonzero(new))
+        if painted >= budget:
+            break
+    return painted
