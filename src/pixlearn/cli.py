@@ -121,6 +121,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON file with sections features, classifier, normalization, unet, train.")] = None,
     sigmas: Annotated[Optional[str], typer.Option(help="Feature scales, comma separated (classical).")] = None,
     n_estimators: Annotated[Optional[int], typer.Option(help="Trees of the random forest.")] = None,
+    n_classes: Annotated[Optional[int], typer.Option(help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
     val_images: Annotated[Optional[Path], typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
     val_labels: Annotated[Optional[Path], typer.Option(help="Validation annotations.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (networks).")] = None,
@@ -158,7 +159,7 @@ def train(
         if n_estimators is not None:
             overrides["n_estimators"] = n_estimators
         feature_overrides = {"sigmas": [float(s) for s in sigmas.split(",")]} if sigmas else {}
-        model = train_classical_model(pairs, label_kind=kind, sections=sections,
+        model = train_classical_model(pairs, label_kind=kind, sections=sections, n_classes=n_classes,
                                       classifier_overrides=overrides, feature_overrides=feature_overrides)
     from .artifact import save_model
 
