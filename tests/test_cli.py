@@ -119,7 +119,7 @@ def test_wrong_dimensionality_for_model(tmp_path, blobs_2d, blobs_3d):
     write_image(tmp_path / "vol.tif", (blobs_3d[0] * 1000).astype(np.uint16))
     result, out = _run("predict", tmp_path / "m", tmp_path / "vol.tif", "-o", tmp_path / "pred")
     _assert_bad_input(result, out, "vol.tif", "3D")
-    assert not any((tmp_path / "pred").glob("vol*")) if (tmp_path / "pred").exists() else True
+    assert not list((tmp_path / "pred").glob("vol*"))
 
 
 def test_corrupt_model(tmp_path, blobs_2d):

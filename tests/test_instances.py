@@ -30,25 +30,28 @@ def test_doctests() -> None:
 
 
 def touching_nuclei(shape: tuple[int, ...], n: int, radius: float, seed: int) -> np.ndarray:
-    """Discs/balls whose overlaps are split between the nearest centres: touching objects."""
+    """Discs/balls whose overlaps go to the nearest centre (Voronoi cells cut to the disc):
+    touching, convex objects."""
     rng = np.random.default_rng(seed)
-    centres = np.stack([rng.uniform(radius, s - radius, n) for s in shape], axis=1)
-    grid = np.indices(shape, dtype=np.float64)
-    d2 = np.stack([sum((g - c) ** 2 for g, c in zip(grid, centre)) for centre in centres])
-    nearest = d2.argmin(0)
-    labels = np.where(d2.min(0) <= radius**2, nearest + 1, 0)
-    # keep the largest piece of each object so every label is one connected region
+    centres = np.stack([rng.integers(0, s, n) for s in shape], axis=1)
+    markers = np.zeros(shape, np.int32)
+    markers[tuple(centres.T)] = np.arange(1, n + 1)
+    dist, nearest = ndimage.distance_transform_edt(markers == 0, return_indices=True)
+    labels = np.where(dist <= radius, markers[tuple(nearest)], 0)
+    # keep the largest face-connected piece of each object (discretisation can split thin cells)
     out = np.zeros(shape, np.int32)
-    for i in range(1, n + 1):
-        pieces, k = ndimage.label(labels == i)
-        if k:
-            sizes = np.bincount(pieces.ravel())[1:]
-            out[pieces == sizes.argmax() + 1] = i
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        pieces, k = ndimage.label(labels[box] == i)
+        biggest = np.bincount(pieces.ravel())[1:].argmax() + 1
+        out[box][pieces == biggest] = i
     return out
 
 
 def _brute_distance(labels: np.ndarray, spacing=None) -> np.ndarray:
-    """Normalised distance by definition: to the nearest pixel of a 1-padded grid not in the object."""
+    """Normalised distance by definition: to the nearest pixel (of the image padded by one)
+    that is not in the object."""
     spacing = np.ones(labels.ndim) if spacing is None else np.asarray(spacing, float)
     padded = np.pad(labels, 1)
     coords = np.indices(padded.shape).reshape(labels.ndim, -1).T * spacing
@@ -83,15 +86,12 @@ def test_instance_targets_separate_touching_objects() -> None:
     for i in np.unique(labels)[1:]:
         assert dist[labels == i].max() == pytest.approx(1.0)
     assert np.all(dist[labels == 0] == 0)
-    # pixels with a neighbour of another object are at the 1-pixel level of their object
-    shifted = np.pad(labels, 1, mode="edge")[2:, 1:-1]
-    border = (labels > 0) & (shifted > 0) & (shifted != labels)
+    # pixels next to another object are at the 1-pixel level, their object's lowest value
+    below = np.pad(labels, 1, mode="edge")[2:, 1:-1]
+    border = (labels > 0) & (below > 0) & (below != labels)
     assert border.any()
-    maxima = ndimage.maximum(
-        ndimage.distance_transform_edt(np.pad(labels, 1) > 0)[1:-1, 1:-1] * 0 + 1,
-        labels, labels[border],
-    )
-    assert np.all(dist[border] <= 1.0 / 2 + 1e-6) or np.all(maxima == 1)
+    np.testing.assert_allclose(dist[border], ndimage.minimum(dist, labels, labels[border]))
+    assert np.all(dist[border] < 0.5)
 
 
 def test_instance_targets_many_objects() -> None:
@@ -116,15 +116,17 @@ def test_instance_targets_empty_and_bad_input() -> None:
 # ---------------------------------------------------------------- post-processing
 
 
-@pytest.mark.parametrize(("shape", "n", "radius"), [((64, 64), 12, 7.0), ((16, 40, 40), 8, 5.5)])
+@pytest.mark.parametrize(("shape", "n", "radius"), [((64, 64), 12, 7.0), ((16, 48, 48), 12, 6.5)])
 def test_round_trip_separates_touching_objects(shape, n, radius) -> None:
     labels = touching_nuclei(shape, n, radius, seed=3)
     n_objects = len(np.unique(labels)) - 1
     assert label_components(labels).max() < n_objects  # connected components would merge
     out = instances_from_outputs(instance_targets(labels))
     assert out.dtype == np.uint32 and out.shape == labels.shape
-    m = matching(labels, out, 0.8)
+    m = matching(labels, out, 0.7)
     assert (m.tp, m.fp, m.fn) == (n_objects, 0, 0)
+    # watershed lines may sit one pixel off where objects of different sizes touch
+    assert m.mean_matched_iou > 0.95
 
 
 def test_noisy_outputs_still_segment() -> None:
@@ -148,7 +150,7 @@ def test_unseeded_regions_are_kept_and_min_size() -> None:
 
 
 def test_h_maxima_seeds() -> None:
-    labels = touching_nuclei((64, 64), 12, 7.0, seed=3)
+    labels = touching_nuclei((16, 48, 48), 10, 6.0, seed=3)
     out = instances_from_outputs(
         instance_targets(labels), InstanceThresholds(seed_method="h_maxima", h=0.3)
     )
@@ -239,42 +241,41 @@ def test_stitch_exact_tiles_gives_one_label_per_object(write) -> None:
 
 
 def test_stitch_segmented_tiles_matches_whole_image_3d() -> None:
-    truth = touching_nuclei((12, 60, 60), 25, 5.0, seed=9)
+    truth = touching_nuclei((12, 60, 60), 20, 6.0, seed=9)
     targets = instance_targets(truth)
+    whole = instances_from_outputs(targets)
+    assert matching(truth, whole, 0.5).accuracy == 1.0
     tiles = [
         (box, instances_from_outputs(targets[box]), core)
         for box, core in _grid_boxes(truth.shape, 28, 12)
     ]
     assert len(tiles) >= 9
     out = stitch_labels(tiles, truth.shape)
-    m = matching(truth, out, 0.5)
-    assert m.fp == 0 and m.fn == 0
-    assert m.mean_matched_iou > 0.95
+    m = matching(whole, out, 0.8)
+    assert (m.tp, m.fp, m.fn) == (20, 0, 0)
+    assert matching(truth, out, 0.5).accuracy == 1.0
 
 
 def test_stitch_naive_tiling_would_cut_objects() -> None:
-    """Control: pasting tile-local labels without merging cuts and duplicates objects."""
+    """Control: pasting tile-local labels side by side cuts objects on the borders."""
     truth = _border_objects()
+    boxes = list(_grid_boxes(truth.shape, 40, 12))
     naive = np.zeros_like(truth)
-    offset = 0
-    for box, core in _grid_boxes(truth.shape, 40, 12):
-        local = label_components(truth[box])
-        local_core = local[tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(core, box))]
-        naive[core] = np.where(local_core > 0, local_core + offset, 0)
-        offset += int(local.max())
-    assert matching(truth, naive, 0.9).accuracy < 0.7
-    assert matching(truth, stitch_labels(
-        [(b, label_components(truth[b]), c) for b, c in _grid_boxes(truth.shape, 40, 12)],
-        truth.shape,
-    ), 0.9).accuracy == 1.0
+    for k, (box, core) in enumerate(boxes):
+        inner = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(core, box))
+        local = truth[box][inner]
+        naive[core] = np.where(local > 0, local + 1000 * k, 0)
+    assert matching(truth, naive, 0.9).accuracy < 0.6
+    stitched = stitch_labels([(b, truth[b] + 7 * (truth[b] > 0), c) for b, c in boxes], truth.shape)
+    assert matching(truth, stitched, 0.9).accuracy == 1.0
 
 
 def test_merge_tile_labels_drops_unmatched_objects_inside_written_part() -> None:
     region = np.array([[0, 4, 4, 0, 0, 0, 0]], np.uint32)
     written = np.array([[1, 1, 1, 1, 0, 0, 0]], bool)
-    tile = np.array([[7, 0, 3, 3, 3, 0, 5]])  # 7: inside written part and unmatched
+    tile = np.array([[7, 3, 3, 3, 3, 0, 5]])  # 7: inside written part and unmatched
     result = merge_tile_labels(region, tile, written, next_id=10)
-    # 3 covers 2 of the 3 written pixels of its union with 4 -> IoU 2/3 >= 0.5 -> id 4
+    # within the written part, 3 has 3 pixels, 4 has 2, both share 2 -> IoU 2/3 -> id 4
     assert result.labels.tolist() == [[0, 4, 4, 0, 4, 0, 10]]
     assert result.next_id == 11 and result.equivalences == ()
     strict = merge_tile_labels(region, tile, written, next_id=10, iou_thresh=0.9)
@@ -297,19 +298,11 @@ def test_merge_equivalences_and_union_find() -> None:
     assert resolve_equivalences([(3, 1), (4, 3), (9, 9)]) == {1: 1, 3: 1, 4: 1, 9: 9}
 
 
-def test_stitch_into_zarr_like_output() -> None:
-    """`out` may be any sliceable array; here a memory map stands in for a Zarr array."""
+def test_stitch_into_zarr(tmp_path) -> None:
+    from pixlearn.io import create_zarr
+
     truth = _border_objects()
-    out = np.lib.format.open_memmap(
-        _tmp_npy(), mode="w+", dtype=np.uint32, shape=truth.shape
-    )
+    out = create_zarr(tmp_path / "labels.zarr", truth.shape, np.uint32, chunks=(32, 32))
     tiles = [(b, truth[b], c) for b, c in _grid_boxes(truth.shape, 40, 12)]
     result = stitch_labels(tiles, truth.shape, out=out)
-    assert result is out and _same_partition(truth, np.asarray(out))
-
-
-def _tmp_npy():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp()) / "out.npy"
+    assert result is out and _same_partition(truth, np.asarray(out[...]))

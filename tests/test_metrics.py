@@ -105,7 +105,8 @@ def test_matching_shifted_discs_known_iou() -> None:
         disc = y == 1
         moved = np.roll(disc, shift, axis=1)
         expected = (disc & moved).sum() / (disc | moved).sum()
-        below, above = matching(y, y_pred, expected - 1e-6), matching(y, y_pred, min(1, expected + 1e-6))
+        below = matching(y, y_pred, expected - 1e-6)
+        above = matching(y, y_pred, min(1.0, expected + 1e-6))
         assert (below.tp, below.fp, below.fn) == (4, 0, 0)
         np.testing.assert_allclose(below.mean_matched_iou, expected, rtol=1e-12)
         np.testing.assert_allclose(below.panoptic_quality, expected, rtol=1e-12)

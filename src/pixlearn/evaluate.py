@@ -332,7 +332,9 @@ def write_report(result: dict[str, Any], out_dir: str | os.PathLike[str]) -> dic
         files["confusion_matrix"] = _csv_text(
             [header] + [[str(c)] + list(r) for c, r in enumerate(matrix)]
         )
-    names = {"json": "metrics.json", "csv": "metrics.csv", "confusion_matrix": "confusion_matrix.csv"}
+    names = {
+        "json": "metrics.json", "csv": "metrics.csv", "confusion_matrix": "confusion_matrix.csv"
+    }
     paths: dict[str, Path] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

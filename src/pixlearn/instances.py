@@ -184,7 +184,8 @@ def instances_from_outputs(
     :class:`InstanceThresholds`), and each foreground region without a seed becomes a seed
     itself (so no object is lost); watershed on ``-distance`` from the seeds, restricted to
     the mask, which splits touching objects along the distance valleys between them; objects
-    below ``min_size`` removed; ids made sequential. Face connectivity throughout.
+    below ``min_size`` removed; ids made sequential. Seeds are connected through corners
+    (full connectivity), foreground regions and the watershed through faces only.
 
     Parameters
     ----------
@@ -219,12 +220,15 @@ def instances_from_outputs(
     if not mask.any():
         return np.zeros(mask.shape, LABEL_DTYPE)
     structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    # seeds connect through corners too: a convex object's discrete distance plateau can
+    # touch only diagonally, and seeds of two objects are always apart by their low borders
+    full = ndimage.generate_binary_structure(mask.ndim, mask.ndim)
     inside = np.where(mask, distance, 0).astype(np.float64)
     if thresholds.seed_method == "threshold":
         seed_mask = mask & (distance > thresholds.seed_thresh)
     else:
         seed_mask = mask & (h_maxima(inside, thresholds.h, footprint=structure) > 0)
-    seeds, n_seeds = ndimage.label(seed_mask, structure=structure)
+    seeds, n_seeds = ndimage.label(seed_mask, structure=full)
     regions, n_regions = ndimage.label(mask, structure=structure)
     seeded = np.zeros(n_regions + 1, bool)
     seeded[regions[seeds > 0]] = True
@@ -537,19 +541,37 @@ def apply_label_mapping(labels: np.ndarray, mapping: Mapping[int, int]) -> np.nd
     return out.reshape(labels.shape).astype(labels.dtype)
 
 
-def _box_mask(box: tuple[slice, ...], shape: tuple[int, ...], others: list[tuple[slice, ...]]):
-    """Mask, in the frame of `box`, of the parts covered by the boxes in `others`."""
-    mask = np.zeros(shape, bool)
-    for other in others:
-        inner = []
-        for b, o in zip(box, other):
-            lo, hi = max(b.start, o.start), min(b.stop, o.stop)
-            if lo >= hi:
-                break
-            inner.append(slice(lo - b.start, hi - b.start))
-        else:
-            mask[tuple(inner)] = True
-    return mask
+class _BoxList:
+    """Boxes written so far, as growing arrays, for vectorised overlap look-ups."""
+
+    def __init__(self, ndim: int) -> None:
+        self.lo = np.zeros((64, ndim), np.int64)
+        self.hi = np.zeros((64, ndim), np.int64)
+        self.n = 0
+
+    def add(self, box: tuple[slice, ...]) -> None:
+        if self.n == len(self.lo):
+            self.lo = np.concatenate([self.lo, np.zeros_like(self.lo)])
+            self.hi = np.concatenate([self.hi, np.zeros_like(self.hi)])
+        self.lo[self.n] = [s.start for s in box]
+        self.hi[self.n] = [s.stop for s in box]
+        self.n += 1
+
+    def boxes(self) -> list[tuple[slice, ...]]:
+        return [tuple(slice(a, b) for a, b in zip(lo, hi)) for lo, hi in
+                zip(self.lo[: self.n].tolist(), self.hi[: self.n].tolist())]
+
+    def mask(self, box: tuple[slice, ...]) -> np.ndarray:
+        """Mask, in the frame of `box`, of the parts covered by the boxes so far."""
+        b_lo = np.array([s.start for s in box])
+        b_hi = np.array([s.stop for s in box])
+        lo = np.maximum(self.lo[: self.n], b_lo) - b_lo
+        hi = np.minimum(self.hi[: self.n], b_hi) - b_lo
+        hit = np.flatnonzero(np.all(hi > lo, axis=1))
+        mask = np.zeros(tuple(b_hi - b_lo), bool)
+        for i in hit:
+            mask[tuple(slice(a, b) for a, b in zip(lo[i], hi[i]))] = True
+        return mask
 
 
 def _norm_box(box: Sequence[slice], shape: Sequence[int]) -> tuple[slice, ...]:
@@ -615,7 +637,7 @@ def stitch_labels(
         out = np.zeros(shape, LABEL_DTYPE)
     elif tuple(out.shape) != shape:
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
-    written: list[tuple[slice, ...]] = []
+    written = _BoxList(len(shape))
     equivalences: list[tuple[int, int]] = []
     next_id = 1
     for item in tiles:
@@ -629,7 +651,7 @@ def stitch_labels(
         core = box if len(item) == 2 or item[2] is None else _norm_box(item[2], shape)
         if any(c.start < b.start or c.stop > b.stop for c, b in zip(core, box)):
             raise ValueError(f"core {core} lies outside its box {box}")
-        overlap = _box_mask(box, box_shape, written)
+        overlap = written.mask(box)
         region = np.asarray(out[box])
         result = merge_tile_labels(
             region, tile, overlap, next_id=next_id, iou_thresh=iou_thresh
@@ -638,11 +660,11 @@ def stitch_labels(
         equivalences.extend(result.equivalences)
         local = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(core, box))
         out[core] = result.labels[local]
-        written.append(core)
+        written.add(core)
     if equivalences:
         mapping = resolve_equivalences(equivalences)
         logger.debug("merging %d equivalent ids across tiles", len(mapping))
-        for core in written:
+        for core in written.boxes():
             out[core] = apply_label_mapping(np.asarray(out[core]), mapping)
     return out
 

@@ -334,9 +334,10 @@ def write_image(
                 import tifffile
 
                 metadata = {"axes": axes} if axes else None
+                colour = image.ndim == 3 and image.shape[-1] in (3, 4) and (axes or "YXC").upper().endswith("C")
                 tifffile.imwrite(
                     tmp, image, compression="zlib", metadata=metadata,
-                    bigtiff=image.nbytes > 2**31,
+                    photometric="rgb" if colour else "minisblack", bigtiff=image.nbytes > 2**31,
                 )
             elif suffix == ".png":
                 from PIL import Image

@@ -700,12 +700,13 @@ def matching_dataset(
     score_fields = (
         "precision", "recall", "f1", "accuracy", "mean_matched_iou", "panoptic_quality"
     )
-    return tuple(
-        dataclasses.replace(
-            p, **{f: float(np.mean([getattr(m, f) for m in ms])) for f in score_fields}
-        )
-        for p, ms in zip(pooled, per_image)
-    )
+    averaged = []
+    for p, ms in zip(pooled, per_image):
+        means: dict[str, Any] = {
+            f: float(np.mean([getattr(m, f) for m in ms])) for f in score_fields
+        }
+        averaged.append(dataclasses.replace(p, **means))
+    return tuple(averaged)
 
 
 def average_precision(matchings: Sequence[Matching]) -> float:

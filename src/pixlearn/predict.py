@@ -61,6 +61,10 @@ Region = tuple[slice, ...]
 MANIFEST = "manifest.jsonl"
 INCOMPLETE = "incomplete"  # attribute of a Zarr output while it is being written
 _INSTANCE_MARGIN = {2: 32, 3: 16}
+#: Chunk edge of Zarr outputs: in-plane, and along the planes of a stack.
+OUTPUT_CHUNKS = (256, 16)
+#: Pixels per block when :func:`predict_many` splits one large image over Dask workers.
+DASK_BLOCK_PIXELS = {2: 2048 * 2048, 3: 64 * 1024 * 1024}
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,30 +576,6 @@ def with_tta(predict_fn: PredictFn, ndim: int, *, batched: bool = False) -> Pred
 # instances across tiles
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent = np.zeros(1, np.int64)
-
-    def grow(self, n: int) -> None:
-        if n >= len(self.parent):
-            size = max(n + 1, 2 * len(self.parent))
-            self.parent = np.concatenate([self.parent, np.arange(len(self.parent), size)])
-
-    def find(self, a: int) -> int:
-        parent = self.parent
-        root = a
-        while parent[root] != root:
-            root = int(parent[root])
-        while parent[a] != root:
-            parent[a], a = root, int(parent[a])
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def label_tiled(
     outputs: Any,
     instance_fn: Callable[[np.ndarray], np.ndarray],
@@ -603,15 +583,15 @@ def label_tiled(
     *,
     core_shape: int | Sequence[int] = 512,
     margin: int | Sequence[int] = 32,
-    min_overlap: float = 0.5,
+    iou_thresh: float = 0.5,
 ) -> Any:
     """Instance labels of a large output map, computed tile by tile and stitched.
 
-    Each core is labelled with `margin` pixels of context; where its context covers cores
-    labelled before it, its objects are matched with theirs and merged (union-find) when they
-    share at least `min_overlap` of the smaller one's pixels there. Objects on tile borders so
-    come out as one label, neither cut nor duplicated. Labels are renumbered ``1..n`` in a final
-    pass over the cores.
+    Each core is labelled with `margin` pixels of context. Where that context covers cores
+    labelled before it, its objects take the ids of the objects there that they overlap with
+    IoU >= `iou_thresh` (:func:`pixlearn.instances.merge_tile_labels`), so objects on tile
+    borders come out as one label, neither cut nor duplicated. A final pass over the cores
+    renumbers the labels ``1..n``. Memory: one tile plus one integer per object.
 
     Parameters
     ----------
@@ -623,13 +603,22 @@ def label_tiled(
         Integer output of the spatial shape (default: a new uint32 array).
     core_shape, margin : int or sequence of int
         Core size and context per side.
-    min_overlap : float
-        Fraction of the smaller object, within the shared context, above which two labels merge.
+    iou_thresh : float
+        See :func:`pixlearn.instances.merge_tile_labels`.
 
     Returns
     -------
     labels : array-like, uint32
+
+    Examples
+    --------
+    >>> outputs = np.zeros((6, 20, 1), np.float32); outputs[2:4, 3:17] = 1
+    >>> labels = label_tiled(outputs, lambda o: (o[..., 0] > 0.5).astype(int), core_shape=5, margin=2)
+    >>> np.unique(labels).tolist()
+    [0, 1]
     """
+    from .instances import apply_label_mapping, merge_tile_labels, resolve_equivalences
+
     spatial = tuple(int(s) for s in outputs.shape[:-1])
     ndim = len(spatial)
     if out is None:
@@ -637,35 +626,28 @@ def label_tiled(
     core_t = _per_axis(core_shape, ndim, "core_shape")
     tiles = core_grid(spatial, core_t, margin)
     counts = [len(range(0, s, c)) for s, c in zip(spatial, core_t)]
-    uf = _UnionFind()
     next_id = 1
+    equivalences: list[tuple[int, int]] = []
     for tile in tiles:
         local = np.asarray(instance_fn(np.asarray(outputs[tile.region + (slice(None),)], np.float32)))
-        local = local.astype(np.int64)
-        n_local = int(local.max(initial=0))
-        labels = np.where(local > 0, local + (next_id - 1), 0)
-        uf.grow(next_id + n_local)
-        next_id += n_local
         index = tuple(c.start // k for c, k in zip(tile.core, core_t))
         earlier = _earlier_mask(tile, core_t, index, counts)
-        if earlier.any():
-            previous = np.asarray(out[tile.region]).astype(np.int64)
-            _merge(uf, labels[earlier], previous[earlier], min_overlap)
-        out[tile.core] = labels[tile.inner].astype(np.uint32)
-    roots = uf.parent[:next_id].copy()
-    while True:  # pointer jumping: every id to its root
-        jumped = roots[roots]
-        if np.array_equal(jumped, roots):
-            break
-        roots = jumped
+        written = np.where(earlier, np.asarray(out[tile.region]), 0) if earlier.any() else np.zeros(local.shape, np.uint32)
+        merged = merge_tile_labels(written, local, earlier, next_id=next_id, iou_thresh=iou_thresh)
+        next_id = merged.next_id
+        equivalences.extend(merged.equivalences)
+        out[tile.core] = merged.labels[tile.inner]
+    lut = np.arange(next_id, dtype=np.int64)
+    if equivalences:
+        mapping = resolve_equivalences(equivalences)
+        lut = apply_label_mapping(lut, mapping).astype(np.int64)
     present = np.zeros(next_id, bool)
     for tile in tiles:
-        present[np.unique(np.asarray(out[tile.core]))] = True
+        present[lut[np.unique(np.asarray(out[tile.core]))]] = True
     present[0] = False
-    used = np.unique(roots[present])
-    lut_roots = np.zeros(next_id, np.uint32)
-    lut_roots[used] = np.arange(1, len(used) + 1, dtype=np.uint32)
-    lut = lut_roots[roots]
+    final = np.zeros(next_id, np.uint32)
+    final[present] = np.arange(1, int(present.sum()) + 1, dtype=np.uint32)
+    lut = final[lut]
     for tile in tiles:
         out[tile.core] = lut[np.asarray(out[tile.core]).astype(np.int64)]
     return out
@@ -687,20 +669,6 @@ def _earlier_mask(tile: Any, core_t: tuple[int, ...], index: tuple[int, ...], co
     return earlier
 
 
-def _merge(uf: _UnionFind, mine: np.ndarray, theirs: np.ndarray, min_overlap: float) -> None:
-    both = (mine > 0) & (theirs > 0)
-    if not both.any():
-        return
-    pairs, overlap = np.unique(np.stack([mine[both], theirs[both]]), axis=1, return_counts=True)
-    ids_m, size_m = np.unique(mine[mine > 0], return_counts=True)
-    ids_t, size_t = np.unique(theirs[theirs > 0], return_counts=True)
-    size_mine = dict(zip(ids_m.tolist(), size_m.tolist()))
-    size_theirs = dict(zip(ids_t.tolist(), size_t.tolist()))
-    for (a, b), n in zip(pairs.T.tolist(), overlap.tolist()):
-        if n >= min_overlap * min(size_mine[a], size_theirs[b]):
-            uf.union(a, b)
-
-
 def _default_instance_fn(outputs: np.ndarray) -> np.ndarray:
     from .postprocess import label_components, threshold_probabilities
 
@@ -708,26 +676,23 @@ def _default_instance_fn(outputs: np.ndarray) -> np.ndarray:
 
 
 def _instance_fn(model: PixelModel) -> Callable[[np.ndarray], np.ndarray]:
-    """The model's own instance post-processing when it has one, else foreground components."""
+    """The model's instance post-processing: its own hook, the seeded watershed of
+    :func:`pixlearn.instances.instances_from_outputs` for (foreground, distance) outputs of
+    networks, else the connected components of the foreground."""
     fn = getattr(model, "instances_from_outputs", None)
     if callable(fn):
         return fn
-    try:
-        from . import instances
-    except ImportError:
-        return _default_instance_fn
-    generic = getattr(instances, "instances_from_outputs", None)
-    if generic is None:
-        return _default_instance_fn
-    thresholds = getattr(model, "thresholds", None) or {}
-    return functools.partial(_call_instances, generic, thresholds)
+    from . import instances
 
-
-def _call_instances(fn: Callable[..., np.ndarray], thresholds: dict[str, Any], outputs: np.ndarray) -> np.ndarray:
-    try:
-        return fn(outputs, **thresholds)
-    except TypeError:
-        return fn(outputs)
+    if model.kind == "network" and model.n_outputs == instances.N_OUTPUTS:
+        stored = model.to_metadata().get("thresholds")
+        try:
+            thresholds = instances.InstanceThresholds.from_dict(stored) if isinstance(stored, dict) else None
+        except ValueError:
+            logger.warning("ignoring unusable instance thresholds %s", stored)
+            thresholds = None
+        return functools.partial(instances.instances_from_outputs, thresholds=thresholds)
+    return _default_instance_fn
 
 
 # --------------------------------------------------------------------------------------------
@@ -913,7 +878,7 @@ def apply_model(
 
 def _create_output(path: Path, shape: tuple[int, ...], dtype: Any, ndim: int) -> Any:
     spatial = shape[:ndim]
-    chunks = [min(s, 16) for s in spatial[:-2]] + [min(s, 256) for s in spatial[-2:]]
+    chunks = [min(s, OUTPUT_CHUNKS[1]) for s in spatial[:-2]] + [min(s, OUTPUT_CHUNKS[0]) for s in spatial[-2:]]
     chunks += list(shape[len(spatial):])
     array = create_zarr(path, shape, dtype, chunks=chunks)
     array.attrs[INCOMPLETE] = True
@@ -1230,7 +1195,7 @@ def _predict_many_dask(model: PixelModel, todo: list[tuple[Path, Path, Path | No
                        block_pixels: int | None = None) -> list[float]:
     """Whole images as tasks; Zarr outputs of images larger than a few blocks as block tasks."""
     if block_pixels is None:
-        block_pixels = 2048 * 2048 if model.ndim == 2 else 64 * 1024 * 1024
+        block_pixels = DASK_BLOCK_PIXELS[model.ndim]
     seconds: dict[Path, Any] = {}
     with dask_client(address) as client:
         model_future = client.scatter(model, broadcast=True)

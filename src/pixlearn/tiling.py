@@ -371,7 +371,8 @@ def choose_tile_shape(
     bytes_per_pixel : float
         Memory the model needs per tile pixel (inputs, features or activations, outputs).
     halo : int or sequence of int
-        The tile is at least ``2 * halo + divisor`` long, whatever the budget.
+        The tile is at least ``2 * halo + divisor`` long (rounded up to a multiple of
+        `divisor`), whatever the budget.
     divisor : int or sequence of int
         Tile lengths are multiples of it.
     batch_size : int
@@ -399,6 +400,6 @@ def choose_tile_shape(
     edge = int(pixels ** (1.0 / ndim))
     tile = []
     for length, h, div in zip(shape, halos, divisors):
-        t = max(min(edge, max_edge) // div * div, 2 * h + div)
+        t = max(min(edge, max_edge) // div * div, -(-(2 * h + div) // div) * div)
         tile.append(min(t, -(-length // div) * div))
     return tuple(tile)

@@ -1,0 +1,372 @@
+"""A 2D/3D U-Net built from a frozen :class:`UNetConfig`, and its tiling geometry.
+
+The network takes ``(B, C, *spatial)`` tensors of any spatial size: ``forward`` pads the high end
+of each axis (edge replication) to a multiple of :func:`size_divisor` and crops the output back.
+Two pure functions describe what a tiled predictor must respect to reproduce whole-image output:
+
+* :func:`size_divisor` -- every block handed to the network must *start* at a multiple of this
+  (per axis) in the whole image's coordinates, because pooling grids are anchored at the block
+  start. (The block *length* is free: padding happens at the high end.)
+* :func:`receptive_field_halo` -- a margin per axis, already a multiple of the divisor, such that
+  predicting ``image[a - halo : b + halo]`` (clipped to the image) and cropping to ``[a, b)`` equals
+  the whole-image prediction on ``[a, b)`` whenever ``a`` is a multiple of the divisor. This holds
+  in eval mode with ``norm="batch"`` or ``"none"``; instance and group normalisation use statistics
+  of the whole block, so tiles then only approximate the whole-image result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+
+NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig(Config):
+    """Architecture of a :class:`UNet`.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensions.
+    in_channels, out_channels : int
+        Channels of the input image and of the raw output (logits or regression values).
+    depth : int
+        Number of down-sampling steps; the network has ``depth + 1`` resolution levels.
+    base_channels : int
+        Feature channels at the first level.
+    channel_growth : float
+        Factor between the channels of consecutive levels (level ``l`` has
+        ``round(base_channels * channel_growth ** l)``, at most `max_channels`).
+    max_channels : int
+        Upper bound on the channels of any level.
+    convs_per_block : int
+        3x3(x3) convolutions (each followed by normalisation and ReLU) per level and path.
+    kernel_size : int
+        Odd convolution kernel size.
+    norm : {"batch", "instance", "group", "none"}
+        Normalisation after each convolution.
+    residual : bool
+        Add a (1x1-projected) shortcut around each block.
+    pool_kernels : tuple of tuple of int
+        Per level, the pooling factor per spatial axis (planes, rows, columns), e.g.
+        ``((1, 2, 2), (1, 2, 2), (2, 2, 2))`` for a stack whose Z spacing is 4x coarser than XY
+        (see :func:`anisotropic_pool_kernels`). Empty: 2 on every axis at every level.
+    stem_factor : int
+        Space-to-depth factor applied to the row and column axes before the first level (and
+        depth-to-space after the last): ``2`` runs the whole U-Net at half resolution in-plane,
+        which is about 4x cheaper, and still predicts every pixel. ``1`` disables it.
+    final_activation : {"none"}
+        The network returns raw values; losses and :mod:`pixlearn.network` apply softmax/sigmoid.
+
+    Examples
+    --------
+    >>> UNetConfig(ndim=2, depth=2, base_channels=4).channels
+    (4, 8, 16)
+    """
+
+    ndim: int = 2
+    in_channels: int = 1
+    out_channels: int = 1
+    depth: int = 4
+    base_channels: int = 16
+    channel_growth: float = 2.0
+    max_channels: int = 512
+    convs_per_block: int = 2
+    kernel_size: int = 3
+    norm: str = "batch"
+    residual: bool = False
+    pool_kernels: tuple[tuple[int, ...], ...] = ()
+    stem_factor: int = 1
+    final_activation: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.ndim not in (2, 3):
+            raise ValueError(f"UNetConfig.ndim must be 2 or 3, got {self.ndim}")
+        for name in ("in_channels", "out_channels", "base_channels", "max_channels", "convs_per_block", "stem_factor"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"UNetConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.depth < 0:
+            raise ValueError(f"UNetConfig.depth must be >= 0, got {self.depth}")
+        if self.channel_growth <= 0:
+            raise ValueError(f"UNetConfig.channel_growth must be > 0, got {self.channel_growth}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"UNetConfig.kernel_size must be odd, got {self.kernel_size}")
+        if self.norm not in NORMS:
+            raise ValueError(f"UNetConfig.norm {self.norm!r} is not one of {NORMS}")
+        if self.final_activation != "none":
+            raise ValueError("UNetConfig.final_activation must be 'none' (activations live in the losses)")
+        if self.pool_kernels:
+            if len(self.pool_kernels) != self.depth:
+                raise ValueError(
+                    f"UNetConfig.pool_kernels has {len(self.pool_kernels)} levels but depth is {self.depth}"
+                )
+            for kernel in self.pool_kernels:
+                if len(kernel) != self.ndim or any(int(k) < 1 for k in kernel):
+                    raise ValueError(
+                        f"UNetConfig.pool_kernels: {kernel} must have {self.ndim} factors >= 1"
+                    )
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Feature channels per level, ``depth + 1`` entries."""
+        return tuple(
+            min(self.max_channels, max(1, round(self.base_channels * self.channel_growth**level)))
+            for level in range(self.depth + 1)
+        )
+
+    @property
+    def level_pool_kernels(self) -> tuple[tuple[int, ...], ...]:
+        """Pooling factor per level and axis (`pool_kernels` or 2 everywhere)."""
+        if self.pool_kernels:
+            return tuple(tuple(int(k) for k in kernel) for kernel in self.pool_kernels)
+        return tuple((2,) * self.ndim for _ in range(self.depth))
+
+    @property
+    def stem_factors(self) -> tuple[int, ...]:
+        """Space-to-depth factor per spatial axis (1 along planes in 3D)."""
+        return (1,) * (self.ndim - 2) + (self.stem_factor,) * 2
+
+
+def anisotropic_pool_kernels(depth: int, z_ratio: float) -> tuple[tuple[int, int, int], ...]:
+    """Per-level 3D pooling kernels that leave Z unpooled until the voxels are about isotropic.
+
+    Parameters
+    ----------
+    depth : int
+        Number of pooling levels.
+    z_ratio : float
+        Z spacing divided by the in-plane spacing (e.g. 4.0 for 0.8 um planes at 0.2 um pixels).
+
+    Returns
+    -------
+    kernels : tuple of (int, int, int)
+
+    Examples
+    --------
+    >>> anisotropic_pool_kernels(3, 4.0)
+    ((1, 2, 2), (1, 2, 2), (2, 2, 2))
+    """
+    kernels = []
+    ratio = float(z_ratio)
+    for _ in range(depth):
+        if ratio >= 1.5:  # Z still clearly coarser than rows/columns: pool in-plane only
+            kernels.append((1, 2, 2))
+            ratio /= 2.0
+        else:
+            kernels.append((2, 2, 2))
+    return tuple(kernels)
+
+
+def size_divisor(cfg: UNetConfig) -> tuple[int, ...]:
+    """Total down-sampling factor per spatial axis (stem times all pooling kernels).
+
+    Blocks passed to the network must start at multiples of this, in whole-image coordinates,
+    for tiled prediction to equal whole-image prediction.
+
+    Examples
+    --------
+    >>> size_divisor(UNetConfig(ndim=2, depth=3))
+    (8, 8)
+    >>> size_divisor(UNetConfig(ndim=3, depth=2, pool_kernels=((1, 2, 2), (2, 2, 2)), stem_factor=2))
+    (2, 8, 8)
+    """
+    factors = list(cfg.stem_factors)
+    for kernel in cfg.level_pool_kernels:
+        factors = [f * k for f, k in zip(factors, kernel)]
+    return tuple(factors)
+
+
+def receptive_field_halo(cfg: UNetConfig) -> tuple[int, ...]:
+    """Margin per spatial axis that makes tiled prediction equal whole-image prediction.
+
+    An upper bound on the receptive-field radius of an output pixel, rounded up to a multiple
+    of :func:`size_divisor` so that a tile whose core starts at a multiple of the divisor also
+    has its halo-extended block start at one.
+
+    Parameters
+    ----------
+    cfg : UNetConfig
+
+    Returns
+    -------
+    halo : tuple of int
+        One value per spatial axis (planes, rows, columns), in input pixels.
+
+    Examples
+    --------
+    >>> receptive_field_halo(UNetConfig(ndim=2, depth=2, base_channels=4))
+    (28, 28)
+    """
+    radius = cfg.kernel_size // 2
+    n = cfg.convs_per_block
+    halos = []
+    for axis, divisor in enumerate(size_divisor(cfg)):
+        stem = cfg.stem_factors[axis]
+        kernels = [k[axis] for k in cfg.level_pool_kernels]
+        scale = stem
+        halo = stem - 1  # space-to-depth groups `stem` pixels
+        halo += n * radius * scale
+        for k in kernels:  # encoder: pool, then convolutions at the coarser scale
+            halo += (k - 1) * scale
+            scale *= k
+            halo += n * radius * scale
+        for k in reversed(kernels):  # decoder: transposed convolution, then convolutions
+            scale //= k
+            halo += (k - 1) * scale
+            halo += n * radius * scale
+        halo += stem - 1  # depth-to-space
+        halos.append(int(math.ceil(halo / divisor) * divisor))
+    return tuple(halos)
+
+
+def _conv(ndim: int) -> type[nn.Module]:
+    return nn.Conv2d if ndim == 2 else nn.Conv3d
+
+
+def _norm(kind: str, ndim: int, channels: int) -> nn.Module:
+    if kind == "batch":
+        return (nn.BatchNorm2d if ndim == 2 else nn.BatchNorm3d)(channels)
+    if kind == "instance":
+        return (nn.InstanceNorm2d if ndim == 2 else nn.InstanceNorm3d)(channels, affine=True)
+    if kind == "group":
+        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    return nn.Identity()
+
+
+class _Block(nn.Module):
+    """``n`` x (conv -> norm -> ReLU), optionally with a projected residual shortcut."""
+
+    def __init__(self, cfg: UNetConfig, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        conv = _conv(cfg.ndim)
+        bias = cfg.norm == "none"  # a bias before a normalisation is a redundant op
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for i in range(cfg.convs_per_block):
+            layers.append(conv(channels, out_channels, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=bias))
+            layers.append(_norm(cfg.norm, cfg.ndim, out_channels))
+            if not (cfg.residual and i == cfg.convs_per_block - 1):
+                layers.append(nn.ReLU(inplace=True))
+            channels = out_channels
+        self.body = nn.Sequential(*layers)
+        self.shortcut: nn.Module | None = None
+        if cfg.residual:
+            self.shortcut = (
+                nn.Identity() if in_channels == out_channels else conv(in_channels, out_channels, 1, bias=False)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shortcut is None:
+            return self.body(x)
+        return F.relu(self.body(x) + self.shortcut(x), inplace=True)
+
+
+def _space_to_depth(x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
+    """``(B, C, *S)`` -> ``(B, C * prod(f), *(S / f))`` (pixel unshuffle along every axis)."""
+    if all(f == 1 for f in factors):
+        return x
+    if len(factors) == 2 and factors[0] == factors[1]:
+        return F.pixel_unshuffle(x, factors[0])
+    b, c, *size = x.shape
+    shape = [b, c]
+    for s, f in zip(size, factors):
+        shape += [s // f, f]
+    x = x.reshape(shape)
+    nd = len(size)
+    order = [0, 1] + [3 + 2 * i for i in range(nd)] + [2 + 2 * i for i in range(nd)]
+    x = x.permute(order)
+    return x.reshape(b, c * math.prod(factors), *[s // f for s, f in zip(size, factors)])
+
+
+def _depth_to_space(x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
+    """Inverse of :func:`_space_to_depth`."""
+    if all(f == 1 for f in factors):
+        return x
+    if len(factors) == 2 and factors[0] == factors[1]:
+        return F.pixel_shuffle(x, factors[0])
+    b, cf, *size = x.shape
+    nd = len(size)
+    c = cf // math.prod(factors)
+    x = x.reshape([b, c, *factors, *size])
+    order = [0, 1]
+    for i in range(nd):
+        order += [2 + nd + i, 2 + i]
+    x = x.permute(order)
+    return x.reshape(b, c, *[s * f for s, f in zip(size, factors)])
+
+
+class UNet(nn.Module):
+    """U-Net from a :class:`UNetConfig`: blocks of conv-norm-ReLU, max pooling, transposed
+    convolutions for up-sampling, concatenated skips and a 1x1 head.
+
+    Parameters
+    ----------
+    cfg : UNetConfig
+
+    Examples
+    --------
+    >>> net = UNet(UNetConfig(ndim=2, depth=2, base_channels=4, out_channels=3)).eval()
+    >>> net(torch.zeros(1, 1, 13, 7)).shape
+    torch.Size([1, 3, 13, 7])
+    """
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        channels = cfg.channels
+        stem = math.prod(cfg.stem_factors)
+        conv = _conv(cfg.ndim)
+        transpose = nn.ConvTranspose2d if cfg.ndim == 2 else nn.ConvTranspose3d
+        pool = nn.MaxPool2d if cfg.ndim == 2 else nn.MaxPool3d
+        kernels = cfg.level_pool_kernels
+        self.encoders = nn.ModuleList()
+        self.pools = nn.ModuleList()
+        previous = cfg.in_channels * stem
+        for level, width in enumerate(channels):
+            if level > 0:
+                self.pools.append(pool(kernels[level - 1], kernels[level - 1]))
+            self.encoders.append(_Block(cfg, previous, width))
+            previous = width
+        self.upsamples = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in range(cfg.depth - 1, -1, -1):
+            k = kernels[level]
+            self.upsamples.append(transpose(channels[level + 1], channels[level], k, k, bias=False))
+            self.decoders.append(_Block(cfg, 2 * channels[level], channels[level]))
+        self.head = conv(channels[0], cfg.out_channels * stem, 1)
+        self._divisor = size_divisor(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, in_channels, *S)`` to ``(B, out_channels, *S)`` for any spatial size ``S``."""
+        size = x.shape[2:]
+        if len(size) != self.cfg.ndim:
+            raise ValueError(f"UNet expects {self.cfg.ndim} spatial axes, got input of shape {tuple(x.shape)}")
+        extra = [(-s) % d for s, d in zip(size, self._divisor)]
+        if any(extra):
+            pad: list[int] = []
+            for e in reversed(extra):  # F.pad lists the last axis first
+                pad += [0, e]
+            x = F.pad(x, pad, mode="replicate")
+        x = _space_to_depth(x, self.cfg.stem_factors)
+        skips = []
+        for level, encoder in enumerate(self.encoders):
+            if level > 0:
+                x = self.pools[level - 1](x)
+            x = encoder(x)
+            skips.append(x)
+        skips.pop()
+        for upsample, decoder in zip(self.upsamples, self.decoders):
+            x = decoder(torch.cat([upsample(x), skips.pop()], dim=1))
+        x = _depth_to_space(self.head(x), self.cfg.stem_factors)
+        if any(extra):
+            x = x[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]
+        return x

@@ -1,0 +1,651 @@
+"""Network training: :class:`TrainConfig`, the :func:`train` loop, and :func:`auto_config`.
+
+:func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
+early stopping, a time limit, best and last checkpoints, resumption). A checkpoint is a folder
+``epoch-NNNN/`` with ``weights.safetensors``, ``optimizer.safetensors`` (the optimizer's tensors)
+and ``state.json`` (everything else: epoch, history, scheduler and optimizer scalars, the
+random-stream description); ``last.json`` names the newest complete one and is replaced
+atomically, so a ``kill -9`` at any moment leaves a loadable checkpoint. Nothing is pickled.
+
+Randomness: weights are initialised by the caller; batches come from a dataset whose items
+depend only on ``(seed, epoch, index)`` (:class:`pixlearn.datasets.PatchDataset`), so a resumed
+CPU run repeats the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import Config
+from .datasets import AugmentConfig
+from .nets.losses import LOSSES, make_loss
+from .nets.unet import UNetConfig, anisotropic_pool_kernels, size_divisor
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
+SWITCHES: tuple[str, ...] = ("auto", "on", "off")
+BEST = "best.safetensors"
+LAST = "last.json"
+LOG_JSON = "history.json"
+LOG_CSV = "history.csv"
+CURVES = "curves.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """How a network is trained.
+
+    Parameters
+    ----------
+    epochs, steps_per_epoch : int
+        Length of training (an epoch is `steps_per_epoch` batches).
+    batch_size : int
+    patch_shape : tuple of int
+        Spatial patch shape; empty means "choose from the data" (:func:`auto_config`).
+    lr, weight_decay : float
+        AdamW learning rate and decoupled weight decay.
+    schedule : {"cosine", "plateau"}
+        Cosine decay per step to ``lr / 100``, or halve on a validation plateau.
+    grad_clip : float
+        Largest gradient norm; 0 disables clipping.
+    patience : int
+        Stop after this many epochs without a better validation loss; 0 disables.
+    val_fraction : float
+        Share of the pairs held out for validation when no validation set is given.
+    val_patches : int
+        Number of (fixed, unaugmented) validation patches.
+    loss : str
+        A key of :data:`pixlearn.nets.losses.LOSSES`.
+    foreground_fraction : float
+        Share of patches centred on foreground.
+    augmentation : AugmentConfig
+    seed : int
+    time_limit_s : float or None
+        Stop when this much wall time is spent, keeping the best model.
+    autocast : {"auto", "on", "off"}
+        Mixed precision: bf16 autocast on CPU, AMP (bf16, else fp16 with a gradient scaler) on
+        CUDA. ``"auto"``: on for CUDA, off for CPU (on AVX2-only CPUs bf16 is slower).
+    channels_last : {"auto", "on", "off"}
+        Channels-last memory format for 2D networks. ``"auto"``: on for CUDA, off for CPU.
+    num_workers : int
+        DataLoader worker processes (0: load in the training process).
+    """
+
+    epochs: int = 100
+    steps_per_epoch: int = 50
+    batch_size: int = 8
+    patch_shape: tuple[int, ...] = ()
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    patience: int = 20
+    val_fraction: float = 0.15
+    val_patches: int = 32
+    loss: str = "ce_dice"
+    foreground_fraction: float = 0.33
+    augmentation: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    time_limit_s: float | None = None
+    autocast: str = "auto"
+    channels_last: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_size", "val_patches"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if any(int(p) < 1 for p in self.patch_shape) or len(self.patch_shape) not in (0, 2, 3):
+            raise ValueError(f"TrainConfig.patch_shape must be empty or 2/3 positive sizes, got {self.patch_shape}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("TrainConfig: lr must be > 0, weight_decay and grad_clip >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule {self.schedule!r} is not one of {SCHEDULES}")
+        if self.patience < 0 or self.num_workers < 0:
+            raise ValueError("TrainConfig: patience and num_workers must be >= 0")
+        if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.foreground_fraction <= 1.0:
+            raise ValueError("TrainConfig: val_fraction must be in [0, 1), foreground_fraction in [0, 1]")
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainConfig.loss {self.loss!r} is not one of {sorted(LOSSES)}")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError(f"TrainConfig.time_limit_s must be positive, got {self.time_limit_s}")
+        for name in ("autocast", "channels_last"):
+            if getattr(self, name) not in SWITCHES:
+                raise ValueError(f"TrainConfig.{name} must be one of {SWITCHES}, got {getattr(self, name)!r}")
+
+
+@dataclasses.dataclass
+class History:
+    """What :func:`train` did: one record per epoch and how it ended.
+
+    Attributes
+    ----------
+    records : list of dict
+        Per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``, ``lr``, ``seconds`` (of
+        the epoch), ``elapsed_s`` (since the start, across resumptions).
+    best_epoch : int
+        Epoch whose weights the model holds after training (0: none validated).
+    best_val_loss : float
+    stop_reason : str
+        ``"completed"``, ``"early_stopping"``, ``"time_limit"`` or ``"callback"``.
+    """
+
+    records: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    stop_reason: str = "completed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe copy (an infinite best loss becomes ``None``)."""
+        best = None if not math.isfinite(self.best_val_loss) else float(self.best_val_loss)
+        return {
+            "records": [dict(r) for r in self.records],
+            "best_epoch": int(self.best_epoch),
+            "best_val_loss": best,
+            "stop_reason": self.stop_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        """Inverse of :meth:`to_dict`."""
+        best = data.get("best_val_loss")
+        return cls(
+            records=[dict(r) for r in data.get("records", [])],
+            best_epoch=int(data.get("best_epoch", 0)),
+            best_val_loss=math.inf if best is None else float(best),
+            stop_reason=str(data.get("stop_reason", "completed")),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Short JSON-safe description for model metadata."""
+        last = self.records[-1] if self.records else {}
+        best = None if not math.isfinite(self.best_val_loss) else float(self.best_val_loss)
+        return {
+            "epochs": len(self.records),
+            "best_epoch": int(self.best_epoch),
+            "best_val_loss": best,
+            "final_train_loss": last.get("train_loss"),
+            "train_seconds": last.get("elapsed_s"),
+            "stop_reason": self.stop_reason,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# helpers of the loop: device and precision choices, checkpoint files
+
+
+def resolve_device(device: Any = None) -> torch.device:
+    """``device`` as a :class:`torch.device`; ``None`` means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _switch(value: str, device: torch.device) -> bool:
+    return value == "on" or (value == "auto" and device.type == "cuda")
+
+
+def _autocast(enabled: bool, device: torch.device) -> Any:
+    if not enabled:
+        return torch.autocast(device.type, enabled=False)
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _optimizer_to_files(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer ``state_dict`` into tensors (for safetensors) and JSON-safe rest."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_files(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, entries in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def _save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: Any, scheduler: Any,
+                     state: dict[str, Any]) -> None:
+    """Write ``epoch-NNNN/``, then point ``last.json`` at it (atomic), then drop older ones."""
+    from safetensors.torch import save_file
+
+    name = f"epoch-{epoch:04d}"
+    folder = directory / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    save_file(_cpu_state(model), str(folder / "weights.safetensors"))
+    tensors, optimizer_meta = _optimizer_to_files(optimizer.state_dict())
+    save_file(tensors, str(folder / "optimizer.safetensors"))
+    payload = {**state, "optimizer": optimizer_meta, "scheduler": scheduler.state_dict()}
+    (folder / "state.json").write_text(json.dumps(payload, indent=1))
+    _atomic_write(directory / LAST, json.dumps({"checkpoint": name, "epoch": epoch}))
+    for old in directory.glob("epoch-*"):
+        if old.name != name and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]] | None:
+    from safetensors.torch import load_file
+
+    pointer = directory / LAST
+    if not pointer.is_file():
+        return None
+    folder = directory / json.loads(pointer.read_text())["checkpoint"]
+    weights = load_file(str(folder / "weights.safetensors"))
+    optimizer = load_file(str(folder / "optimizer.safetensors"))
+    state = json.loads((folder / "state.json").read_text())
+    return weights, optimizer, state
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_logs(directory: Path, history: History) -> None:
+    """Per-epoch log as JSON and CSV, and a PNG of the loss curves."""
+    _atomic_write(directory / LOG_JSON, json.dumps(history.to_dict(), indent=1))
+    keys = ["epoch", "train_loss", "val_loss", "lr", "seconds", "elapsed_s"]
+    lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in history.records]
+    _atomic_write(directory / LOG_CSV, "\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+    except ImportError:  # plotting is a convenience
+        return
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    epochs = [r["epoch"] for r in history.records]
+    ax.plot(epochs, [r["train_loss"] for r in history.records], label="training loss")
+    ax.plot(epochs, [r["val_loss"] for r in history.records], label="validation loss")
+    if history.best_epoch:
+        ax.axvline(history.best_epoch, color="grey", linestyle=":", label=f"best (epoch {history.best_epoch})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(directory / CURVES)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=cfg.epochs * cfg.steps_per_epoch, eta_min=cfg.lr / 100.0
+        )
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 4))
+
+
+def _loader(dataset: Any, cfg: TrainConfig) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=False,  # items are already random and depend on (seed, epoch, index) only
+        num_workers=cfg.num_workers,
+        drop_last=False,
+        persistent_workers=False,
+    )
+
+
+class _Progress:
+    """A rich progress bar when asked for, else nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn())
+            self.task = self.bar.add_task("training", total=total, info="")
+            self.bar.start()
+
+    def advance(self, info: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(
+    model: nn.Module,
+    train_data: Any,
+    val_data: Any,
+    cfg: TrainConfig,
+    *,
+    callbacks: Sequence[Callable[[int, dict[str, float], nn.Module], bool | None]] = (),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    device: Any = None,
+) -> History:
+    """Train `model` in place and leave it holding the weights of its best validation epoch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(B, C, *S)`` batches to ``(B, K, *S)`` raw outputs, already initialised.
+    train_data : dataset
+        Items ``(x, y)`` as :class:`pixlearn.datasets.PatchDataset` gives; its ``set_epoch`` is
+        called before each epoch when it has one. ``cfg.steps_per_epoch * cfg.batch_size``
+        items are used per epoch (the dataset must be at least that long).
+    val_data : dataset
+        Fixed validation items; their mean loss selects the best epoch.
+    cfg : TrainConfig
+    callbacks : sequence of callable
+        ``callback(epoch, record, model)`` after each epoch; returning ``True`` stops training.
+    checkpoint_dir : path-like, optional
+        Where the last and best checkpoints, ``history.json``/``history.csv`` and ``curves.png``
+        go. Without it, the best weights are kept in memory.
+    resume : bool
+        Continue from the last checkpoint in `checkpoint_dir` (start afresh when there is none).
+    progress : bool
+        Show a progress bar.
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+
+    Returns
+    -------
+    history : History
+
+    Raises
+    ------
+    ValueError
+        `resume` without `checkpoint_dir`, or a training set shorter than one epoch.
+    """
+    device = resolve_device(device)
+    loss_fn = make_loss(cfg.loss)
+    use_autocast = _switch(cfg.autocast, device)
+    channels_last = _switch(cfg.channels_last, device) and _spatial_ndim(model) == 2
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
+                                  and not torch.cuda.is_bf16_supported())
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir")
+    if len(train_data) < cfg.steps_per_epoch * cfg.batch_size:
+        raise ValueError(f"training data has {len(train_data)} items; an epoch needs {cfg.steps_per_epoch * cfg.batch_size}")
+    directory = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    model.to(device=device, memory_format=memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _make_scheduler(optimizer, cfg)
+    history = History()
+    best_state = _cpu_state(model)
+    start_epoch, elapsed_before = 0, 0.0
+    loaded = _load_checkpoint(directory) if resume and directory is not None else None
+    if loaded is not None:
+        weights, optimizer_tensors, state = loaded
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(_optimizer_from_files(optimizer_tensors, state["optimizer"]))
+        scheduler.load_state_dict(state["scheduler"])
+        history = History.from_dict(state["history"])
+        start_epoch = int(state["epoch"])
+        elapsed_before = float(state["elapsed_s"])
+        if (directory / BEST).is_file():
+            from safetensors.torch import load_file
+
+            best_state = load_file(str(directory / BEST))
+        logger.info("resuming after epoch %d from %s", start_epoch, directory)
+    elif resume:
+        logger.info("no checkpoint in %s: starting afresh", directory)
+
+    started = time.monotonic() - elapsed_before
+    train_loader = _loader(train_data, cfg)
+    val_loader = _loader(val_data, cfg)
+    bar = _Progress(progress, (cfg.epochs - start_epoch) * cfg.steps_per_epoch)
+    stale_epochs = 0 if not history.records else history.records[-1]["epoch"] - max(history.best_epoch, 0)
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            epoch_start = time.monotonic()
+            if hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)
+            model.train()
+            losses, out_of_time = [], False
+            for step, (x, y) in enumerate(train_loader):
+                if step >= cfg.steps_per_epoch:
+                    break
+                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                y = y.to(device, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                with _autocast(use_autocast, device):
+                    loss = loss_fn(model(x), y)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                if cfg.schedule == "cosine":
+                    scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.advance(f"epoch {epoch} loss {losses[-1]:.4f}")
+                if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
+                    out_of_time = True
+                    break
+
+            model.eval()
+            val_losses, val_weights = [], []
+            with torch.no_grad(), _autocast(use_autocast, device):
+                for x, y in val_loader:
+                    x = x.to(device).contiguous(memory_format=memory_format)
+                    val_losses.append(float(loss_fn(model(x), y.to(device))))
+                    val_weights.append(len(x))
+            val_loss = float(np.average(val_losses, weights=val_weights))
+            if cfg.schedule == "plateau":
+                scheduler.step(val_loss)
+            record = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else math.nan,
+                "val_loss": val_loss,
+                "lr": float(optimizer.param_groups[0]["lr"]),
+                "seconds": time.monotonic() - epoch_start,
+                "elapsed_s": time.monotonic() - started,
+            }
+            history.records.append(record)
+            logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
+            if val_loss < history.best_val_loss:
+                history.best_val_loss, history.best_epoch, stale_epochs = val_loss, epoch, 0
+                best_state = _cpu_state(model)
+                if directory is not None:
+                    from safetensors.torch import save_file
+
+                    save_file(best_state, str(directory / (BEST + ".partial")))
+                    os.replace(directory / (BEST + ".partial"), directory / BEST)
+            else:
+                stale_epochs += 1
+
+            stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
+            if out_of_time:
+                history.stop_reason = "time_limit"
+            elif cfg.patience and stale_epochs >= cfg.patience:
+                history.stop_reason = "early_stopping"
+            elif stop:
+                history.stop_reason = "callback"
+            if directory is not None:
+                state = {"epoch": epoch, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
+                         "config": cfg.to_dict(), "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
+                _save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
+                _write_logs(directory, history)
+            if out_of_time or stop or (cfg.patience and stale_epochs >= cfg.patience):
+                logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
+                break
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    model.to(memory_format=torch.contiguous_format)
+    return history
+
+
+def _spatial_ndim(model: nn.Module) -> int:
+    cfg = getattr(model, "cfg", None)
+    return int(getattr(cfg, "ndim", 2))
+
+
+# --------------------------------------------------------------------------------------------
+# self-configuration
+
+
+def _object_diameter(labels: Sequence[np.ndarray], task: str) -> float | None:
+    """Median equivalent diameter (pixels) of the labelled objects, or ``None``."""
+    from scipy import ndimage
+
+    diameters = []
+    for lab in labels:
+        lab = np.asarray(lab)
+        if task == "instances":
+            ids = lab
+        else:
+            ids, _ = ndimage.label(lab > 0)
+        counts = np.bincount(ids.ravel().astype(np.int64))[1:]
+        counts = counts[counts > 0]
+        if counts.size:
+            power = 1.0 / lab.ndim
+            diameters.append(2.0 * (counts * (3 / (4 * np.pi) if lab.ndim == 3 else 1 / np.pi)) ** power)
+    if not diameters:
+        return None
+    return float(np.median(np.concatenate(diameters)))
+
+
+def _round_down(value: float, divisor: int) -> int:
+    return max(divisor, int(value) // divisor * divisor)
+
+
+def auto_config(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray] | None,
+    task: str,
+    axes: str,
+    *,
+    out_channels: int,
+    spacing: Sequence[float] | None = None,
+    memory_mib: float | None = None,
+    device: Any = None,
+) -> tuple[UNetConfig, TrainConfig]:
+    """Choose a network and training set-up from the data (nnU-Net-style defaults).
+
+    * 2D or 3D from `axes` (a ``Z`` axis makes a 3D network, anisotropic pooling from `spacing`).
+    * Patch size: about 8 median object diameters (at least 64, at most 256 pixels in-plane on
+      CPU and 512 on CUDA), never larger than the median image.
+    * Depth: as many poolings as keep the coarsest level at least 8 pixels (at most 5).
+    * On CPU with objects at least 16 pixels across, a stem halves the working resolution
+      (``stem_factor=2``), about 4x cheaper per patch.
+    * Batch size from a memory budget (`memory_mib`, default a quarter of the free GPU memory or
+      2 GiB on CPU), between 2 and 16.
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (M, N, C) or (P, M, N, C)
+        Canonical training images.
+    labels : sequence of ndarray or None
+        Their annotations (class indices or instance labels); ``None`` for restoration.
+    task : {"semantic", "instances", "restore"}
+    axes : str
+        Axes of the images, e.g. ``"YXC"`` or ``"ZYXC"``.
+    out_channels : int
+        Raw network outputs (classes, 2 for instances, target channels for restoration).
+    spacing : sequence of float, optional
+        Pixel size per spatial axis (for 3D anisotropy).
+    memory_mib : float, optional
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    unet : UNetConfig
+    train : TrainConfig
+    """
+    device = resolve_device(device)
+    ndim = 3 if "Z" in axes.upper() else 2
+    in_channels = int(images[0].shape[-1])
+    median_shape = np.median(np.array([im.shape[:-1] for im in images]), axis=0)
+    diameter = _object_diameter(labels, task) if labels is not None and task != "restore" else None
+    cpu = device.type != "cuda"
+    stem = 2 if cpu and ndim == 2 and diameter is not None and diameter >= 16 else 1
+    cap = 256 if cpu else 512
+    target = float(np.clip(8 * (diameter or 32), 64, cap))
+    if ndim == 2:
+        wanted = [target, target]
+        kernels: tuple[tuple[int, ...], ...] = ()
+        z_ratio = 1.0
+    else:
+        z_ratio = float(spacing[0] / np.mean(spacing[1:])) if spacing is not None else 1.0
+        plane = min(target, 128 if cpu else 192)
+        wanted = [max(8.0, plane / max(z_ratio, 1.0) / 2), plane, plane]
+    depth = 5
+    while depth > 1:
+        kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
+        cfg = UNetConfig(ndim=ndim, depth=depth, pool_kernels=kernels, stem_factor=stem)
+        divisor = size_divisor(cfg)
+        coarsest = [min(w, m) / d for w, m, d in zip(wanted, median_shape, divisor)]
+        if min(coarsest) >= 8 or depth == 1:
+            break
+        depth -= 1
+    kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
+    base = 16 if cpu else 32
+    unet = UNetConfig(ndim=ndim, in_channels=in_channels, out_channels=out_channels, depth=depth,
+                      base_channels=base, pool_kernels=kernels, stem_factor=stem,
+                      max_channels=256 if cpu else 320)
+    divisor = size_divisor(unet)
+    patch = tuple(_round_down(min(w, m), d) for w, m, d in zip(wanted, median_shape, divisor))
+    budget = memory_mib
+    if budget is None:
+        budget = 2048.0
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            budget = free / 4 / 2**20
+    # activations kept for backward: ~6 tensors of each level's width per conv, float32
+    per_patch = 0.0
+    pixels = float(np.prod(patch)) / float(np.prod(unet.stem_factors))
+    for level, width in enumerate(unet.channels):
+        per_patch += 2 * unet.convs_per_block * 4 * width * pixels * 4
+        if level < depth:
+            pixels /= float(np.prod(unet.level_pool_kernels[level]))
+    batch = int(np.clip(budget * 2**20 / max(per_patch, 1.0), 2, 16))
+    loss = {"semantic": "ce_dice", "instances": "instance", "restore": "l1"}[task]
+    augmentation = AugmentConfig(intensity=task != "restore")
+    train_cfg = TrainConfig(patch_shape=patch, batch_size=batch, loss=loss, augmentation=augmentation,
+                            autocast="auto", channels_last="auto")
+    logger.info("auto configuration: %dD, depth %d, stem %d, patch %s, batch %d (median object diameter %s px)",
+                ndim, depth, stem, patch, batch, None if diameter is None else round(diameter, 1))
+    return unet, train_cfg
