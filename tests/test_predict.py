@@ -443,3 +443,80 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
     assert len(read_manifest(tmp_path / "dask")) == 3
     assert len(blocks) == 3 * 9  # each 48x40 image in 3x3 blocks of 16x16 chunks
     assert json.loads((tmp_path / "dask" / "manifest.jsonl").read_text().splitlines()[0])["seconds"] >= 0
+
+
+# ------------------------------------------------------------------------------------ real models
+
+
+@pytest.fixture(scope="module")
+def classifiers():
+    """Tiny random forests, 2D and 3D, fitted on the conftest-style discs."""
+    from conftest import _discs
+
+    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
+    from pixlearn.features import FeatureConfig
+
+    models = {}
+    for ndim, shape in ((2, (48, 40)), (3, (10, 32, 28))):
+        image, labels = _discs(shape, 5, (3.0, 6.0), seed=3)
+        models[ndim] = (fit_pixel_classifier(
+            [image[..., None]], [(labels > 0).astype(np.int64)],
+            FeatureConfig(sigmas=(0.7, 1.6)), ClassifierConfig(n_estimators=4, max_depth=6, n_jobs=1, seed=1),
+        ), image[..., None])
+    return models
+
+
+@pytest.mark.parametrize("ndim, tiles", [(2, [(21, 17), (30, 64)]), (3, [(18, 20, 19)])])
+def test_pixel_classifier_tiled_equals_whole_exactly(classifiers, ndim, tiles):
+    model, image = classifiers[ndim]
+    whole = _whole(model, image)
+    for tile in tiles:
+        _, probs = apply_model(model, image, tile_cfg=TileConfig(tile_shape=tile), return_probabilities=True)
+        np.testing.assert_array_equal(probs, whole)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions run far faster on one thread than on several busy cores."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _tiny_network(ndim, task="semantic", seed=0):
+    torch = pytest.importorskip("torch")
+    from pixlearn.nets.unet import UNet, UNetConfig
+    from pixlearn.network import NetworkModel
+
+    cfg = UNetConfig(ndim=ndim, depth=1, base_channels=4, out_channels=2)  # halo 10, divisor 2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = UNet(cfg)
+        for module in net.modules():  # non-trivial batch-norm statistics
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    return NetworkModel(cfg, task, net, device="cpu")
+
+
+@pytest.mark.parametrize("ndim, shape, tile", [(2, (61, 50), (32, 30)), (3, (21, 30, 25), (28, 28, 28))])
+@pytest.mark.parametrize("mode", ["blended", "exact"])
+def test_tiny_unet_tiled_equals_whole(rng, one_thread, ndim, shape, tile, mode):
+    model = _tiny_network(ndim)
+    image = rng.normal(size=shape + (1,)).astype(np.float32)
+    cfg = TileConfig(tile_shape=tile, mode=mode, batch_size=3)
+    labels, probs = apply_model(model, image, tile_cfg=cfg, return_probabilities=True)
+    whole = _whole(model, image)
+    np.testing.assert_allclose(probs, whole, rtol=0, atol=1e-4)  # float32 convolutions of other sizes
+    assert (labels == np.argmax(whole, -1)).mean() > 0.999
+
+
+def test_tiny_unet_instances_across_tiles(blobs_2d, one_thread):
+    model = _tiny_network(2, task="instances")
+    image = blobs_2d[0][..., None]
+    labels = apply_model(model, image, tile_cfg=TileConfig(tile_shape=(24, 24)))
+    from pixlearn.instances import instances_from_outputs
+
+    _same_partition(labels, instances_from_outputs(_whole(model, image)))

@@ -147,10 +147,15 @@ def train(
 
         duration = parse_duration(time_limit) if time_limit else None
         val_pairs = load_pairs(val_images, val_labels, label_kind=kind, axes=axes) if val_images and val_labels else None
+        overrides: dict[str, Any] = {"seed": seed}
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        if duration is not None:
+            overrides["time_limit_s"] = duration
         model = train_network_model(
             pairs, task=task.value, label_kind=kind, sections=sections, val_pairs=val_pairs,
-            epochs=epochs, time_limit_s=duration, checkpoint_dir=output.with_name(output.name + ".checkpoints"),
-            resume=resume, seed=seed, device=device,
+            train_overrides=overrides, checkpoint_dir=output.with_name(output.name + ".checkpoints"),
+            resume=resume, device=device,
         )
     else:
         from .workflows import train_classical_model

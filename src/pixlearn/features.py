@@ -79,7 +79,8 @@ class FeatureConfig(Config):
     st_ratio : float
         Outer (integration) scale of the structure tensor, relative to `sigma`; in (0, 2].
     truncate : float
-        Gaussian kernels end at `truncate` standard deviations (SciPy's default 4).
+        Gaussian kernels end at `truncate` standard deviations: 3, as vigra (ilastik) does;
+        SciPy's default is 4.
 
     Examples
     --------
@@ -93,7 +94,7 @@ class FeatureConfig(Config):
     derivative_min_sigma: float = 0.5
     dog_ratio: float = 0.66
     st_ratio: float = 0.5
-    truncate: float = 4.0
+    truncate: float = 3.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
@@ -233,9 +234,9 @@ def feature_halo(
     Examples
     --------
     >>> feature_halo(FeatureConfig(), 2)
-    (61, 61)
+    (46, 46)
     >>> feature_halo(FeatureConfig(sigmas=(1.0,), features=("gaussian",)), 3, (4.0, 1.0, 1.0))
-    (1, 4, 4)
+    (1, 3, 3)
     """
     _check_ndim(ndim)
     sp = _spacing(cfg, ndim, spacing)
@@ -283,37 +284,73 @@ def eigenvalues_sym3(
     Parameters
     ----------
     a11, a22, a33, a12, a13, a23 : ndarray, same shape, float
-        The six distinct entries.
+        The six distinct entries; not modified.
 
     Returns
     -------
     l0, l1, l2 : ndarray
-        ``l0 >= l1 >= l2``, in the dtype of the input.
+        ``l0 >= l1 >= l2``, in the floating dtype of the input (at least float32).
 
     Examples
     --------
     >>> e = eigenvalues_sym3(*[np.array([v]) for v in (1.0, 2.0, 3.0, 0.0, 0.0, 0.0)])
-    >>> [float(v[0]) for v in e]
+    >>> [round(float(v[0]), 6) for v in e]
     [3.0, 2.0, 1.0]
     """
     dtype = np.result_type(a11, np.float32)
-    q = (a11 + a22 + a33) * (1.0 / 3.0)
-    b11, b22, b33 = a11 - q, a22 - q, a33 - q
-    off = a12 * a12 + a13 * a13 + a23 * a23
-    p2 = (b11 * b11 + b22 * b22 + b33 * b33 + 2.0 * off) * (1.0 / 6.0)
+    q = np.add(a11, a22, dtype=dtype)
+    q += a33
+    q *= 1.0 / 3.0
+    b11, b22, b33 = np.subtract(a11, q), np.subtract(a22, q), np.subtract(a33, q)
+    # p2 = (|B|_F^2) / 6 with B = A - q I
+    p2 = np.square(a12)
+    tmp = np.square(a13)
+    p2 += tmp
+    np.square(a23, out=tmp)
+    p2 += tmp
+    p2 *= 2.0
+    for b in (b11, b22, b33):
+        np.square(b, out=tmp)
+        p2 += tmp
+    p2 *= 1.0 / 6.0
+    # det(B)
+    det = np.multiply(b22, b33)
+    np.square(a23, out=tmp)
+    det -= tmp
+    det *= b11
+    np.multiply(a12, b33, out=tmp)
+    t2 = np.multiply(a23, a13)
+    tmp -= t2
+    tmp *= a12
+    det -= tmp
+    np.multiply(a12, a23, out=tmp)
+    np.multiply(b22, a13, out=t2)
+    tmp -= t2
+    tmp *= a13
+    det += tmp
+    del b11, b22, b33, t2
+    # r = det(B) / (2 p^3), phi = acos(r) / 3
     p = np.sqrt(p2)
-    # det(B) / 2 with B = A - q I, divided by p^3
-    det = b11 * (b22 * b33 - a23 * a23) - a12 * (a12 * b33 - a23 * a13) + a13 * (a12 * a23 - b22 * a13)
-    tiny = np.finfo(dtype).tiny
-    denom = np.maximum(p2 * p, tiny)
-    r = det * 0.5 / denom
-    np.clip(r, -1.0, 1.0, out=r)
-    phi = np.arccos(r) * (1.0 / 3.0)
-    two_p = 2.0 * p
-    l0 = q + two_p * np.cos(phi)
-    l2 = q + two_p * np.cos(phi + (2.0 * np.pi / 3.0))
-    l1 = 3.0 * q - l0 - l2
-    return l0.astype(dtype, copy=False), l1.astype(dtype, copy=False), l2.astype(dtype, copy=False)
+    np.multiply(p2, p, out=tmp)
+    np.maximum(tmp, np.finfo(dtype).tiny, out=tmp)
+    tmp *= 2.0
+    det /= tmp
+    np.clip(det, -1.0, 1.0, out=det)
+    phi = np.arccos(det, out=det)
+    phi *= 1.0 / 3.0
+    p *= 2.0
+    l0 = np.cos(phi)
+    l0 *= p
+    l0 += q
+    phi += 2.0 * np.pi / 3.0
+    l2 = np.cos(phi, out=phi)
+    l2 *= p
+    l2 += q
+    # l1 = 3 q - l0 - l2
+    l1 = np.multiply(q, 3.0, out=q)
+    l1 -= l0
+    l1 -= l2
+    return l0, l1, l2
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,13 +531,25 @@ def _scale_features(
     return [arr for n in names for arr in results[n]]
 
 
-def _eigen(tensor: list[np.ndarray], ndim: int) -> tuple[np.ndarray, ...]:
-    """Eigenvalues from the upper-triangle entries in combinations_with_replacement order."""
-    if ndim == 2:
-        a, b, c = tensor
-        return eigenvalues_sym2(a, b, c)
-    a11, a12, a13, a22, a23, a33 = tensor
-    return eigenvalues_sym3(a11, a22, a33, a12, a13, a23)
+def _eigen(tensor: list[np.ndarray], ndim: int, chunk: int = 16384) -> tuple[np.ndarray, ...]:
+    """Eigenvalues from the upper-triangle entries in combinations_with_replacement order.
+
+    Works through the pixels in cache-sized chunks: the closed forms take a few dozen
+    element-wise operations, which are memory-bound on whole arrays.
+    """
+    shape = tensor[0].shape
+    flats = [np.ascontiguousarray(t).reshape(-1) for t in tensor]
+    outs = [np.empty(flats[0].size, np.float32) for _ in range(ndim)]
+    for start in range(0, flats[0].size, chunk):
+        part = [f[start : start + chunk] for f in flats]
+        if ndim == 2:
+            values = eigenvalues_sym2(*part)
+        else:
+            a11, a12, a13, a22, a23, a33 = part
+            values = eigenvalues_sym3(a11, a22, a33, a12, a13, a23)
+        for o, v in zip(outs, values):
+            o[start : start + chunk] = v
+    return tuple(o.reshape(shape) for o in outs)
 
 
 def _features_into(
@@ -510,7 +559,7 @@ def _features_into(
     sp: tuple[float, ...],
     out: np.ndarray,
 ) -> None:
-    """Features of the `inner` region of a canonical padded block, written into `out`."""
+    """Features of the `inner` region of a canonical padded block into `out`, shape (F, ...)."""
     ndim = padded.ndim - 1
     k = 0
     for c in range(padded.shape[-1]):
@@ -520,10 +569,40 @@ def _features_into(
             x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
             core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
             for arr in _scale_features(x, core, cfg, sigma, sp):
-                out[..., k] = arr
+                out[k] = arr
                 k += 1
-    if k != out.shape[-1]:  # internal consistency with feature_names
-        raise RuntimeError(f"computed {k} features, expected {out.shape[-1]}")
+    if k != out.shape[0]:  # internal consistency with feature_names
+        raise RuntimeError(f"computed {k} features, expected {out.shape[0]}")
+
+
+def features_last(stack: np.ndarray, out: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
+    """Move the feature axis of a feature-major stack to the end, in cache-sized chunks.
+
+    Parameters
+    ----------
+    stack : ndarray of shape (F, ...)
+    out : ndarray of shape (..., F), optional
+        Written in place when given (reusing a buffer avoids page faults on big blocks).
+    chunk : int
+        Pixels per step.
+
+    Returns
+    -------
+    features : ndarray of shape (..., F), C-contiguous
+
+    Examples
+    --------
+    >>> features_last(np.arange(6.0).reshape(2, 3)).tolist()
+    [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
+    """
+    n_feat = stack.shape[0]
+    if out is None:
+        out = np.empty(stack.shape[1:] + (n_feat,), stack.dtype)
+    flat_in = stack.reshape(n_feat, -1)
+    flat_out = out.reshape(-1, n_feat)
+    for start in range(0, flat_out.shape[0], chunk):
+        flat_out[start : start + chunk] = flat_in[:, start : start + chunk].T
+    return out
 
 
 def _check_image(image: Any) -> int:
@@ -574,6 +653,7 @@ def compute_features_block(
     cfg: FeatureConfig,
     *,
     spacing: Sequence[float] | None = None,
+    feature_axis: str = "last",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Features of one block of a (possibly lazy) canonical image, equal to the whole-image ones.
@@ -590,13 +670,16 @@ def compute_features_block(
     cfg : FeatureConfig
     spacing : sequence of float, optional
         Overrides ``cfg.spacing``.
-    out : ndarray of shape core_shape + (F,), float32, optional
-        Written in place when given.
+    feature_axis : {"last", "first"}
+        ``"first"`` returns the feature-major stack ``(F, ...)`` that the filters write (no
+        interleaving pass; consumers that go through pixels in chunks prefer it).
+    out : ndarray, optional
+        Output buffer of the returned shape, float32, written in place.
 
     Returns
     -------
-    features : ndarray of shape core_shape + (F,), float32
-        Equal to ``compute_features(image)[core]``.
+    features : ndarray of shape core_shape + (F,) or (F,) + core_shape, float32
+        Equal to ``compute_features(image)[core]`` (up to the axis order).
 
     Examples
     --------
@@ -607,6 +690,8 @@ def compute_features_block(
     True
     """
     ndim = _check_image(image)
+    if feature_axis not in ("last", "first"):
+        raise ValueError(f"feature_axis must be 'last' or 'first', got {feature_axis!r}")
     sp = _spacing(cfg, ndim, spacing)
     shape = tuple(image.shape[:-1])
     halo = feature_halo(cfg, ndim, sp)
@@ -614,9 +699,13 @@ def compute_features_block(
     padded = np.asarray(image[padded_region], dtype=np.float32)
     core_shape = tuple(s.stop - s.start for s in inner)
     n_feat = n_features(cfg, image.shape[-1], ndim)
-    if out is None:
-        out = np.empty(core_shape + (n_feat,), np.float32)
-    elif out.shape != core_shape + (n_feat,):
-        raise ValueError(f"out has shape {out.shape}, expected {core_shape + (n_feat,)}")
-    _features_into(padded, inner, cfg, sp, out)
-    return out
+    want = (n_feat,) + core_shape if feature_axis == "first" else core_shape + (n_feat,)
+    if out is not None and (out.shape != want or out.dtype != np.float32):
+        raise ValueError(f"out has shape {out.shape} {out.dtype}, expected {want} float32")
+    if feature_axis == "first":
+        stack = np.empty(want, np.float32) if out is None else out
+        _features_into(padded, inner, cfg, sp, stack)
+        return stack
+    stack = np.empty((n_feat,) + core_shape, np.float32)
+    _features_into(padded, inner, cfg, sp, stack)
+    return features_last(stack, out)

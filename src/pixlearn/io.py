@@ -446,7 +446,10 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def find_pairs(
-    image_dir: str | os.PathLike[str], label_dir: str | os.PathLike[str]
+    image_dir: str | os.PathLike[str],
+    label_dir: str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Match raw images with their annotations by file stem.
 
@@ -454,6 +457,8 @@ def find_pairs(
     ----------
     image_dir, label_dir : path-like
         Folders of images; ``a.tif`` pairs with ``a.tif``, ``a.png`` or ``a.ome.tif``.
+    names : sequence of str, optional
+        Only these stems (e.g. one side of a ``split.json``); files of other stems are ignored.
 
     Returns
     -------
@@ -482,6 +487,13 @@ def find_pairs(
         return found
 
     images, labels = by_stem(Path(image_dir)), by_stem(Path(label_dir))
+    if names is not None:
+        wanted = set(names)
+        unknown = sorted(wanted - set(images))
+        if unknown:
+            raise PixlearnError(f"no images named {_names(unknown)}", image_dir)
+        images = {k: v for k, v in images.items() if k in wanted}
+        labels = {k: v for k, v in labels.items() if k in wanted}
     no_label = sorted(set(images) - set(labels))
     no_image = sorted(set(labels) - set(images))
     if no_label or no_image:

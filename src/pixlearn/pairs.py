@@ -72,12 +72,7 @@ def load_pairs(
     """
     if label_kind != "restore":
         check_label_kind(label_kind)
-    found = find_pairs(image_dir, label_dir)
-    if names is not None:
-        wanted = set(names)
-        found = [(i, lab) for i, lab in found if file_stem(i) in wanted]
-        if not found:
-            raise PixlearnError(f"none of the {len(wanted)} requested names is there", image_dir)
+    found = find_pairs(image_dir, label_dir, names=names)
     pairs: list[Pair] = []
     for image_path, label_path in found:
         image = read_canonical(image_path, axes=axes)

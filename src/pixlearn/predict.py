@@ -220,9 +220,18 @@ class _BlendPlan:
             self.finish.append([range(index[starts[i]], index[starts[i + 1]]) for i in range(len(ivs))])
         self._weights: dict[Any, np.ndarray] = {}
 
-    @property
+    @functools.cached_property
     def tiles(self) -> list[tuple[int, ...]]:
-        return list(itertools.product(*(range(len(ivs)) for ivs in self.intervals)))
+        """Tile indices in lexicographic order with the longest axis outermost: the band of
+        unfinished sums is then as thin as the overlap across the smallest cross-section."""
+        order = sorted(range(len(self.shape)), key=lambda d: -self.shape[d])
+        tiles = []
+        for combo in itertools.product(*(range(len(self.intervals[d])) for d in order)):
+            idx = [0] * len(order)
+            for d, i in zip(order, combo):
+                idx[d] = i
+            tiles.append(tuple(idx))
+        return tiles
 
     def region(self, idx: tuple[int, ...]) -> Region:
         return tuple(slice(*self.intervals[d][i]) for d, i in enumerate(idx))
@@ -263,7 +272,12 @@ def _finish_block(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Callable[[Region, np.ndarray], None],
                  batch_size: int, batched: bool, progress: Any) -> None:
-    """Stream over the tiles in C order; a block is written as soon as no later tile touches it."""
+    """Stream over the tiles; a block is written as soon as no later tile touches it.
+
+    Per axis, the cells between consecutive tile edges that tile ``i`` is the last to cover
+    form the interval ``[start_i, start_{i+1})``; over all axes that makes one block per tile,
+    finished right after it. Sums live per cell, only while some covering tile is pending.
+    """
     live: dict[tuple[int, ...], list[np.ndarray]] = {}
     for idx, pred in _predict_stream(image, plan.tiles, plan.region, predict_fn, batch_size, batched, progress):
         weights = plan.weights(idx)
@@ -950,7 +964,7 @@ def _canonical_input(path: Path, axes: str | None) -> Any:
 def _targets(path: Path, out_dir: Path, fmt: str, probabilities: bool) -> tuple[Path, Path | None]:
     stem = file_stem(path)
     target = out_dir / f"{stem}.{fmt}"
-    return target, (out_dir / f"{stem}_probabilities.{fmt}" if probabilities else None)
+    return target, (out_dir / "probabilities" / f"{stem}.{fmt}" if probabilities else None)
 
 
 def _finished(target: Path, prob_target: Path | None) -> bool:
@@ -1054,7 +1068,8 @@ def predict_many(
     output_format : {"tif", "zarr"}
         ``"zarr"`` writes tile by tile: memory stays bounded for any image size.
     return_probabilities : bool
-        Also write ``<stem>_probabilities.<output_format>`` (raw outputs ``(..., K)``).
+        Also write ``probabilities/<stem>.<output_format>`` (raw outputs ``(..., K)``), in a
+        sub-folder so that the label images alone can be evaluated against a truth folder.
     tta : bool
         Test-time augmentation.
     dask_address : str, optional

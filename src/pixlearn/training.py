@@ -496,18 +496,18 @@ def train(
             else:
                 stale_epochs += 1
 
-            stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
             if out_of_time:
                 history.stop_reason = "time_limit"
             elif cfg.patience and stale_epochs >= cfg.patience:
                 history.stop_reason = "early_stopping"
-            elif stop:
-                history.stop_reason = "callback"
             if directory is not None:
                 state = {"epoch": epoch, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
                          "config": cfg.to_dict(), "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
                 _save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
                 _write_logs(directory, history)
+            stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
+            if stop and history.stop_reason == "completed":
+                history.stop_reason = "callback"
             if out_of_time or stop or (cfg.patience and stale_epochs >= cfg.patience):
                 logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
                 break

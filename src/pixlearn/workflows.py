@@ -158,7 +158,7 @@ def run_demo(output: str | os.PathLike[str], *, seed: int = 0) -> str:
 
     first = split["test"][0]
     raw, _ = read_image(test_images[0])
-    probability = read_canonical(out / "predictions" / f"{first}_probabilities.tif")
+    probability = read_canonical(out / "predictions" / "probabilities" / f"{first}.tif")
     save_panel(
         out / "figure.png", raw, read_labels(data / "labels" / f"{first}.tif"),
         read_labels(out / "predictions" / f"{first}.tif"), probability[..., 1],
@@ -173,3 +173,66 @@ def run_demo(output: str | os.PathLike[str], *, seed: int = 0) -> str:
         f"  results in {out}/: model/, predictions/, metrics.json, metrics.csv, figure.png",
     ]
     return "\n".join(lines)
+
+
+def train_network_model(
+    pairs: list[Pair],
+    *,
+    task: str,
+    label_kind: str,
+    sections: dict[str, Any] | None = None,
+    val_pairs: list[Pair] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    device: str | None = None,
+) -> Any:
+    """Train a U-Net on loaded pairs for a semantic, instance or restoration task.
+
+    Parameters
+    ----------
+    pairs : list of Pair
+    task : {"semantic", "instances", "restore"}
+    label_kind : {"dense", "scribbles", "instances", "restore"}
+        How the annotations of `pairs` were read.
+    sections : dict, optional
+        Config-file sections ``unet``, ``train``, ``normalization`` (missing ones are chosen
+        from the data, see :func:`pixlearn.training.auto_config`).
+    val_pairs : list of Pair, optional
+        Validation pairs; default a split of `pairs`.
+    train_overrides : dict, optional
+        ``TrainConfig`` fields from the command line (epochs, time_limit_s, seed, ...).
+    checkpoint_dir : path-like, optional
+        Checkpoints, per-epoch log and curves; needed for `resume`.
+    resume : bool
+    device : str, optional
+
+    Returns
+    -------
+    model : pixlearn.network.NetworkModel
+    """
+    from .nets.unet import UNetConfig
+    from .network import fit_network
+    from .training import TrainConfig
+
+    sections = sections or {}
+    unet = UNetConfig.from_dict(sections["unet"]) if "unet" in sections else None
+    train_cfg = TrainConfig.from_dict({**sections.get("train", {}), **(train_overrides or {})})
+    normalization = NormalizeConfig.from_dict(sections.get("normalization", {}))
+
+    def targets_of(chunk: list[Pair]) -> list[np.ndarray]:
+        if task == "semantic":
+            return class_targets(chunk, label_kind)[0]
+        return [p.labels for p in chunk]  # instance label images, or restoration targets
+
+    class_names: list[str] = []
+    if task == "semantic":
+        class_names = class_names_for(label_kind, class_targets(pairs, label_kind)[1])
+    validation = None
+    if val_pairs:
+        validation = ([p.image for p in val_pairs], targets_of(val_pairs))
+    return fit_network(
+        [p.image for p in pairs], targets_of(pairs), task,
+        unet=unet, train_config=train_cfg, normalization=normalization, validation=validation,
+        class_names=class_names, checkpoint_dir=checkpoint_dir, resume=resume, progress=True, device=device,
+    )

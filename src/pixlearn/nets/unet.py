@@ -26,6 +26,7 @@ from torch import nn
 from ..config import Config
 
 NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")
+SKIP_MERGES: tuple[str, ...] = ("concat", "add")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,10 @@ class UNetConfig(Config):
         Space-to-depth factor applied to the row and column axes before the first level (and
         depth-to-space after the last): ``2`` runs the whole U-Net at half resolution in-plane,
         which is about 4x cheaper, and still predicts every pixel. ``1`` disables it.
+    skip_merge : {"concat", "add"}
+        How a decoder level joins the up-sampled features with the encoder's skip connection:
+        channel concatenation (classic U-Net) or addition (LinkNet/FPN style, whose decoder
+        convolutions see half the channels: about 2x cheaper decoders).
     final_activation : {"none"}
         The network returns raw values; losses and :mod:`pixlearn.network` apply softmax/sigmoid.
 
@@ -85,6 +90,7 @@ class UNetConfig(Config):
     residual: bool = False
     pool_kernels: tuple[tuple[int, ...], ...] = ()
     stem_factor: int = 1
+    skip_merge: str = "concat"
     final_activation: str = "none"
 
     def __post_init__(self) -> None:
@@ -101,6 +107,8 @@ class UNetConfig(Config):
             raise ValueError(f"UNetConfig.kernel_size must be odd, got {self.kernel_size}")
         if self.norm not in NORMS:
             raise ValueError(f"UNetConfig.norm {self.norm!r} is not one of {NORMS}")
+        if self.skip_merge not in SKIP_MERGES:
+            raise ValueError(f"UNetConfig.skip_merge {self.skip_merge!r} is not one of {SKIP_MERGES}")
         if self.final_activation != "none":
             raise ValueError("UNetConfig.final_activation must be 'none' (activations live in the losses)")
         if self.pool_kernels:
@@ -306,7 +314,7 @@ def _depth_to_space(x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
 
 class UNet(nn.Module):
     """U-Net from a :class:`UNetConfig`: blocks of conv-norm-ReLU, max pooling, transposed
-    convolutions for up-sampling, concatenated skips and a 1x1 head.
+    convolutions for up-sampling, concatenated (or added) skips and a 1x1 head.
 
     Parameters
     ----------
@@ -341,7 +349,8 @@ class UNet(nn.Module):
         for level in range(cfg.depth - 1, -1, -1):
             k = kernels[level]
             self.upsamples.append(transpose(channels[level + 1], channels[level], k, k, bias=False))
-            self.decoders.append(_Block(cfg, 2 * channels[level], channels[level]))
+            merged = 2 * channels[level] if cfg.skip_merge == "concat" else channels[level]
+            self.decoders.append(_Block(cfg, merged, channels[level]))
         self.head = conv(channels[0], cfg.out_channels * stem, 1)
         self._divisor = size_divisor(cfg)
 
@@ -364,8 +373,10 @@ class UNet(nn.Module):
             x = encoder(x)
             skips.append(x)
         skips.pop()
+        concat = self.cfg.skip_merge == "concat"
         for upsample, decoder in zip(self.upsamples, self.decoders):
-            x = decoder(torch.cat([upsample(x), skips.pop()], dim=1))
+            up, skip = upsample(x), skips.pop()
+            x = decoder(torch.cat([up, skip], dim=1) if concat else up + skip)
         x = _depth_to_space(self.head(x), self.cfg.stem_factors)
         if any(extra):
             x = x[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]

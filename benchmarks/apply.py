@@ -1,0 +1,417 @@
+"""Benchmark the prediction engine: against MONAI, on images larger than memory, on Dask.
+
+1. Speed against MONAI's ``sliding_window_inference`` with the same network (pixlearn's 2D U-Net,
+   channels 16..256, random weights, eval mode), the same tiles (256, overlap 0.25), the same
+   Gaussian blending, in one process with interleaved repeats (the fastest of each counts):
+   MPix/s, max abs difference of the outputs, achieved GFLOP/s beside a measured conv2d peak.
+   Peak RSS of each engine in its own forked process. bf16 is measured on one tile.
+2. Out of core: a 32768x32768 uint16 image and a 512x2048x2048 uint16 stack, written chunk by
+   chunk as Zarr under bench_output/ (git-ignored), predicted Zarr-to-Zarr by ``predict_many``
+   with tiny U-Nets (depth 1, 4 base channels, 2x space-to-depth stem, random weights), in a
+   forked process whose peak RSS is reported; the data are deleted afterwards.
+3. Dask: ``predict_many`` on a LocalCluster of 2 worker processes equals the single process.
+
+Run: ``.venv/bin/python benchmarks/apply.py`` (about 30 minutes on 2 cores) or ``--quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, print_table, run_isolated, write_results  # noqa: E402
+
+BENCH_DIR = ROOT / "bench_output" / "apply"
+TILE, OVERLAP = 256, 0.25
+
+
+# ------------------------------------------------------------------------------- networks
+
+
+def _bench_net(ndim: int = 2, tiny: bool = False, seed: int = 0) -> Any:
+    """pixlearn's U-Net with random weights and non-trivial batch-norm statistics, in eval mode."""
+    import torch
+
+    from pixlearn.nets.unet import UNet, UNetConfig
+
+    if tiny:
+        cfg = UNetConfig(ndim=ndim, in_channels=1, out_channels=2, depth=1, base_channels=4, stem_factor=2)
+    else:
+        cfg = UNetConfig(ndim=ndim, in_channels=1, out_channels=2, depth=4, base_channels=16)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = UNet(cfg)
+        for module in net.modules():
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.8, 1.2)
+    return cfg, net.eval()
+
+
+def _fuse_conv_bn(net: Any) -> Any:
+    """A copy of `net` with every Conv followed by BatchNorm folded into one Conv (eval only)."""
+    import copy
+
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net = copy.deepcopy(net)
+    for module in net.modules():
+        if isinstance(module, torch.nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], (torch.nn.Conv2d, torch.nn.Conv3d)) and isinstance(
+                        layers[i + 1], (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                    module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                    module[i + 1] = torch.nn.Identity()
+    return net
+
+
+class FastPredictor:
+    """Batched predict function for :func:`pixlearn.predict.predict_tiled`: BN folded into the
+    convolutions, channels-last memory (the canonical ``(B, ..., C)`` layout *is* channels-last,
+    so no copy in or out), ``torch.inference_mode``, optionally frozen with TorchScript."""
+
+    def __init__(self, net: Any, *, jit: bool = False) -> None:
+        import torch
+
+        self.net = _fuse_conv_bn(net).to(memory_format=torch.channels_last).eval()
+        self.jit = jit
+        self._traced: dict[tuple[int, ...], Any] = {}
+
+    def _module(self, x: Any) -> Any:
+        if not self.jit:
+            return self.net
+        import torch
+
+        key = tuple(x.shape)
+        if key not in self._traced:
+            with torch.no_grad():
+                self._traced[key] = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(self.net, x)))
+        return self._traced[key]
+
+    def __call__(self, blocks: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.asarray(blocks, np.float32)).permute(0, 3, 1, 2)  # NHWC memory, NCHW view
+        with torch.inference_mode():
+            y = self._module(x)(x)
+        return y.permute(0, 2, 3, 1).numpy()
+
+
+# ------------------------------------------------------------------------------- 1. MONAI
+
+
+def _image(size: int) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(size, size)).astype(np.float32)
+
+
+def _monai_run(net: Any, image: np.ndarray, sw_batch: int) -> np.ndarray:
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    x = torch.from_numpy(image)[None, None]
+    with torch.inference_mode():
+        y = sliding_window_inference(x, (TILE, TILE), sw_batch, net, overlap=OVERLAP, mode="gaussian")
+    return y[0].permute(1, 2, 0).numpy()
+
+
+def _pixlearn_run(predict_fn: Any, image: np.ndarray, batch: int, divisor: int = 16) -> np.ndarray:
+    from pixlearn.predict import predict_tiled
+    from pixlearn.tiling import TileConfig
+
+    overlap = int(TILE * OVERLAP)
+    cfg = TileConfig(tile_shape=(TILE, TILE), overlap=overlap, blend="gaussian", mode="blended", batch_size=batch)
+    return predict_tiled(image[..., None], predict_fn, cfg, halo=0, divisor=divisor, batched=True)
+
+
+def _product_predictor(cfg: Any, net: Any) -> Any:
+    from pixlearn.network import NetworkModel
+
+    model = NetworkModel(cfg, "restore", net, device="cpu")  # "restore": raw outputs, like MONAI's
+    return model.predict_batch
+
+
+def _speed(size: int, threads: int, rounds: int, batch: int) -> dict[str, Any]:
+    """Interleaved timings of the engines on one image; outputs for the differences."""
+    import torch
+
+    torch.set_num_threads(threads)
+    cfg, net = _bench_net()
+    image = _image(size)
+    fast = FastPredictor(net)
+    jit = FastPredictor(net, jit=True)
+    variants = {
+        "monai_b1": lambda: _monai_run(net, image, 1),
+        "monai_b4": lambda: _monai_run(net, image, batch),
+        "pixlearn_networkmodel": lambda: _pixlearn_run(_product_predictor(cfg, net), image, batch),
+        "pixlearn_fast": lambda: _pixlearn_run(fast, image, batch),
+        "pixlearn_fast_jit": lambda: _pixlearn_run(jit, image, batch),
+    }
+    _pixlearn_run(jit, _image(TILE + 192), batch)  # trace once, outside the timings
+    best = {k: float("inf") for k in variants}
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    flops = _flops_per_tile(net)
+    from pixlearn.tiling import tile_grid
+
+    n_tiles = len(tile_grid((size, size), TILE, int(TILE * OVERLAP), divisor=16))
+    reference = outputs["monai_b1"]
+    diffs = {k: float(np.abs(v - reference).max()) for k, v in outputs.items()}
+    bf16 = _bf16_tile(net)
+    return {"seconds": best, "max_abs_diff": diffs, "flops_per_tile": flops, "n_tiles": n_tiles,
+            "conv_peak_gflops": _conv_peak(), "bf16": bf16}
+
+
+def _flops_per_tile(net: Any) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        net(torch.zeros(1, 1, TILE, TILE))
+    return float(counter.get_total_flops())
+
+
+def _conv_peak() -> float:
+    """GFLOP/s of a large 3x3 conv2d (64->64 channels, channels-last fp32), best of 5."""
+    import torch
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 64, 128, 128).contiguous(memory_format=torch.channels_last)
+    flops = 2.0 * 4 * 64 * 64 * 9 * 128 * 128
+    best = float("inf")
+    with torch.inference_mode():
+        conv(x)
+        for _ in range(5):
+            start = time.perf_counter()
+            conv(x)
+            best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def _bf16_tile(net: Any) -> dict[str, float]:
+    """One batch of 4 tiles: bf16 autocast against fp32, time and max abs difference."""
+    import torch
+
+    fast = FastPredictor(net)
+    x = np.random.default_rng(2).normal(size=(4, TILE, TILE, 1)).astype(np.float32)
+    times = {}
+    out = {}
+    for name in ("fp32", "bf16"):
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
+                out[name] = np.asarray(fast(x), np.float32)
+            best = min(best, time.perf_counter() - start)
+        times[name] = best
+    return {"fp32_seconds": times["fp32"], "bf16_seconds": times["bf16"],
+            "bf16_speedup": times["fp32"] / times["bf16"],
+            "max_abs_diff": float(np.abs(out["bf16"] - out["fp32"]).max())}
+
+
+def _rss_monai(size: int, threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    _, net = _bench_net()
+    return float(_monai_run(net, _image(size), 1).sum())
+
+
+def _rss_pixlearn(size: int, threads: int, batch: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    _, net = _bench_net()
+    return float(_pixlearn_run(FastPredictor(net), _image(size), batch).sum())
+
+
+# ------------------------------------------------------------------------------- 2. out of core
+
+
+def _write_synthetic(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...], axes: str) -> None:
+    """Bright blobs on a dark background plus noise, uint16, generated one chunk row at a time."""
+    from pixlearn.io import create_zarr
+
+    array = create_zarr(path, shape, np.uint16, chunks=chunks, axes=axes)
+    rng = np.random.default_rng(3)
+    step = chunks[0]
+    for start in range(0, shape[0], step):
+        stop = min(start + step, shape[0])
+        grids = np.ogrid[tuple(slice(start, stop) if d == 0 else slice(0, n) for d, n in enumerate(shape))]
+        pattern = np.ones((), np.float32)
+        for g, period in zip(grids, (23.0, 31.0, 37.0)):
+            pattern = pattern * np.sin(g.astype(np.float32) / period)
+        block = 1000.0 + 2000.0 * (pattern > 0.2) + rng.normal(0, 100, size=pattern.shape).astype(np.float32)
+        array[start:stop] = np.clip(block, 0, 65535).astype(np.uint16)
+
+
+def _predict_big(source: str, out_dir: str, ndim: int, tile: tuple[int, ...], batch: int, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    from pixlearn.network import NetworkModel
+    from pixlearn.predict import predict_many, read_manifest
+    from pixlearn.tiling import TileConfig
+
+    cfg, net = _bench_net(ndim, tiny=True)
+    model = NetworkModel(cfg, "semantic", net, device="cpu")
+    predict_many(model, [source], out_dir, output_format="zarr", tile_cfg=TileConfig(tile_shape=tile, batch_size=batch),
+                 model_name="tiny-unet")
+    import zarr
+
+    out = zarr.open_array(str(Path(out_dir) / (Path(source).stem + ".zarr")), mode="r")
+    return {"seconds_in_manifest": read_manifest(out_dir)[-1]["seconds"], "shape": list(out.shape),
+            "incomplete": bool(out.attrs.get("incomplete")), "halo": list(model.halo),
+            "foreground_fraction_first_chunk": float((np.asarray(out[tuple(slice(0, c) for c in out.chunks)]) > 0).mean())}
+
+
+def _big_run(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], tile: tuple[int, ...], batch: int,
+             threads: int, keep: bool) -> dict[str, Any]:
+    folder = BENCH_DIR / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    source = folder / "input.zarr"
+    start = time.perf_counter()
+    _write_synthetic(source, shape, chunks, "ZYX"[3 - len(shape):])
+    generate = time.perf_counter() - start
+    try:
+        info, seconds, peak = run_isolated(_predict_big, str(source), str(folder / "out"), len(shape), tile, batch, threads)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    pixels = float(np.prod(shape))
+    return {"shape": list(shape), "tile": list(tile), "seconds": seconds, "generate_seconds": generate,
+            "mpix_per_s": pixels / seconds / 1e6, "peak_rss_mib": peak, "model": "tiny U-Net (depth 1, 4 channels, stem 2)",
+            **info}
+
+
+# ------------------------------------------------------------------------------- 3. Dask
+
+
+def _dask_equal(size: int) -> dict[str, Any]:
+    import zarr
+
+    from pixlearn import predict as predict_module
+    from pixlearn.io import write_image
+    from pixlearn.network import NetworkModel
+    from pixlearn.predict import predict_many
+    from pixlearn.tiling import TileConfig
+
+    folder = BENCH_DIR / "dask"
+    shutil.rmtree(folder, ignore_errors=True)
+    rng = np.random.default_rng(4)
+    inputs = []
+    for i, s in enumerate((size, size // 2, size // 3)):
+        path = folder / "in" / f"img{i}.tif"
+        write_image(path, (rng.random((s, s + 17)) * 4000).astype(np.uint16))
+        inputs.append(path)
+    cfg, net = _bench_net(2, tiny=True)
+    model = NetworkModel(cfg, "semantic", net, device="cpu")
+    tile_cfg = TileConfig(tile_shape=(256, 256), batch_size=2)
+    start = time.perf_counter()
+    predict_many(model, inputs, folder / "single", tile_cfg=tile_cfg, output_format="zarr", return_probabilities=True)
+    single_s = time.perf_counter() - start
+    predict_module.DASK_BLOCK_PIXELS[2] = (size * size) // 8  # the largest image also goes out in blocks
+    start = time.perf_counter()
+    predict_many(model, inputs, folder / "dask", tile_cfg=tile_cfg, output_format="zarr", return_probabilities=True,
+                 dask_address="local:2")
+    dask_s = time.perf_counter() - start
+    equal, max_diff = True, 0.0
+    for p in inputs:
+        for suffix in (".zarr", "_probabilities.zarr"):
+            a = zarr.open_array(str(folder / "single" / (p.stem + suffix)), mode="r")[...]
+            b = zarr.open_array(str(folder / "dask" / (p.stem + suffix)), mode="r")[...]
+            equal &= bool(np.array_equal(a, b))
+            max_diff = max(max_diff, float(np.abs(a.astype(np.float64) - b).max()))
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"dask_equal": equal, "dask_max_abs_diff": max_diff, "single_seconds": single_s, "dask_seconds": dask_s}
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small images: a smoke run of a few minutes")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for every engine")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: monai,big2d,big3d,dask")
+    parser.add_argument("--keep", action="store_true", help="keep the big synthetic images")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    figures: dict[str, Any] = {"quick": args.quick, "threads": args.threads}
+    batch = 4
+
+    # big runs first, forked from a parent that has not touched torch
+    if "big2d" not in skip:
+        shape2 = (4096, 4096) if args.quick else (32768, 32768)
+        big2 = _big_run("big2d", shape2, (512, 512), (512, 512), 4, args.threads, args.keep)
+        figures["big_2d"] = big2
+        figures["peak_rss_mib_2d_32k"] = big2["peak_rss_mib"]
+        print_table(f"out of core 2D {shape2}", [("seconds", big2["seconds"], None),
+                                                  ("MPix/s", big2["mpix_per_s"], None),
+                                                  ("peak RSS MiB", big2["peak_rss_mib"], 2048.0)],
+                    ("metric", "pixlearn", "bound"))
+    if "big3d" not in skip:
+        shape3 = (64, 512, 512) if args.quick else (512, 2048, 2048)
+        big3 = _big_run("big3d", shape3, (32, 256, 256), (64, 256, 256), 1, args.threads, args.keep)
+        figures["big_3d"] = big3
+        figures["peak_rss_mib_3d_512x2048x2048"] = big3["peak_rss_mib"]
+        print_table(f"out of core 3D {shape3}", [("seconds", big3["seconds"], None),
+                                                  ("MVox/s", big3["mpix_per_s"], None),
+                                                  ("peak RSS MiB", big3["peak_rss_mib"], 2048.0)],
+                    ("metric", "pixlearn", "bound"))
+
+    if "monai" not in skip:
+        size = TILE + 192 * (3 if args.quick else 7)  # MONAI's and pixlearn's grids coincide
+        speed, _, _ = run_isolated(_speed, size, args.threads, 2 if args.quick else 3, batch)
+        _, _, rss_monai = run_isolated(_rss_monai, size, args.threads)
+        _, _, rss_ours = run_isolated(_rss_pixlearn, size, args.threads, batch)
+        mpix = {k: size * size / s / 1e6 for k, s in speed["seconds"].items()}
+        gflops = {k: speed["n_tiles"] * speed["flops_per_tile"] / s / 1e9 for k, s in speed["seconds"].items()}
+        monai_best = max(mpix["monai_b1"], mpix["monai_b4"])
+        ours = {k: v for k, v in mpix.items() if k.startswith("pixlearn") and speed["max_abs_diff"][k] <= 1e-4}
+        best_name = max(ours, key=ours.get)
+        figures.update({
+            "image_size": size, "tile": TILE, "overlap": OVERLAP, "blend": "gaussian", "batch_size": batch,
+            "mpix_per_s": mpix, "gflops_per_s": gflops, "conv_peak_gflops": speed["conv_peak_gflops"],
+            "max_abs_diff_vs_monai": speed["max_abs_diff"], "bf16": speed["bf16"],
+            "pixlearn_engine": best_name, "speedup_vs_monai": ours[best_name] / monai_best,
+            "speedup_vs_monai_default_b1": ours[best_name] / mpix["monai_b1"],
+            "max_abs_diff": speed["max_abs_diff"][best_name],
+            "peak_rss_mib_monai": rss_monai, "peak_rss_mib_pixlearn": rss_ours,
+        })
+        rows = [(f"MPix/s {k}", v, monai_best) for k, v in mpix.items()]
+        rows += [(f"GFLOP/s {best_name}", gflops[best_name], speed["conv_peak_gflops"]),
+                 ("GFLOP/s monai (best)", max(gflops["monai_b1"], gflops["monai_b4"]), speed["conv_peak_gflops"]),
+                 ("max abs diff", figures["max_abs_diff"], None),
+                 ("peak RSS MiB", rss_ours, rss_monai),
+                 ("bf16 speed-up (one batch)", speed["bf16"]["bf16_speedup"], None),
+                 ("bf16 max abs diff", speed["bf16"]["max_abs_diff"], None)]
+        print_table(f"2D U-Net 16..256, {size}x{size}, tile {TILE}, overlap {OVERLAP}, gaussian", rows,
+                    ("metric", "pixlearn", "MONAI/peak"))
+
+    if "dask" not in skip:
+        dask = _dask_equal(512 if args.quick else 2048)
+        figures.update(dask)
+        print_table("Dask LocalCluster(2) vs single process", [("equal", str(dask["dask_equal"]), None),
+                                                                ("seconds", dask["dask_seconds"], dask["single_seconds"])])
+    write_results("apply" if not args.quick else "apply_quick", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
