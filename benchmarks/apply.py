@@ -17,6 +17,7 @@ Run: ``.venv/bin/python benchmarks/apply.py`` (about 30 minutes on 2 cores) or `
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, print_table, run_isolated, write_results  # noqa: E402
+from _common import RESULTS, ROOT, print_table, run_isolated, write_results  # noqa: E402
 
 BENCH_DIR = ROOT / "bench_output" / "apply"
 TILE, OVERLAP = 256, 0.25
@@ -259,18 +260,43 @@ def _write_synthetic(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]
         array[start:stop] = np.clip(block, 0, 65535).astype(np.uint16)
 
 
-def _predict_big(source: str, out_dir: str, ndim: int, tile: tuple[int, ...], batch: int, threads: int) -> dict[str, Any]:
+def _tiny_classifier(ndim: int) -> Any:
+    """A random forest of 2 trees of depth 3 on one feature (Gaussian, sigma 1): cheap per pixel."""
+    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
+    from pixlearn.features import FeatureConfig
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(1000, 100, size=(16,) * (ndim - 2) + (64, 64)).astype(np.float32)
+    image[..., 16:48, 16:48] += 2000
+    labels = (image > 2000).astype(np.int64)
+    return fit_pixel_classifier([image[..., None]], [labels], FeatureConfig(sigmas=(1.0,), features=("gaussian",)),
+                                ClassifierConfig(n_estimators=2, max_depth=3, n_jobs=1, seed=0))
+
+
+def _tiny_model(kind: str, ndim: int) -> Any:
+    if kind == "classical":
+        return _tiny_classifier(ndim)
+    from pixlearn.network import NetworkModel
+
+    cfg, net = _bench_net(ndim, tiny=True)
+    return NetworkModel(cfg, "semantic", net, device="cpu")
+
+
+MODEL_NAMES = {"classical": "random forest (2 trees, depth 3, 1 Gaussian feature), exact tiles",
+               "network": "tiny U-Net (depth 1, 4 channels, stem 2, random weights), blended tiles"}
+
+
+def _predict_big(source: str, out_dir: str, kind: str, ndim: int, tile: tuple[int, ...], batch: int,
+                 threads: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
-    from pixlearn.network import NetworkModel
     from pixlearn.predict import predict_many, read_manifest
     from pixlearn.tiling import TileConfig
 
-    cfg, net = _bench_net(ndim, tiny=True)
-    model = NetworkModel(cfg, "semantic", net, device="cpu")
+    model = _tiny_model(kind, ndim)
     predict_many(model, [source], out_dir, output_format="zarr", tile_cfg=TileConfig(tile_shape=tile, batch_size=batch),
-                 model_name="tiny-unet")
+                 model_name=kind)
     import zarr
 
     out = zarr.open_array(str(Path(out_dir) / (Path(source).stem + ".zarr")), mode="r")
@@ -279,8 +305,9 @@ def _predict_big(source: str, out_dir: str, ndim: int, tile: tuple[int, ...], ba
             "foreground_fraction_first_chunk": float((np.asarray(out[tuple(slice(0, c) for c in out.chunks)]) > 0).mean())}
 
 
-def _big_run(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], tile: tuple[int, ...], batch: int,
-             threads: int, keep: bool) -> dict[str, Any]:
+def _big_runs(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], runs: list[tuple[str, tuple[int, ...], int]],
+              threads: int, keep: bool) -> dict[str, dict[str, Any]]:
+    """Write one synthetic image, predict it with each (model kind, tile, batch), delete it."""
     folder = BENCH_DIR / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -288,15 +315,22 @@ def _big_run(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], tile: t
     start = time.perf_counter()
     _write_synthetic(source, shape, chunks, "ZYX"[3 - len(shape):])
     generate = time.perf_counter() - start
+    results = {}
     try:
-        info, seconds, peak = run_isolated(_predict_big, str(source), str(folder / "out"), len(shape), tile, batch, threads)
+        for kind, tile, batch in runs:
+            out = folder / f"out-{kind}"
+            info, seconds, peak = run_isolated(_predict_big, str(source), str(out), kind, len(shape), tile, batch, threads)
+            shutil.rmtree(out, ignore_errors=True)
+            results[kind] = {"shape": list(shape), "tile": list(tile), "seconds": seconds,
+                             "generate_seconds": generate, "mpix_per_s": float(np.prod(shape)) / seconds / 1e6,
+                             "peak_rss_mib": peak, "model": MODEL_NAMES[kind], **info}
+            print_table(f"out of core {shape}, {MODEL_NAMES[kind]}",
+                        [("seconds", seconds, None), ("MPix/s", results[kind]["mpix_per_s"], None),
+                         ("peak RSS MiB", peak, 2048.0)], ("metric", "pixlearn", "bound"))
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
-    pixels = float(np.prod(shape))
-    return {"shape": list(shape), "tile": list(tile), "seconds": seconds, "generate_seconds": generate,
-            "mpix_per_s": pixels / seconds / 1e6, "peak_rss_mib": peak, "model": "tiny U-Net (depth 1, 4 channels, stem 2)",
-            **info}
+    return results
 
 
 # ------------------------------------------------------------------------------- 3. Dask
@@ -350,30 +384,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for every engine")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: monai,big2d,big3d,dask")
     parser.add_argument("--keep", action="store_true", help="keep the big synthetic images")
+    parser.add_argument("--big-models", default="classical,network",
+                        help="model kinds for the out-of-core runs (classical: tiny forest; network: tiny U-Net)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     figures: dict[str, Any] = {"quick": args.quick, "threads": args.threads}
     batch = 4
 
     # big runs first, forked from a parent that has not touched torch
+    kinds = [k for k in args.big_models.split(",") if k]
     if "big2d" not in skip:
         shape2 = (4096, 4096) if args.quick else (32768, 32768)
-        big2 = _big_run("big2d", shape2, (512, 512), (512, 512), 4, args.threads, args.keep)
+        runs2 = [(k, (1024, 1024) if k == "classical" else (512, 512), 1 if k == "classical" else 4) for k in kinds]
+        big2 = _big_runs("big2d", shape2, (512, 512), runs2, args.threads, args.keep)
         figures["big_2d"] = big2
-        figures["peak_rss_mib_2d_32k"] = big2["peak_rss_mib"]
-        print_table(f"out of core 2D {shape2}", [("seconds", big2["seconds"], None),
-                                                  ("MPix/s", big2["mpix_per_s"], None),
-                                                  ("peak RSS MiB", big2["peak_rss_mib"], 2048.0)],
-                    ("metric", "pixlearn", "bound"))
+        figures["peak_rss_mib_2d_32k"] = max(r["peak_rss_mib"] for r in big2.values())
     if "big3d" not in skip:
         shape3 = (64, 512, 512) if args.quick else (512, 2048, 2048)
-        big3 = _big_run("big3d", shape3, (32, 256, 256), (64, 256, 256), 1, args.threads, args.keep)
+        runs3 = [(k, (64, 256, 256), 1) for k in kinds]
+        big3 = _big_runs("big3d", shape3, (32, 256, 256), runs3, args.threads, args.keep)
         figures["big_3d"] = big3
-        figures["peak_rss_mib_3d_512x2048x2048"] = big3["peak_rss_mib"]
-        print_table(f"out of core 3D {shape3}", [("seconds", big3["seconds"], None),
-                                                  ("MVox/s", big3["mpix_per_s"], None),
-                                                  ("peak RSS MiB", big3["peak_rss_mib"], 2048.0)],
-                    ("metric", "pixlearn", "bound"))
+        figures["peak_rss_mib_3d_512x2048x2048"] = max(r["peak_rss_mib"] for r in big3.values())
 
     if "monai" not in skip:
         size = TILE + 192 * (3 if args.quick else 7)  # MONAI's and pixlearn's grids coincide
@@ -409,7 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(dask)
         print_table("Dask LocalCluster(2) vs single process", [("equal", str(dask["dask_equal"]), None),
                                                                 ("seconds", dask["dask_seconds"], dask["single_seconds"])])
-    write_results("apply" if not args.quick else "apply_quick", figures)
+    name = "apply" if not args.quick else "apply_quick"
+    previous = RESULTS / f"{name}.json"
+    if skip and previous.exists():  # a partial run updates the figures of the parts it ran
+        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k not in ("machine", "date")}
+        figures = {**kept, **figures, "parts_run_last": sorted({"monai", "big2d", "big3d", "dask"} - skip)}
+    write_results(name, figures)
     return 0
 
 

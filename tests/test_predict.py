@@ -361,8 +361,8 @@ def test_predict_many_manifest_skip_and_resume(tmp_path, folder):
     predict_many(model, inputs, out, model_name="m1")
     assert (out / "img0.tif").stat().st_mtime_ns == first  # finished: skipped
     assert [r["input"] for r in read_manifest(out)] == [str(p) for p in inputs]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "img0.tif", "img0_probabilities.tif", "img1.tif", "img1_probabilities.tif", "img2.tif", "manifest.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["img0.tif", "img1.tif", "img2.tif", "manifest.jsonl", "probabilities"]
+    assert sorted(p.name for p in (out / "probabilities").iterdir()) == ["img0.tif", "img1.tif"]
     from pixlearn.io import read_image
 
     labels, _ = read_image(out / "img1.tif")
@@ -436,9 +436,9 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
             predict_many(model, inputs, tmp_path / "dask", tile_cfg=cfg, output_format="zarr",
                          return_probabilities=True, dask_address=cluster.scheduler_address)
     for p in inputs:
-        for suffix in (".zarr", "_probabilities.zarr"):
-            single = zarr.open_array(str(tmp_path / "single" / (p.stem + suffix)), mode="r")[...]
-            spread = zarr.open_array(str(tmp_path / "dask" / (p.stem + suffix)), mode="r")[...]
+        for name in (p.stem + ".zarr", "probabilities/" + p.stem + ".zarr"):
+            single = zarr.open_array(str(tmp_path / "single" / name), mode="r")[...]
+            spread = zarr.open_array(str(tmp_path / "dask" / name), mode="r")[...]
             np.testing.assert_array_equal(spread, single)
     assert len(read_manifest(tmp_path / "dask")) == 3
     assert len(blocks) == 3 * 9  # each 48x40 image in 3x3 blocks of 16x16 chunks

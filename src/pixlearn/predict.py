@@ -222,9 +222,10 @@ class _BlendPlan:
 
     @functools.cached_property
     def tiles(self) -> list[tuple[int, ...]]:
-        """Tile indices in lexicographic order with the longest axis outermost: the band of
-        unfinished sums is then as thin as the overlap across the smallest cross-section."""
-        order = sorted(range(len(self.shape)), key=lambda d: -self.shape[d])
+        """Tile indices in lexicographic order, outermost the axis with the largest ratio of
+        length to overlap: the band of unfinished sums (overlap x cross-section) is then smallest."""
+        overlaps = [max(1, ivs[0][1] - ivs[1][0]) if len(ivs) > 1 else 1 for ivs in self.intervals]
+        order = sorted(range(len(self.shape)), key=lambda d: -self.shape[d] / overlaps[d])
         tiles = []
         for combo in itertools.product(*(range(len(self.intervals[d])) for d in order)):
             idx = [0] * len(order)
