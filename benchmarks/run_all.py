@@ -12,6 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run_all.py")
+    # networks.py quotes the training throughput measured by train_throughput.py: run it last
+    scripts.sort(key=lambda p: p.name == "networks.py")
     failed = []
     for script in scripts:
         print(f"\n##### {script.name}", flush=True)

@@ -214,3 +214,19 @@ def test_config_validation(kwargs, match):
 def test_config_round_trip():
     cfg = ClassifierConfig(method="hgb", max_depth=12, class_weight=None, max_samples_per_class=None)
     assert ClassifierConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_forest_labels_stop_early_exactly(blobs_2d, n_classes):
+    image, labels = blobs_2d
+    targets = _scribbles(labels)
+    if n_classes == 3:  # odd-numbered discs become class 2
+        targets[(targets == 1) & (labels % 2 == 1)] = 2
+    cfg = ClassifierConfig(n_estimators=40, seed=2, n_jobs=1)
+    model = fit_pixel_classifier([image[..., None]], [targets], SMALL, cfg)
+    full = tuple(slice(0, n) for n in image.shape)
+    stack = compute_features_block(_normalised(model, image[..., None]), full, SMALL, feature_axis="first")
+    votes = predict_stack(model.estimator, stack, n_classes)
+    fast = predict_stack(model.estimator, stack, n_classes, labels=True)
+    np.testing.assert_array_equal(fast, np.argmax(votes, -1))
+    np.testing.assert_array_equal(model.predict_labels(image[..., None]), fast)

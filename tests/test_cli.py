@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pixlearn.cli import app, parse_duration
-from pixlearn.io import read_labels, write_image
+from pixlearn.io import read_image, read_labels, write_image
 
 runner = CliRunner()
 
@@ -138,3 +138,41 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects_garbage():
     with pytest.raises(ValueError, match="cannot read duration"):
         parse_duration("soon")
+
+
+def _tiny_net_config(path, task_outputs):
+    path.write_text(
+        "unet: {ndim: 2, in_channels: 1, out_channels: %d, depth: 2, base_channels: 4}\n"
+        "train: {epochs: 2, steps_per_epoch: 2, batch_size: 2, patch_shape: [32, 32], val_patches: 2}\n" % task_outputs
+    )
+    return path
+
+
+@pytest.mark.parametrize("task, outputs", [("instances", 2), ("restore", 1)])
+def test_network_train_predict(tmp_path, blobs_2d, task, outputs):
+    image, labels = blobs_2d
+    for sub in ("images", "labels"):
+        (tmp_path / sub).mkdir()
+    for i in range(3):
+        write_image(tmp_path / "images" / f"im{i}.tif", np.roll(image, 3 * i, axis=0))
+        target = np.roll(labels, 3 * i, axis=0) if task == "instances" else np.roll(image, 3 * i, axis=0)
+        write_image(tmp_path / "labels" / f"im{i}.tif", target)
+    config = _tiny_net_config(tmp_path / "net.yaml", outputs)
+    result, out = _run("train", "--method", "unet", "--task", task, "--images", tmp_path / "images",
+                       "--labels", tmp_path / "labels", "--config", config, "-o", tmp_path / "model.zip",
+                       "--threads", "1")
+    assert result.exit_code == 0, out
+    assert (tmp_path / "model.zip.checkpoints" / "history.json").exists()
+    result, out = _run("predict", tmp_path / "model.zip", tmp_path / "images", "-o", tmp_path / "pred")
+    assert result.exit_code == 0, out
+    pred, _ = read_image(tmp_path / "pred" / "im0.tif")
+    assert pred.shape[:2] == image.shape
+    result, out = _run("info", tmp_path / "model.zip")
+    assert result.exit_code == 0 and f'"task": "{task}"' in out
+
+
+def test_unet_task_needs_unet(tmp_path, blobs_2d):
+    data = _dataset(tmp_path / "d", blobs_2d)
+    result, out = _run("train", "--method", "rf", "--task", "restore", "--images", data / "images",
+                       "--labels", data / "labels", "-o", tmp_path / "m")
+    _assert_bad_input(result, out, "use --method unet")

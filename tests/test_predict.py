@@ -158,6 +158,39 @@ def test_out_of_core_zarr_equals_in_memory(tmp_path, rng, mode):
     assert len(lazy.reads) > 4
 
 
+class _RecordingOut:
+    """An output array that notes how many tiles had been predicted at each write."""
+
+    def __init__(self, shape, calls):
+        self.array, self.shape, self.calls, self.writes = np.zeros(shape, np.float32), shape, calls, []
+
+    def __setitem__(self, key, value):
+        self.writes.append(len(self.calls))
+        self.array[key] = value
+
+
+@pytest.mark.parametrize("shape", [(64, 60, 1), (20, 40, 36, 1)])
+def test_blended_writes_finished_blocks_while_streaming(rng, shape):
+    image = rng.normal(size=shape).astype(np.float32)
+    calls = []
+
+    def fn(block):
+        calls.append(block.shape)
+        return block
+
+    out = _RecordingOut(shape, calls)
+    predict_tiled(image, fn, TileConfig(tile_shape=(8,) * (len(shape) - 1), overlap=2, mode="blended"), out=out)
+    np.testing.assert_allclose(out.array, image, rtol=1e-6, atol=1e-6)
+    assert len(out.writes) == len(calls)  # one finished block per tile
+    assert out.writes[0] == 1 and out.writes[len(calls) // 2] <= len(calls) // 2 + 1  # written as it goes
+
+
+def test_apply_model_default_tiles(blobs_2d):
+    image = blobs_2d[0][..., None]
+    model = FilterModel()
+    np.testing.assert_array_equal(apply_model(model, image), np.argmax(_whole(model, image), -1))
+
+
 def test_finalize_writes_class_maps(rng):
     image = rng.random((33, 20, 1)).astype(np.float32)
 
@@ -297,6 +330,13 @@ def _discs_on_borders(shape, centres, radius):
     for i, c in enumerate(centres, 1):
         labels[sum((g - x) ** 2 for g, x in zip(grid, c)) <= radius**2] = i
     return labels
+
+
+def test_label_tiled_3d_ball_on_corner():
+    truth = _discs_on_borders((24, 30, 30), [(12, 15, 15), (4, 4, 26)], 4)
+    fn = lambda o: ndimage.label(o[..., 0] > 0.5)[0]  # noqa: E731
+    labels = label_tiled((truth > 0).astype(np.float32)[..., None], fn, core_shape=(12, 15, 15), margin=3)
+    _same_partition(labels, truth)
 
 
 @pytest.mark.parametrize("core", [10, 20])

@@ -8,6 +8,8 @@ settings and predicts probability and label maps block by block with bounded mem
 Random-forest prediction walks the fitted scikit-learn trees directly (``Tree.apply``, which
 releases the GIL) over cache-sized chunks of pixels in a few threads, and averages the leaf class
 fractions: the same numbers as ``RandomForestClassifier.predict_proba`` (summed in float32).
+Label maps stop early: a pixel whose lead over the runner-up class exceeds the number of trees
+left cannot change class, so it skips them (exact; most pixels of a confident model).
 """
 
 from __future__ import annotations
@@ -186,9 +188,9 @@ def _forest_tables(estimator: Any) -> list[tuple[Any, np.ndarray]] | None:
 
 
 def predict_stack(
-    estimator: Any, stack: np.ndarray, n_classes: int, *, n_jobs: int = -1
+    estimator: Any, stack: np.ndarray, n_classes: int, *, n_jobs: int = -1, labels: bool = False
 ) -> np.ndarray:
-    """Class probabilities of every pixel of a feature-major stack.
+    """Class probabilities (or the most probable class) of every pixel of a feature-major stack.
 
     Parameters
     ----------
@@ -200,11 +202,17 @@ def predict_stack(
         ``K``, the number of output channels.
     n_jobs : int
         Threads (``-1``: all cores).
+    labels : bool
+        Return the arg-max class instead. For forests this stops early, exactly, for pixels
+        whose class the remaining trees can no longer change.
 
     Returns
     -------
     probabilities : ndarray of shape (..., K), float32
         Rows sum to 1; classes absent from training get 0.
+    labels : ndarray of shape (...), int64
+        With ``labels=True``: ``argmax`` of the probabilities (the first class on exact ties
+        of the float32 sums when the forest is evaluated in full).
     """
     n_feat = stack.shape[0]
     spatial = stack.shape[1:]
@@ -214,9 +222,14 @@ def predict_stack(
     out = np.zeros((n, n_classes), np.float32)
     tables = _forest_tables(estimator)
     scale = np.float32(1.0 / len(tables)) if tables else np.float32(1.0)
+    if labels and tables is not None:
+        label_out = np.empty(n, np.int64)
 
     def run(start: int) -> None:
         x = np.ascontiguousarray(flat[:, start : start + _CHUNK].T)
+        if labels and tables is not None:
+            label_out[start : start + x.shape[0]] = classes[_forest_labels(tables, x)]
+            return
         if tables is not None:
             acc = np.zeros((x.shape[0], len(classes)), np.float32)
             for tree, fractions in tables:
@@ -238,7 +251,47 @@ def predict_stack(
     else:
         for start in starts:
             run(start)
+    if labels:
+        if tables is not None:
+            return label_out.reshape(spatial)
+        return np.argmax(out, axis=1).reshape(spatial)
     return out.reshape(spatial + (n_classes,))
+
+
+def _forest_labels(
+    tables: list[tuple[Any, np.ndarray]], x: np.ndarray, group: int = 8
+) -> np.ndarray:
+    """Index into ``classes_`` of the forest's most probable class for each row of `x`.
+
+    Exact early stop: trees are evaluated in groups, and a pixel leaves the active set once its
+    lead over the runner-up exceeds the number of trees still to come (each tree adds at most 1
+    to any class), so its arg-max can no longer change. Confident pixels skip most trees.
+    """
+    n_trees = len(tables)
+    n, k = x.shape[0], tables[0][1].shape[1]
+    votes = np.zeros((n, k), np.float32)
+    active = np.arange(n)
+    x_active, votes_active = x, votes.copy()
+    for first in range(0, n_trees, group):
+        for tree, fractions in tables[first : first + group]:
+            votes_active += fractions[tree.apply(x_active)]
+        remaining = n_trees - min(n_trees, first + group)
+        if remaining == 0:
+            break
+        if k == 2:
+            lead = np.abs(votes_active[:, 0] - votes_active[:, 1])
+        else:
+            top = np.partition(votes_active, k - 2, axis=1)
+            lead = top[:, -1] - top[:, -2]
+        settled = lead > remaining + 1e-3  # margin for float32 rounding of the sums
+        if settled.any():
+            votes[active[settled]] = votes_active[settled]
+            keep = ~settled
+            active, x_active, votes_active = active[keep], x_active[keep], votes_active[keep]
+            if active.size == 0:
+                break
+    votes[active] = votes_active
+    return np.argmax(votes, axis=1)
 
 
 class _Normalized:
@@ -390,7 +443,8 @@ class PixelClassifier:
         Returns
         -------
         labels : array-like of shape (M, N) or (P, M, N)
-            Class indices ``0..K-1``.
+            Class indices ``0..K-1``: the arg-max of :meth:`predict_probabilities`. Random
+            forests stop early, exactly, for pixels whose class the remaining trees cannot change.
         """
         self._check(image)
         spatial = tuple(image.shape[:-1])
@@ -398,11 +452,11 @@ class PixelClassifier:
             out = np.empty(spatial, np.uint8 if self.n_outputs <= 256 else np.uint16)
         elif tuple(out.shape) != spatial:
             raise PixlearnError(f"out has shape {tuple(out.shape)}, expected {spatial}")
-        for core, probabilities in self._blocks(image, block_shape):
-            out[core] = np.argmax(probabilities, axis=-1).astype(out.dtype)
+        for core, labels in self._blocks(image, block_shape, labels=True):
+            out[core] = labels.astype(out.dtype)
         return out
 
-    def _blocks(self, image: Any, block_shape: Sequence[int] | None) -> Any:
+    def _blocks(self, image: Any, block_shape: Sequence[int] | None, *, labels: bool = False) -> Any:
         low, high = compute_normalization(image, self.normalization)
         view = _Normalized(image, low, high)
         shape = block_shape or default_block_shape(self.ndim)
@@ -412,7 +466,9 @@ class PixelClassifier:
             if stack is None or stack.shape != want:
                 stack = np.empty(want, np.float32)  # reused: fresh pages are slow to fault in
             compute_features_block(view, core, self.feature_cfg, feature_axis="first", out=stack)
-            yield core, predict_stack(self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs)
+            yield core, predict_stack(
+                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels
+            )
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description of everything but the estimator.

@@ -50,6 +50,20 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _set_threads(threads: Optional[int], seed: Optional[int] = None) -> None:
+    """Process-wide PyTorch settings: only the command line sets them, never the library."""
+    if threads is None and seed is None:
+        return
+    try:
+        import torch
+    except ImportError:  # classical models need no torch
+        return
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if seed is not None:
+        torch.manual_seed(seed)
+
+
 def parse_duration(text: str) -> float:
     """Seconds in ``"90"``, ``"90s"``, ``"20m"``, ``"1.5h"`` or ``"1h30m"``.
 
@@ -129,10 +143,12 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted network training from its last checkpoint.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model from pairs of raw images and annotations."""
     _setup_logging(verbose)
+    _set_threads(threads, seed=seed)
     from .pairs import load_pairs
 
     sections = _read_config_file(config)
@@ -185,11 +201,13 @@ def predict(
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
     dask: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (networks).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Apply a trained model to images of any size."""
     _setup_logging(verbose)
+    _set_threads(threads)
     from .artifact import load_model
     from .io import list_images
     from .predict import predict_many

@@ -642,7 +642,7 @@ def compute_features(
     >>> compute_features(np.zeros((6, 5, 2), np.float32), cfg).shape
     (6, 5, 4)
     """
-    ndim = _check_image(image)
+    _check_image(image)
     full = tuple(slice(0, n) for n in image.shape[:-1])
     return compute_features_block(image, full, cfg, spacing=spacing)
 

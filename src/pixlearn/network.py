@@ -323,7 +323,8 @@ def fit_network(
     task : {"semantic", "instances", "restore"}
     unet, train_config : UNetConfig, TrainConfig, optional
         Default from :func:`pixlearn.training.auto_config`; an empty ``patch_shape`` is filled in
-        from the data too. A loss that does not fit the task is replaced by the task's default.
+        from the data too (with the batch size, unless it differs from the default 8). A loss
+        that does not fit the task is replaced by the task's default.
     normalization : NormalizeConfig, optional
         Default percentile 1..99.8.
     validation : (images, labels), optional
@@ -369,8 +370,10 @@ def fit_network(
             f"output(s), but the data is {images[0].ndim - 1}D with {images[0].shape[-1]} channel(s) and needs {n_outputs}"
         )
     cfg = auto_train if train_config is None else train_config
-    if not cfg.patch_shape:
-        cfg = cfg.replace(patch_shape=auto_train.patch_shape, batch_size=auto_train.batch_size)
+    if not cfg.patch_shape:  # the data decides; so does memory, unless a batch size was chosen
+        default_batch = TrainConfig.__dataclass_fields__["batch_size"].default
+        batch = auto_train.batch_size if cfg.batch_size == default_batch else cfg.batch_size
+        cfg = cfg.replace(patch_shape=auto_train.patch_shape, batch_size=batch)
     if cfg.loss not in TASK_LOSSES[task]:
         logger.info("loss %r does not fit the %s task: using %r", cfg.loss, task, TASK_LOSSES[task][0])
         cfg = cfg.replace(loss=TASK_LOSSES[task][0])

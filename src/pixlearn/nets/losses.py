@@ -47,15 +47,23 @@ def _soft_dice(probabilities: torch.Tensor, onehot: torch.Tensor, mask: torch.Te
 
 
 def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits ``(B, K, *S)`` against class indices ``(B, *S)``, -1 ignored."""
+    """Cross-entropy of logits ``(B, K, *S)`` against class indices ``(B, *S)``, -1 ignored.
+
+    The mean over annotated pixels; 0 (with a zero gradient) when none is annotated.
+    """
     output = output.float()
-    if not (target != IGNORE).any():
-        return output.sum() * 0.0
-    return F.cross_entropy(output, target.long(), ignore_index=IGNORE)
+    target = target.long()
+    n_valid = (target != IGNORE).sum().clamp(min=1)
+    return F.cross_entropy(output, target, ignore_index=IGNORE, reduction="sum") / n_valid
 
 
 def cross_entropy_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy plus soft Dice over all classes, ignoring pixels whose target is -1.
+
+    The Dice term is the batch Dice per class, ``1 - mean_k (2 I_k + 1) / (P_k + T_k + 1)`` with
+    ``I_k`` the summed probability of class ``k`` on pixels of class ``k``, ``P_k`` its summed
+    probability on annotated pixels and ``T_k`` the number of pixels of class ``k``. It is
+    computed without a one-hot tensor (gather + index_add), which keeps the loss cheap.
 
     Examples
     --------
@@ -65,10 +73,21 @@ def cross_entropy_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """
     output = output.float()
     target = target.long()
-    mask = (target != IGNORE).unsqueeze(1)
-    onehot = F.one_hot(target.clamp(min=0), output.shape[1]).movedim(-1, 1).to(output.dtype)
-    probabilities = torch.softmax(output, dim=1)
-    return cross_entropy(output, target) + _soft_dice(probabilities, onehot, mask.to(output.dtype))
+    n_classes = output.shape[1]
+    valid = target != IGNORE
+    n_valid = valid.sum().clamp(min=1)
+    log_probabilities = F.log_softmax(output, dim=1)
+    ce = F.nll_loss(log_probabilities, target, ignore_index=IGNORE, reduction="sum") / n_valid
+    probabilities = log_probabilities.exp()
+    safe = torch.where(valid, target, n_classes)  # ignored pixels count as an extra class
+    dims = [0] + list(range(2, output.ndim))
+    predicted = (probabilities * valid.unsqueeze(1).to(probabilities.dtype)).sum(dims)
+    picked = probabilities.gather(1, safe.clamp(max=n_classes - 1).unsqueeze(1)).flatten()
+    intersection = torch.zeros(n_classes + 1, dtype=probabilities.dtype, device=output.device)
+    intersection = intersection.index_add(0, safe.flatten(), picked)[:n_classes]
+    counts = torch.bincount(safe.flatten(), minlength=n_classes + 1)[:n_classes].to(probabilities.dtype)
+    dice = (2.0 * intersection + _SMOOTH) / (predicted + counts + _SMOOTH)
+    return ce + 1.0 - dice.mean()
 
 
 def binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,11 @@ Two pure functions describe what a tiled predictor must respect to reproduce who
   the whole-image prediction on ``[a, b)`` whenever ``a`` is a multiple of the divisor. This holds
   in eval mode with ``norm="batch"`` or ``"none"``; instance and group normalisation use statistics
   of the whole block, so tiles then only approximate the whole-image result.
+
+What a tiler must respect: block starts (core start minus halo) at multiples of the divisor,
+which holds when core starts are multiples of it since the halo is; blocks clipped at the image
+border rather than padded by the tiler (the network pads the high end itself, by edge
+replication, exactly as it does for the whole image).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from ..config import Config
 
 NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")
 SKIP_MERGES: tuple[str, ...] = ("concat", "add")
+UPSAMPLES: tuple[str, ...] = ("transpose", "nearest")
+DOWNSAMPLES: tuple[str, ...] = ("maxpool", "conv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +75,13 @@ class UNetConfig(Config):
         How a decoder level joins the up-sampled features with the encoder's skip connection:
         channel concatenation (classic U-Net) or addition (LinkNet/FPN style, whose decoder
         convolutions see half the channels: about 2x cheaper decoders).
+    downsample : {"maxpool", "conv"}
+        Encoder down-sampling: max pooling before a level's convolutions, or a stride equal to
+        the pooling factor in the level's first convolution (as nnU-Net and MONAI do).
+    upsample : {"transpose", "nearest"}
+        Decoder up-sampling: a transposed convolution with kernel = stride = pooling factor, or
+        a 1x1 convolution at the coarse level followed by nearest-neighbour enlargement (several
+        times cheaper on CPUs; the block's convolutions after the merge do the refinement).
     final_activation : {"none"}
         The network returns raw values; losses and :mod:`pixlearn.network` apply softmax/sigmoid.
 
@@ -91,6 +105,8 @@ class UNetConfig(Config):
     pool_kernels: tuple[tuple[int, ...], ...] = ()
     stem_factor: int = 1
     skip_merge: str = "concat"
+    downsample: str = "maxpool"
+    upsample: str = "transpose"
     final_activation: str = "none"
 
     def __post_init__(self) -> None:
@@ -109,6 +125,10 @@ class UNetConfig(Config):
             raise ValueError(f"UNetConfig.norm {self.norm!r} is not one of {NORMS}")
         if self.skip_merge not in SKIP_MERGES:
             raise ValueError(f"UNetConfig.skip_merge {self.skip_merge!r} is not one of {SKIP_MERGES}")
+        if self.downsample not in DOWNSAMPLES:
+            raise ValueError(f"UNetConfig.downsample {self.downsample!r} is not one of {DOWNSAMPLES}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"UNetConfig.upsample {self.upsample!r} is not one of {UPSAMPLES}")
         if self.final_activation != "none":
             raise ValueError("UNetConfig.final_activation must be 'none' (activations live in the losses)")
         if self.pool_kernels:
@@ -222,10 +242,15 @@ def receptive_field_halo(cfg: UNetConfig) -> tuple[int, ...]:
         scale = stem
         halo = stem - 1  # space-to-depth groups `stem` pixels
         halo += n * radius * scale
-        for k in kernels:  # encoder: pool, then convolutions at the coarser scale
-            halo += (k - 1) * scale
-            scale *= k
-            halo += n * radius * scale
+        for k in kernels:  # encoder: pool (or strided convolution), then convolutions at the coarser scale
+            if cfg.downsample == "maxpool":
+                halo += (k - 1) * scale
+                scale *= k
+                halo += n * radius * scale
+            else:
+                halo += radius * scale + (k - 1) * scale
+                scale *= k
+                halo += (n - 1) * radius * scale
         for k in reversed(kernels):  # decoder: transposed convolution, then convolutions
             scale //= k
             halo += (k - 1) * scale
@@ -253,14 +278,17 @@ def _norm(kind: str, ndim: int, channels: int) -> nn.Module:
 class _Block(nn.Module):
     """``n`` x (conv -> norm -> ReLU), optionally with a projected residual shortcut."""
 
-    def __init__(self, cfg: UNetConfig, in_channels: int, out_channels: int) -> None:
+    def __init__(self, cfg: UNetConfig, in_channels: int, out_channels: int,
+                 stride: tuple[int, ...] | None = None) -> None:
         super().__init__()
         conv = _conv(cfg.ndim)
         bias = cfg.norm == "none"  # a bias before a normalisation is a redundant op
         layers: list[nn.Module] = []
         channels = in_channels
+        first_stride = stride if stride is not None else 1
         for i in range(cfg.convs_per_block):
-            layers.append(conv(channels, out_channels, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=bias))
+            layers.append(conv(channels, out_channels, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=bias,
+                               stride=first_stride if i == 0 else 1))
             layers.append(_norm(cfg.norm, cfg.ndim, out_channels))
             if not (cfg.residual and i == cfg.convs_per_block - 1):
                 layers.append(nn.ReLU(inplace=True))
@@ -269,13 +297,28 @@ class _Block(nn.Module):
         self.shortcut: nn.Module | None = None
         if cfg.residual:
             self.shortcut = (
-                nn.Identity() if in_channels == out_channels else conv(in_channels, out_channels, 1, bias=False)
+                nn.Identity() if in_channels == out_channels and stride is None
+                else conv(in_channels, out_channels, 1, bias=False, stride=first_stride)
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.shortcut is None:
             return self.body(x)
         return F.relu(self.body(x) + self.shortcut(x), inplace=True)
+
+
+class _NearestUp(nn.Module):
+    """1x1 convolution at the coarse level, then nearest-neighbour enlargement by `factors`."""
+
+    def __init__(self, conv: nn.Module, factors: tuple[int, ...]) -> None:
+        super().__init__()
+        self.conv = conv
+        self.factors = tuple(int(f) for f in factors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # "nearest-exact" with an integer factor copies each pixel f times, like repeat_interleave
+        # (plain "nearest" can round (f * j) / f below j for f = 3), with one fused kernel
+        return F.interpolate(self.conv(x), scale_factor=self.factors, mode="nearest-exact")
 
 
 def _space_to_depth(x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
@@ -340,15 +383,21 @@ class UNet(nn.Module):
         self.pools = nn.ModuleList()
         previous = cfg.in_channels * stem
         for level, width in enumerate(channels):
-            if level > 0:
+            stride = None
+            if level > 0 and cfg.downsample == "maxpool":
                 self.pools.append(pool(kernels[level - 1], kernels[level - 1]))
-            self.encoders.append(_Block(cfg, previous, width))
+            elif level > 0:
+                stride = kernels[level - 1]
+            self.encoders.append(_Block(cfg, previous, width, stride))
             previous = width
         self.upsamples = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for level in range(cfg.depth - 1, -1, -1):
             k = kernels[level]
-            self.upsamples.append(transpose(channels[level + 1], channels[level], k, k, bias=False))
+            if cfg.upsample == "transpose":
+                self.upsamples.append(transpose(channels[level + 1], channels[level], k, k, bias=False))
+            else:
+                self.upsamples.append(_NearestUp(conv(channels[level + 1], channels[level], 1, bias=False), k))
             merged = 2 * channels[level] if cfg.skip_merge == "concat" else channels[level]
             self.decoders.append(_Block(cfg, merged, channels[level]))
         self.head = conv(channels[0], cfg.out_channels * stem, 1)
@@ -368,7 +417,7 @@ class UNet(nn.Module):
         x = _space_to_depth(x, self.cfg.stem_factors)
         skips = []
         for level, encoder in enumerate(self.encoders):
-            if level > 0:
+            if level > 0 and self.pools:
                 x = self.pools[level - 1](x)
             x = encoder(x)
             skips.append(x)

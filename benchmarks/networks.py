@@ -1,0 +1,204 @@
+"""U-Net on the real data sets: DSB2018 nuclei (instances), ISBI 2012 membranes (semantic, beside
+the random forest) and W2S denoising (restoration), each trained under a wall-clock budget.
+
+Run: ``.venv/bin/python benchmarks/networks.py`` (about 50 minutes on 2 CPU cores; ``--quick`` for a
+few-minute smoke run). The same script uses a CUDA GPU when one is present (AMP there).
+Figures go to ``benchmarks/results/networks.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, RESULTS, print_table, write_results  # noqa: E402
+
+from pixlearn.io import read_split  # noqa: E402
+from pixlearn.labels import to_class_targets  # noqa: E402
+from pixlearn.pairs import load_pairs, to_grey  # noqa: E402
+
+
+def _train_cfg(minutes: float, patch: tuple[int, ...], batch: int, seed: int = 0) -> Any:
+    from pixlearn.training import TrainConfig
+
+    return TrainConfig(
+        epochs=10_000, steps_per_epoch=50, batch_size=batch, patch_shape=patch, lr=2e-3,
+        time_limit_s=minutes * 60.0, patience=0, seed=seed, val_patches=48,
+    )
+
+
+def _apply_all(model: Any, images: list[np.ndarray]) -> list[np.ndarray]:
+    from pixlearn.predict import apply_model
+
+    return [np.asarray(apply_model(model, image)) for image in images]
+
+
+def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
+    """Instance segmentation of nuclei; AP at IoU 0.5 (= matching accuracy, as DSB2018/StarDist)."""
+    from pixlearn.metrics import matching_dataset
+    from pixlearn.network import fit_network
+
+    root = DATA / "dsb2018_nuclei"
+    split = read_split(root)
+    train_names = split["train"][:60] if quick else split["train"]
+    test_names = split["test"][:20] if quick else split["test"]
+    train = load_pairs(root / "images", root / "labels", label_kind="instances", names=train_names)
+    test = load_pairs(root / "images", root / "labels", label_kind="instances", names=test_names)
+    start = time.perf_counter()
+    model = fit_network([p.image for p in train], [p.labels for p in train], "instances",
+                        train_config=_train_cfg(minutes, (128, 128), 8))
+    train_minutes = (time.perf_counter() - start) / 60.0
+    start = time.perf_counter()
+    predictions = _apply_all(model, [to_grey(p.image) for p in test])
+    predict_s = time.perf_counter() - start
+    scores = {m.thresh: m for m in matching_dataset([p.labels for p in test], predictions)}
+    return {
+        "dsb2018_ap50": scores[0.5].accuracy,
+        "dsb2018_ap75": scores[0.75].accuracy,
+        "dsb2018_f1_50": scores[0.5].f1,
+        "dsb2018_mean_ap": float(np.mean([m.accuracy for m in scores.values()])),
+        "dsb2018_train_minutes": train_minutes,
+        "dsb2018_predict_seconds": predict_s,
+        "dsb2018_n_train": len(train),
+        "dsb2018_n_test": len(test),
+        "dsb2018_thresholds": model.to_metadata().get("thresholds"),
+    }
+
+
+def _membrane_scores(truth: list[np.ndarray], predictions: list[np.ndarray]) -> tuple[float, float]:
+    from pixlearn.metrics import confusion_matrix, scores_from_confusion
+
+    matrix = sum(confusion_matrix(t, p, 2) for t, p in zip(truth, predictions))
+    scores = scores_from_confusion(matrix)
+    return float(scores.dice[1]), 1.0 - float(scores.pixel_accuracy)
+
+
+def isbi2012(minutes: float, quick: bool) -> dict[str, Any]:
+    """Membrane segmentation: F1 (= Dice) of the membrane class and pixel error, U-Net vs RF."""
+    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
+    from pixlearn.features import FeatureConfig
+    from pixlearn.network import fit_network
+
+    root = DATA / "isbi2012_em"
+    split = read_split(root)
+    train = load_pairs(root / "images", root / "labels", label_kind="dense", names=split["train"])
+    test = load_pairs(root / "images", root / "labels", label_kind="dense", names=split["test"])
+    targets = [to_class_targets(p.labels, "dense", n_classes=2) for p in train]
+    truth = [p.labels for p in test]
+    start = time.perf_counter()
+    model = fit_network([p.image for p in train], targets, "semantic",
+                        train_config=_train_cfg(minutes, (256, 256), 4), class_names=["cell", "membrane"])
+    train_minutes = (time.perf_counter() - start) / 60.0
+    f1, error = _membrane_scores(truth, _apply_all(model, [p.image for p in test]))
+    start = time.perf_counter()
+    forest = fit_pixel_classifier([p.image for p in train], targets, FeatureConfig(),
+                                  ClassifierConfig(n_estimators=100, max_samples_per_class=50_000, seed=0), class_names=["cell", "membrane"])
+    rf_fit_s = time.perf_counter() - start
+    f1_rf, error_rf = _membrane_scores(truth, _apply_all(forest, [p.image for p in test]))
+    return {
+        "isbi2012_membrane_f1": f1,
+        "isbi2012_pixel_error": error,
+        "isbi2012_train_minutes": train_minutes,
+        "isbi2012_membrane_f1_rf": f1_rf,
+        "isbi2012_pixel_error_rf": error_rf,
+        "isbi2012_rf_fit_seconds": rf_fit_s,
+    }
+
+
+def _fit_to(target: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Affine least-squares fit of `image` to `target` (scale-invariant comparison, as CARE)."""
+    x = image.ravel().astype(np.float64)
+    a = np.vstack([x, np.ones_like(x)]).T
+    coef, *_ = np.linalg.lstsq(a, target.ravel().astype(np.float64), rcond=None)
+    return (coef[0] * image + coef[1]).astype(np.float32)
+
+
+def w2s(minutes: float, quick: bool) -> dict[str, Any]:
+    """Denoising: PSNR/SSIM against the 400-frame average of the network output and of the input.
+
+    Each 8-bit file was min-max scaled on its own, so the target is percentile-normalised and the
+    input and the output are each affinely fitted to it before scoring.
+    """
+    from pixlearn.metrics import psnr, ssim
+    from pixlearn.network import fit_network
+    from pixlearn.normalize import percentile_normalize
+
+    root = DATA / "w2s_denoising"
+    split = read_split(root)
+    train_names = split["train"][:20] if quick else split["train"]
+    train = load_pairs(root / "images", root / "labels", label_kind="restore", names=train_names)
+    test = load_pairs(root / "images", root / "labels", label_kind="restore", names=split["test"])
+    start = time.perf_counter()
+    model = fit_network([p.image for p in train], [p.labels for p in train], "restore",
+                        train_config=_train_cfg(minutes, (128, 128), 8))
+    train_minutes = (time.perf_counter() - start) / 60.0
+    outputs = _apply_all(model, [p.image for p in test])
+    rows = []
+    for pair, output in zip(test, outputs):
+        target = percentile_normalize(pair.labels.astype(np.float32), 0.1, 99.9)[..., 0]
+        out = _fit_to(target, output[..., 0])
+        raw = _fit_to(target, pair.image[..., 0].astype(np.float32))
+        rows.append((psnr(target, out, 1.0), psnr(target, raw, 1.0),
+                     ssim(target, out, 1.0), ssim(target, raw, 1.0)))
+    mean = np.mean(np.array(rows), axis=0)
+    return {
+        "w2s_psnr_output": float(mean[0]),
+        "w2s_psnr_input": float(mean[1]),
+        "w2s_ssim_output": float(mean[2]),
+        "w2s_ssim_input": float(mean[3]),
+        "w2s_train_minutes": train_minutes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few-minute smoke run on subsets")
+    parser.add_argument("--dsb-minutes", type=float, default=30.0)
+    parser.add_argument("--isbi-minutes", type=float, default=10.0)
+    parser.add_argument("--w2s-minutes", type=float, default=8.0)
+    parser.add_argument("--only", choices=["dsb2018", "isbi2012", "w2s"], action="append")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dsb_minutes, args.isbi_minutes, args.w2s_minutes = 1.0, 1.0, 1.0
+    if not DATA.exists():
+        print(f"no data at {DATA}: skipped")
+        return 0
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    runs = {"dsb2018": (dsb2018, args.dsb_minutes), "isbi2012": (isbi2012, args.isbi_minutes),
+            "w2s": (w2s, args.w2s_minutes)}
+    name = "networks_quick" if args.quick else "networks"
+    previous = RESULTS / f"{name}.json"
+    figures: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() and args.only else {}
+    figures.pop("machine", None)
+    for key, (fn, minutes) in runs.items():
+        if args.only and key not in args.only:
+            continue
+        print(f"-- {key}: training for {minutes:g} min on {device}", flush=True)
+        figures.update(fn(minutes, args.quick))
+    throughput = RESULTS / "train_throughput.json"
+    if throughput.exists():  # measured by train_throughput.py in the same `make bench`
+        figures["train_speedup_vs_monai"] = json.loads(throughput.read_text()).get("train_speedup_vs_monai")
+    figures["device"] = device
+    print_table("U-Net on real data", [
+        ("dsb2018 AP@0.5", figures.get("dsb2018_ap50"), None),
+        ("dsb2018 train minutes", figures.get("dsb2018_train_minutes"), None),
+        ("isbi2012 membrane F1 (unet | rf)", figures.get("isbi2012_membrane_f1"), figures.get("isbi2012_membrane_f1_rf")),
+        ("isbi2012 pixel error (unet | rf)", figures.get("isbi2012_pixel_error"), figures.get("isbi2012_pixel_error_rf")),
+        ("w2s PSNR (output | input)", figures.get("w2s_psnr_output"), figures.get("w2s_psnr_input")),
+        ("w2s SSIM (output | input)", figures.get("w2s_ssim_output"), figures.get("w2s_ssim_input")),
+    ], headers=("metric", "pixlearn", "reference"))
+    write_results(name, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
