@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("metric", "pixlearn", "MONAI/peak"))
 
     if "dask" not in skip:
-        dask = _dask_equal(512 if args.quick else 2048)
+        dask = _dask_equal(512 if args.quick else 1024)
         figures.update(dask)
         rows = []
         for kind, r in dask["dask"].items():

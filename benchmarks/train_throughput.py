@@ -2,7 +2,7 @@
 
 Both networks have the channels (16, 32, 64, 128, 256), take 256x256 single-channel patches in
 batches of 8, and are trained with the same loss (pixlearn's cross-entropy + Dice, 2 classes)
-and optimizer (AdamW, lr 1e-3). pixlearn's network is the one :func:`pixlearn.training.auto_config`
+and optimizer (AdamW, lr 1e-3). pixlearn's network is the one :func:`pixlearn.autoconfig.auto_config`
 chooses for 2D data with objects of 16 px or more on a CPU (4 down-samplings by strided
 convolution, one conv + batch norm + ReLU per level and path, added skips, 1x1 + nearest
 up-sampling, a 2x space-to-depth stem); MONAI's is its default ``UNet`` (strided convolutions, instance norm,
@@ -39,11 +39,11 @@ BATCH = 8
 
 
 def _ours_config(**changes: object) -> object:
-    """What :func:`pixlearn.training.auto_config` picks on a CPU for 256x256 patches of 2D
+    """What :func:`pixlearn.autoconfig.auto_config` picks on a CPU for 256x256 patches of 2D
     images with objects about 40 px across (so the benchmark follows the library's choice)."""
     import numpy as np
 
-    from pixlearn.training import auto_config
+    from pixlearn.autoconfig import auto_config
 
     labels = np.zeros((512, 512), np.uint16)
     for i, (r, c) in enumerate([(60, 60), (200, 300), (400, 120), (350, 420)], start=1):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from pixlearn.autoconfig import LEAN_CPU
 from pixlearn.labels import IGNORE
 from pixlearn.nets import LOSSES, UNet, UNetConfig, anisotropic_pool_kernels, make_loss, receptive_field_halo, size_divisor
 from pixlearn.nets.unet import _depth_to_space, _space_to_depth
-from pixlearn.training import LEAN_CPU
 
 
 

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .autoconfig import auto_config
 from .datasets import NO_AUGMENT, PatchDataset, normalize_images
 from .errors import PixlearnError
 from .labels import IGNORE
 from .model import TASKS
 from .nets.unet import UNet, UNetConfig, receptive_field_halo, size_divisor
 from .normalize import NormalizeConfig
-from .training import History, TrainConfig, auto_config, resolve_device, train
+from .training import History, TrainConfig, resolve_device, train
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def fit_network(
         ``restore``: canonical target images ``(M, N, K)``, normalised here like the inputs.
     task : {"semantic", "instances", "restore"}
     unet, train_config : UNetConfig, TrainConfig, optional
-        Default from :func:`pixlearn.training.auto_config`; an empty ``patch_shape`` is filled in
+        Default from :func:`pixlearn.autoconfig.auto_config`; an empty ``patch_shape`` is filled in
         from the data too (with the batch size, unless it differs from the default 8). A loss
         that does not fit the task is replaced by the task's default.
     normalization : NormalizeConfig, optional

@@ -129,7 +129,8 @@ def run_demo(output: str | os.PathLike[str], *, seed: int = 0) -> str:
     from .io import read_canonical, read_image, read_labels, write_image
     from .pairs import load_pairs
     from .predict import predict_many
-    from .synthetic import SyntheticConfig, instances_to_semantic, make_dataset, simulate_scribbles
+    from .scribbles import instances_to_semantic, simulate_scribbles
+    from .synthetic import SyntheticConfig, make_dataset
 
     out = Path(output)
     start = time.perf_counter()
@@ -197,7 +198,7 @@ def train_network_model(
         How the annotations of `pairs` were read.
     sections : dict, optional
         Config-file sections ``unet``, ``train``, ``normalization`` (missing ones are chosen
-        from the data, see :func:`pixlearn.training.auto_config`).
+        from the data, see :func:`pixlearn.autoconfig.auto_config`).
     val_pairs : list of Pair, optional
         Validation pairs; default a split of `pairs`.
     train_overrides : dict, optional

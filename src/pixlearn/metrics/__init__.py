@@ -1,0 +1,61 @@
+"""Evaluation metrics as pure functions: semantic, instance and restoration scores.
+
+Semantic segmentation (:mod:`pixlearn.metrics.semantic`)
+    :func:`confusion_matrix`, :func:`pixel_accuracy`, :func:`iou`, :func:`dice`, and
+    :func:`semantic_scores` / :func:`scores_from_confusion` returning :class:`SemanticScores`.
+Instance segmentation (:mod:`pixlearn.metrics.instance`)
+    :func:`matching` (optimal one-to-one matching of objects at an IoU threshold, as in the
+    DSB2018 challenge and StarDist), :func:`matching_dataset`, :func:`aggregate_matchings` and
+    :func:`average_precision`.
+Restoration (:mod:`pixlearn.metrics.restoration`)
+    :func:`psnr`, :func:`ssim`, :func:`nrmse`.
+
+Every score is a Python ``int``/``float`` (never a NumPy scalar), so results dump to JSON.
+Undefined per-class scores (a class absent from both images) are ``nan`` in arrays and ``None``
+in :meth:`SemanticScores.to_dict`. The names listed in ``__all__`` are the public API; import
+them from :mod:`pixlearn.metrics`.
+"""
+
+from __future__ import annotations
+
+from .instance import (
+    DEFAULT_IOU_THRESHOLDS,
+    Matching,
+    aggregate_matchings,
+    average_precision,
+    matching,
+    matching_dataset,
+)
+from .restoration import nrmse, psnr, ssim
+from .semantic import (
+    SemanticScores,
+    confusion_matrix,
+    dice,
+    dice_from_confusion,
+    iou,
+    iou_from_confusion,
+    pixel_accuracy,
+    scores_from_confusion,
+    semantic_scores,
+)
+
+__all__ = [
+    "DEFAULT_IOU_THRESHOLDS",
+    "Matching",
+    "SemanticScores",
+    "aggregate_matchings",
+    "average_precision",
+    "confusion_matrix",
+    "dice",
+    "dice_from_confusion",
+    "iou",
+    "iou_from_confusion",
+    "matching",
+    "matching_dataset",
+    "nrmse",
+    "pixel_accuracy",
+    "psnr",
+    "scores_from_confusion",
+    "semantic_scores",
+    "ssim",
+]
