@@ -398,6 +398,7 @@ def test_predict_many_manifest_skip_and_resume(tmp_path, folder):
     first = (out / "img0.tif").stat().st_mtime_ns
     # an interrupted run leaves a temporary output behind; a rerun removes it and does the rest
     (out / ".img2.tif.1234abcd.partial").write_bytes(b"half")
+    (out / "probabilities" / ".img2.tif.5678abcd.partial").write_bytes(b"half")
     predict_many(model, inputs, out, model_name="m1")
     assert (out / "img0.tif").stat().st_mtime_ns == first  # finished: skipped
     assert [r["input"] for r in read_manifest(out)] == [str(p) for p in inputs]

@@ -987,7 +987,7 @@ def _finished(target: Path, prob_target: Path | None) -> bool:
 
 def _remove_stale(out_dir: Path) -> None:
     """Remove temporary outputs left by an interrupted run (``.name.xxxx.partial``)."""
-    for p in out_dir.glob(".*.partial"):
+    for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial")):
         logger.info("removing unfinished output %s", p)
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
@@ -1167,7 +1167,7 @@ def dask_client(address: str) -> Iterator[Any]:
 
     if address.startswith("local"):
         n = int(address.partition(":")[2] or os.cpu_count() or 1)
-        with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client
     else:
