@@ -23,6 +23,8 @@ from _common import DATA, RESULTS, print_table, write_results  # noqa: E402
 from pixlearn.io import read_split  # noqa: E402
 from pixlearn.labels import to_class_targets  # noqa: E402
 from pixlearn.pairs import load_pairs, to_grey  # noqa: E402
+from pixlearn.predict import apply_model  # noqa: E402  (imported up front: a long run must not
+# pick up half-edited modules later)
 
 
 def _train_cfg(minutes: float, patch: tuple[int, ...], batch: int, seed: int = 0) -> Any:
@@ -35,8 +37,6 @@ def _train_cfg(minutes: float, patch: tuple[int, ...], batch: int, seed: int = 0
 
 
 def _apply_all(model: Any, images: list[np.ndarray]) -> list[np.ndarray]:
-    from pixlearn.predict import apply_model
-
     return [np.asarray(apply_model(model, image)) for image in images]
 
 
