@@ -4,6 +4,8 @@
    channels 16..256, random weights, eval mode), the same tiles (256, overlap 0.25), the same
    Gaussian blending, in one process with interleaved repeats (the fastest of each counts):
    MPix/s, max abs difference of the outputs, achieved GFLOP/s beside a measured conv2d peak.
+   pixlearn runs what users get: ``predict_tiled`` with ``NetworkModel.predict_batch`` (batch
+   norms folded into the convolutions, channels-last memory; :mod:`pixlearn.nets.inference`).
    Peak RSS of each engine in its own forked process. bf16 is measured on one tile.
 2. Out of core: a 32768x32768 uint16 image and a 512x2048x2048 uint16 stack, written chunk by
    chunk as Zarr under bench_output/ (git-ignored), predicted Zarr-to-Zarr by ``predict_many``
@@ -56,57 +58,6 @@ def _bench_net(ndim: int = 2, tiny: bool = False, seed: int = 0) -> Any:
     return cfg, net.eval()
 
 
-def _fuse_conv_bn(net: Any) -> Any:
-    """A copy of `net` with every Conv followed by BatchNorm folded into one Conv (eval only)."""
-    import copy
-
-    import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    net = copy.deepcopy(net)
-    for module in net.modules():
-        if isinstance(module, torch.nn.Sequential):
-            layers = list(module)
-            for i in range(len(layers) - 1):
-                if isinstance(layers[i], (torch.nn.Conv2d, torch.nn.Conv3d)) and isinstance(
-                        layers[i + 1], (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-                    module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
-                    module[i + 1] = torch.nn.Identity()
-    return net
-
-
-class FastPredictor:
-    """Batched predict function for :func:`pixlearn.predict.predict_tiled`: BN folded into the
-    convolutions, channels-last memory (the canonical ``(B, ..., C)`` layout *is* channels-last,
-    so no copy in or out), ``torch.inference_mode``, optionally frozen with TorchScript."""
-
-    def __init__(self, net: Any, *, jit: bool = False) -> None:
-        import torch
-
-        self.net = _fuse_conv_bn(net).to(memory_format=torch.channels_last).eval()
-        self.jit = jit
-        self._traced: dict[tuple[int, ...], Any] = {}
-
-    def _module(self, x: Any) -> Any:
-        if not self.jit:
-            return self.net
-        import torch
-
-        key = tuple(x.shape)
-        if key not in self._traced:
-            with torch.no_grad():
-                self._traced[key] = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(self.net, x)))
-        return self._traced[key]
-
-    def __call__(self, blocks: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = torch.from_numpy(np.asarray(blocks, np.float32)).permute(0, 3, 1, 2)  # NHWC memory, NCHW view
-        with torch.inference_mode():
-            y = self._module(x)(x)
-        return y.permute(0, 2, 3, 1).float().numpy()
-
-
 # ------------------------------------------------------------------------------- 1. MONAI
 
 
@@ -148,16 +99,13 @@ def _speed(size: int, threads: int, rounds: int, batch: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     cfg, net = _bench_net()
     image = _image(size)
-    fast = FastPredictor(net)
-    jit = FastPredictor(net, jit=True)
+    shipped = _product_predictor(cfg, net)
     variants = {
         "monai_b1": lambda: _monai_run(net, image, 1),
         "monai_b4": lambda: _monai_run(net, image, batch),
-        "pixlearn_networkmodel": lambda: _pixlearn_run(_product_predictor(cfg, net), image, batch),
-        "pixlearn_fast": lambda: _pixlearn_run(fast, image, batch),
-        "pixlearn_fast_jit": lambda: _pixlearn_run(jit, image, batch),
+        "pixlearn_networkmodel": lambda: _pixlearn_run(shipped, image, batch),
     }
-    _pixlearn_run(jit, _image(TILE + 192), batch)  # trace once, outside the timings
+    _pixlearn_run(shipped, _image(TILE + 192), batch)  # build the fast copy once, outside the timings
     best = {k: float("inf") for k in variants}
     outputs: dict[str, np.ndarray] = {}
     for _ in range(rounds):
@@ -207,7 +155,7 @@ def _bf16_tile(net: Any) -> dict[str, float]:
     """One batch of 2 tiles: bf16 autocast against fp32, time and max abs difference."""
     import torch
 
-    fast = FastPredictor(net)
+    predict = _product_predictor(net.cfg, net)
     x = np.random.default_rng(2).normal(size=(2, TILE, TILE, 1)).astype(np.float32)
     times = {}
     out = {}
@@ -216,7 +164,7 @@ def _bf16_tile(net: Any) -> dict[str, float]:
         for _ in range(2):
             start = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-                out[name] = np.asarray(fast(x), np.float32)
+                out[name] = np.asarray(predict(x), np.float32)
             best = min(best, time.perf_counter() - start)
         times[name] = best
     return {"fp32_seconds": times["fp32"], "bf16_seconds": times["bf16"],
@@ -236,8 +184,8 @@ def _rss_pixlearn(size: int, threads: int, batch: int) -> float:
     import torch
 
     torch.set_num_threads(threads)
-    _, net = _bench_net()
-    return float(_pixlearn_run(FastPredictor(net), _image(size), batch).sum())
+    cfg, net = _bench_net()
+    return float(_pixlearn_run(_product_predictor(cfg, net), _image(size), batch).sum())
 
 
 # ------------------------------------------------------------------------------- 2. out of core

@@ -231,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     shape_3d = (32, 128, 128) if args.quick else (64, 256, 256)
     r2 = _compare("2D ISBI 2012 EM", loader_2d, (), trees)
     r3 = _compare(f"3D synthetic {shape_3d}", load_3d, (shape_3d,), trees)
+    import importlib.util
+
     figures = {
         "trees": trees,
+        # random-forest prediction: pixlearn.forest's numba kernels, or scikit-learn's trees
+        "forest_engine": "numba" if importlib.util.find_spec("numba") else "sklearn",
         "quick": args.quick,
         "speedup_2d": r2["speedup"],
         "speedup_3d": r3["speedup"],

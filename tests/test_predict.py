@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pixlearn import predict as predict_module
 from pixlearn.errors import PixlearnError
 from pixlearn.io import create_zarr, write_image
 from pixlearn.model import PixelModel
 from pixlearn.normalize import NormalizeConfig, apply_normalization, compute_normalization
+from pixlearn.predict import apply as apply_module
+from pixlearn.predict import distributed as distributed_module
+from pixlearn.predict import files as files_module
 from pixlearn.predict import (
     CanonicalView,
     apply_model,
@@ -449,8 +451,8 @@ class _FullDisk:
 
 
 def test_disk_full_removes_partial_output(tmp_path, folder, monkeypatch):
-    real = predict_module._create_output
-    monkeypatch.setattr(predict_module, "_create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
+    real = files_module._create_output
+    monkeypatch.setattr(files_module, "_create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
     with pytest.raises(PixlearnError, match="disk full"):
         predict_many(FilterModel(), [folder / "img0.tif"], tmp_path / "out", output_format="zarr")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
@@ -465,11 +467,11 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
     inputs = sorted(folder.iterdir())
     predict_many(model, inputs, tmp_path / "single", tile_cfg=cfg, output_format="zarr", return_probabilities=True)
     # make the block size small so that one image is also split into blocks over the workers
-    monkeypatch.setitem(predict_module.DASK_BLOCK_PIXELS, 2, 256)
-    monkeypatch.setattr(predict_module, "OUTPUT_CHUNKS", (16, 16))
+    monkeypatch.setitem(distributed_module.DASK_BLOCK_PIXELS, 2, 256)
+    monkeypatch.setattr(apply_module, "OUTPUT_CHUNKS", (16, 16))
     blocks = []  # the block split happens in this process, the blocks run on the workers
-    real_split = predict_module._block_regions
-    monkeypatch.setattr(predict_module, "_block_regions", lambda *a: blocks.extend(real_split(*a)) or real_split(*a))
+    real_split = distributed_module._block_regions
+    monkeypatch.setattr(distributed_module, "_block_regions", lambda *a: blocks.extend(real_split(*a)) or real_split(*a))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,

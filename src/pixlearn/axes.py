@@ -18,9 +18,14 @@ shape                 axes         note
 ====================  ===========  =========================================
 
 A ``(C, M, N)`` multichannel 2D image cannot be told from a stack: pass ``axes="CYX"``.
+
+Images too large for memory (Zarr, memory-mapped TIFF) get the canonical layout lazily:
+:func:`canonical_view` wraps them in a :class:`CanonicalView` that reads only the slices asked for.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -190,3 +195,69 @@ def spatial_ndim(axes: str) -> int:
     3
     """
     return sum(a in SPATIAL for a in axes.upper())
+
+
+class CanonicalView:
+    """A lazy array in the canonical layout ``(..., C)`` over any stored layout.
+
+    Slicing reads only the requested part of the underlying array (Zarr, memory map, TIFF
+    store) and returns a NumPy array. ``T``/``Q`` axes of length 1 are dropped, a missing
+    channel axis is added.
+
+    Parameters
+    ----------
+    array : array-like
+        Supports ``shape``, ``dtype`` and basic slicing.
+    axes : str
+        Axes of `array`, e.g. ``"CZYX"``.
+
+    Examples
+    --------
+    >>> view = CanonicalView(np.arange(24).reshape(2, 3, 4), "CYX")
+    >>> view.shape, view[1:2, :2].tolist()
+    ((3, 4, 2), [[[4, 16], [5, 17]]])
+    """
+
+    def __init__(self, array: Any, axes: str) -> None:
+        axes = normalize_axes(axes, len(array.shape))
+        for extra in "TQ":
+            if extra in axes and array.shape[axes.index(extra)] != 1:
+                raise ValueError(f"axis {extra} has length {array.shape[axes.index(extra)]}: one time point per file")
+        self._array = array
+        self._axes = axes
+        self._kept = [a for a in axes if a not in "TQ"]
+        self._target = ("ZYX" if "Z" in axes else "YX") + "C"
+        sizes = dict(zip(axes, array.shape))
+        self.shape = tuple(int(sizes.get(a, 1)) for a in self._target)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if not all(isinstance(k, slice) for k in key):
+            raise TypeError("CanonicalView supports slices only")
+        by_axis = dict(zip(self._target, key))
+        source_key = tuple(0 if a in "TQ" else by_axis[a] for a in self._axes)
+        block = np.asarray(self._array[source_key])
+        if "C" not in self._kept:
+            block = block[..., np.newaxis]
+            kept = self._kept + ["C"]
+            block = block[..., by_axis["C"]]
+        else:
+            kept = self._kept
+        return np.transpose(block, [kept.index(a) for a in self._target])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        block = self[...]
+        return block if dtype is None else block.astype(dtype, copy=False)
+
+
+def canonical_view(array: Any, axes: str) -> Any:
+    """The canonical ``(..., C)`` layout of `array`: a NumPy view, or a lazy :class:`CanonicalView`."""
+    if isinstance(array, np.ndarray):
+        return to_canonical(array, axes)
+    return CanonicalView(array, axes)

@@ -5,11 +5,13 @@ sparse scribbles on big images never need a whole feature stack) and fits a scik
 estimator; :class:`PixelClassifier` holds it with the feature, classifier and normalisation
 settings and predicts probability and label maps block by block with bounded memory.
 
-Random-forest prediction walks the fitted scikit-learn trees directly (``Tree.apply``, which
-releases the GIL) over cache-sized chunks of pixels in a few threads, and averages the leaf class
-fractions: the same numbers as ``RandomForestClassifier.predict_proba`` (summed in float32).
-Label maps stop early: a pixel whose lead over the runner-up class exceeds the number of trees
-left cannot change class, so it skips them (exact; most pixels of a confident model).
+Random-forest prediction uses :mod:`pixlearn.forest` (numba kernels over a compact copy of the
+trees, rebuilt from the estimator and cached on the :class:`PixelClassifier`); without numba it
+walks the scikit-learn trees (``Tree.apply``, which releases the GIL) over cache-sized chunks of
+pixels in a few threads. Either way it averages the leaf class fractions: the same numbers as
+``RandomForestClassifier.predict_proba`` (summed in float32). Label maps stop early: a pixel
+whose lead over the runner-up class exceeds the number of trees left cannot change class, so it
+skips them (exact; most pixels of a confident model).
 """
 
 from __future__ import annotations
@@ -187,8 +189,31 @@ def _forest_tables(estimator: Any) -> list[tuple[Any, np.ndarray]] | None:
     return tables
 
 
+def compile_forest_or_none(estimator: Any) -> Any | None:
+    """:class:`pixlearn.forest.CompiledForest` of a fitted forest; ``None`` for other estimators
+    or without numba (prediction then walks the scikit-learn trees)."""
+    if _forest_tables(estimator) is None:
+        return None
+    try:
+        from .forest import compile_forest
+
+        return compile_forest(estimator)
+    except ImportError:
+        logger.info("numba is not installed: random forests predict through scikit-learn")
+        return None
+    except ValueError as exc:
+        logger.info("forest not compiled (%s): predicting through scikit-learn", exc)
+        return None
+
+
 def predict_stack(
-    estimator: Any, stack: np.ndarray, n_classes: int, *, n_jobs: int = -1, labels: bool = False
+    estimator: Any,
+    stack: np.ndarray,
+    n_classes: int,
+    *,
+    n_jobs: int = -1,
+    labels: bool = False,
+    compiled: Any | None = None,
 ) -> np.ndarray:
     """Class probabilities (or the most probable class) of every pixel of a feature-major stack.
 
@@ -205,6 +230,9 @@ def predict_stack(
     labels : bool
         Return the arg-max class instead. For forests this stops early, exactly, for pixels
         whose class the remaining trees can no longer change.
+    compiled : CompiledForest, optional
+        :func:`compile_forest_or_none` of `estimator`, reused across calls; compiled here
+        when ``None`` and `estimator` is a forest.
 
     Returns
     -------
@@ -219,6 +247,16 @@ def predict_stack(
     flat = stack.reshape(n_feat, -1)
     n = flat.shape[1]
     classes = np.asarray(estimator.classes_, dtype=np.int64)
+    if compiled is None:
+        compiled = compile_forest_or_none(estimator)
+    if compiled is not None:  # numba kernels; flat.T is a (pixels, features) view, no copy
+        from .forest import predict_forest, predict_forest_labels
+
+        if labels:
+            return classes[predict_forest_labels(compiled, flat.T, n_threads=_threads(n_jobs))].reshape(spatial)
+        out = np.zeros((n, n_classes), np.float32)
+        out[:, classes] = predict_forest(compiled, flat.T, n_threads=_threads(n_jobs))
+        return out.reshape(spatial + (n_classes,))
     out = np.zeros((n, n_classes), np.float32)
     tables = _forest_tables(estimator)
     scale = np.float32(1.0 / len(tables)) if tables else np.float32(1.0)
@@ -341,6 +379,13 @@ class PixelClassifier:
     ndim: int
     n_channels: int
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # (estimator, CompiledForest or None): compiled on first prediction, never saved
+    _forest: tuple[Any, Any] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    def _compiled_forest(self) -> Any | None:
+        if self._forest is None or self._forest[0] is not self.estimator:
+            self._forest = (self.estimator, compile_forest_or_none(self.estimator))
+        return self._forest[1]
 
     @property
     def n_outputs(self) -> int:
@@ -389,7 +434,9 @@ class PixelClassifier:
         self._check(image)
         full = tuple(slice(0, n) for n in image.shape[:-1])
         stack = compute_features_block(image, full, self.feature_cfg, feature_axis="first")
-        return predict_stack(self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs)
+        return predict_stack(
+            self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, compiled=self._compiled_forest()
+        )
 
     def predict_probabilities(
         self,
@@ -467,7 +514,8 @@ class PixelClassifier:
                 stack = np.empty(want, np.float32)  # reused: fresh pages are slow to fault in
             compute_features_block(view, core, self.feature_cfg, feature_axis="first", out=stack)
             yield core, predict_stack(
-                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels
+                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels,
+                compiled=self._compiled_forest(),
             )
 
     def to_metadata(self) -> dict[str, Any]:

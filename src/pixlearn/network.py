@@ -11,6 +11,12 @@ What the network's raw output becomes in :meth:`NetworkModel.predict_raw`:
 * ``instances``: ``sigmoid`` of both channels: foreground probability and normalised boundary
   distance ``(..., 2)``, the representation of :mod:`pixlearn.instances`;
 * ``restore``: the restored image in normalised units ``(..., K)``.
+
+Prediction runs an eval-only copy of the network (:func:`pixlearn.nets.inference.inference_copy`:
+batch norms folded into the convolutions, channels-last memory, which is the layout of the
+canonical ``(B, ..., C)`` blocks). It is built on the first prediction and rebuilt when the
+device or any parameter or buffer of :attr:`NetworkModel.net` changes; the training weights
+and :meth:`NetworkModel.state_dict` are never touched.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .datasets import NO_AUGMENT, PatchDataset, normalize_images
 from .errors import PixlearnError
 from .labels import IGNORE
 from .model import TASKS
+from .nets.inference import inference_copy, memory_format
 from .nets.unet import UNet, UNetConfig, receptive_field_halo, size_divisor
 from .normalize import NormalizeConfig
 from .training import History, TrainConfig, resolve_device, train
@@ -94,6 +101,7 @@ class NetworkModel:
         self.train_config = train_config
         self._device = resolve_device(device)
         self.net.to(self._device).eval()
+        self._fast: tuple[tuple[Any, ...], torch.nn.Module] | None = None
 
     # ---------------------------------------------------------------- PixelModel attributes
     @property
@@ -140,6 +148,7 @@ class NetworkModel:
         """Move the weights to `device` (``None``: CUDA when available, else CPU); returns self."""
         self._device = resolve_device(device)
         self.net.to(self._device)
+        self._fast = None
         return self
 
     # ---------------------------------------------------------------- prediction
@@ -160,15 +169,34 @@ class NetworkModel:
             raise ValueError(
                 f"expected blocks of shape (B, {'P, ' if self.ndim == 3 else ''}M, N, {self.n_channels}), got {blocks.shape}"
             )
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(blocks, -1, 1))).to(self._device)
-        self.net.eval()
+        # (B, ..., C) memory viewed as (B, C, ...): channels-last, no copy on the CPU
+        order = (0, self.ndim + 1) + tuple(range(1, self.ndim + 1))
+        x = torch.from_numpy(np.ascontiguousarray(blocks)).permute(order)
+        x = x.to(self._device).contiguous(memory_format=memory_format(self.ndim))
+        net = self._inference_net()
         with torch.inference_mode():
-            out = self.net(x).float()
+            out = net(x).float()
             if self.task == "semantic":
                 out = torch.softmax(out, dim=1)
             elif self.task == "instances":
                 out = torch.sigmoid(out)
-        return np.ascontiguousarray(np.moveaxis(out.cpu().numpy(), 1, -1), dtype=np.float32)
+            out = out.permute((0,) + tuple(range(2, self.ndim + 2)) + (1,)).cpu()
+        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+
+    def _inference_net(self) -> torch.nn.Module:
+        """The eval-only fast copy of :attr:`net`, rebuilt when the device, the module or any of its
+        tensors changed (an optimiser step or ``load_state_dict`` bumps a tensor's version)."""
+        self.net.eval()
+        key = (self._device, id(self.net), tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())))
+        if self._fast is None or self._fast[0] != key:
+            self._fast = (key, inference_copy(self.net, self.ndim))
+        return self._fast[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (Dask scatters models) without the fast copy; it is rebuilt where it is used."""
+        state = self.__dict__.copy()
+        state["_fast"] = None
+        return state
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
         """Map a normalised canonical block ``(..., C)`` float32 to ``(..., n_outputs)`` float32."""
@@ -223,6 +251,11 @@ class NetworkModel:
             train_config=None if train_meta is None else TrainConfig.from_dict(train_meta),
             device=device,
         )
+
+
+def _tensor_state(t: torch.Tensor) -> tuple[int, int]:
+    """Storage address and in-place version of a tensor (inference tensors have no version)."""
+    return t.data_ptr(), (0 if t.is_inference() else t._version)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""Apply a model to images of any size: tiled, out of core, over folders, on a Dask cluster.
+
+The engine takes a *predict function* ``predict_fn(block) -> outputs`` that maps a float32
+block ``(..., C)`` to ``(..., K)``; it knows nothing of scikit-learn or torch
+(:mod:`pixlearn.tiling` computes the grids and weights). Images may be lazy (Zarr, memory-mapped
+TIFF or ``.npy``): they are read tile by tile, and outputs are written tile by tile, so memory
+is bounded by the tile size, not by the image size.
+
+Modules, in the order data flows through them:
+
+============================  =================================================================
+:mod:`~.stream`               read tiles, batch them by shape, call the predict function
+:mod:`~.blended`              overlapping tiles averaged with smooth weights, streamed
+:mod:`~.engine`               :func:`predict_tiled`: exact or blended mode, tile setup
+:mod:`~.tta`                  :func:`with_tta`: flips and rotations averaged
+:mod:`~.stitch`               :func:`label_tiled`: instance labels consistent across tiles
+:mod:`~.apply`                :func:`apply_model`: one model on one image, NumPy or Zarr out
+:mod:`~.files`                one image file to one output file, atomically
+:mod:`~.distributed`          Dask: images and blocks of large images on workers
+:mod:`~.batch`                :func:`predict_many`: many files, manifest, skip and resume
+============================  =================================================================
+
+Scaling out: :func:`predict_many` with ``dask_address="tcp://scheduler:8786"`` (an existing
+cluster, e.g. started with ``dask scheduler`` and ``dask worker tcp://scheduler:8786`` on
+each machine, all seeing the same file system) or ``"local:4"`` (a cluster of 4 worker
+processes on this machine) sends whole images to workers, and cuts Zarr outputs of large
+images into blocks predicted on different workers; the result equals the single-process one.
+"""
+
+from __future__ import annotations
+
+from ..axes import CanonicalView, canonical_view
+from .apply import INCOMPLETE, OUTPUT_CHUNKS, apply_model, check_image_for_model
+from .batch import MANIFEST, predict_many, read_manifest
+from .distributed import DASK_BLOCK_PIXELS, dask_client
+from .engine import predict_tiled
+from .stitch import label_tiled
+from .stream import PredictFn, Region
+from .tta import with_tta
+
+__all__ = [
+    "DASK_BLOCK_PIXELS",
+    "INCOMPLETE",
+    "MANIFEST",
+    "OUTPUT_CHUNKS",
+    "CanonicalView",
+    "PredictFn",
+    "Region",
+    "apply_model",
+    "canonical_view",
+    "check_image_for_model",
+    "dask_client",
+    "label_tiled",
+    "predict_many",
+    "predict_tiled",
+    "read_manifest",
+    "with_tta",
+]

@@ -1,0 +1,183 @@
+"""Apply a model to many image files: :func:`predict_many`, its manifest, skip and resume.
+
+Every input is checked before any prediction runs; finished outputs are skipped and leftovers
+of an interrupted run removed; each finished image appends a line to ``manifest.jsonl``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import PixlearnError
+from ..io import file_stem
+from ..model import PixelModel
+from ..tiling import TileConfig
+from .apply import INCOMPLETE, check_image_for_model
+from .distributed import _predict_many_dask
+from .engine import _progress_bar
+from .files import _canonical_input, _predict_file, _write_errors
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.jsonl"
+
+
+def _targets(path: Path, out_dir: Path, fmt: str, probabilities: bool) -> tuple[Path, Path | None]:
+    stem = file_stem(path)
+    target = out_dir / f"{stem}.{fmt}"
+    return target, (out_dir / "probabilities" / f"{stem}.{fmt}" if probabilities else None)
+
+
+def _finished(target: Path, prob_target: Path | None) -> bool:
+    for p in (target, prob_target):
+        if p is None:
+            continue
+        if not p.exists():
+            return False
+        if p.suffix == ".zarr":
+            try:
+                import zarr
+
+                if zarr.open_array(str(p), mode="r").attrs.get(INCOMPLETE, False):
+                    return False
+            except Exception:
+                return False
+    return True
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Remove temporary outputs left by an interrupted run (``.name.xxxx.partial``)."""
+    for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial")):
+        logger.info("removing unfinished output %s", p)
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def predict_many(
+    model: PixelModel,
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    tile_cfg: TileConfig | None = None,
+    axes: str | None = None,
+    output_format: str = "tif",
+    return_probabilities: bool = False,
+    tta: bool = False,
+    dask_address: str | None = None,
+    overwrite: bool = False,
+    model_name: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Apply a model to many images, skipping finished outputs, with a manifest.
+
+    Every input is opened and checked before any prediction runs. Outputs are written
+    atomically (TIFF: to a temporary name, renamed when complete; Zarr: tile by tile into a
+    temporary folder marked ``incomplete``, renamed when complete), so a finished output is
+    one whose name exists; a rerun skips those and removes leftovers of an interrupted run.
+    Each finished image appends a line to ``out_dir/manifest.jsonl``: input, output, model,
+    seconds.
+
+    Parameters
+    ----------
+    model : PixelModel
+    inputs : sequence of path-like
+        Image files (see :func:`pixlearn.io.list_images` to expand folders and patterns).
+    out_dir : path-like
+        Created when missing. Output ``<stem>.<output_format>``.
+    tile_cfg : TileConfig, optional
+    axes : str, optional
+        Axes of the inputs (default: from metadata or inferred).
+    output_format : {"tif", "zarr"}
+        ``"zarr"`` writes tile by tile: memory stays bounded for any image size.
+    return_probabilities : bool
+        Also write ``probabilities/<stem>.<output_format>`` (raw outputs ``(..., K)``), in a
+        sub-folder so that the label images alone can be evaluated against a truth folder.
+    tta : bool
+        Test-time augmentation.
+    dask_address : str, optional
+        ``"tcp://host:port"`` of a running Dask scheduler, or ``"local:N"`` for N local
+        worker processes. Images go to workers; Zarr outputs of large images are split into
+        blocks across workers.
+    overwrite : bool
+        Redo finished outputs.
+    model_name : str, optional
+        Written to the manifest (default: the model's class name).
+    progress : bool
+        Show a progress bar over images.
+
+    Returns
+    -------
+    manifest : Path
+
+    Raises
+    ------
+    PixlearnError
+        An unreadable input, an image the model does not take, an output folder that cannot be
+        written, a full disk.
+    """
+    if output_format not in ("tif", "zarr"):
+        raise PixlearnError(f"output format {output_format!r}: use tif or zarr")
+    cfg = tile_cfg or TileConfig()
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PixlearnError(f"cannot write to the output folder ({exc.strerror or exc})", out_dir) from exc
+    _remove_stale(out_dir)
+    paths = [Path(p) for p in inputs]
+    todo = []
+    for path in paths:  # check every input before predicting anything
+        image = _canonical_input(path, axes)
+        check_image_for_model(model, image.shape, path)
+        target, prob_target = _targets(path, out_dir, output_format, return_probabilities)
+        if target in {t for _, t, _ in todo}:
+            raise PixlearnError(f"two inputs would write the same output {target.name}", path)
+        if not overwrite and _finished(target, prob_target):
+            logger.info("skipping %s: %s is finished", path, target)
+            continue
+        todo.append((path, target, prob_target))
+    manifest = out_dir / MANIFEST
+    name = model_name or type(model).__name__
+    if dask_address:
+        records = _predict_many_dask(model, todo, cfg, axes, tta, dask_address, progress)
+    else:
+        records = _predict_many_local(model, todo, cfg, axes, tta, progress)
+    for (path, target, _), seconds in zip(todo, records):
+        _append_manifest(manifest, {"input": str(path), "output": str(target), "model": name,
+                                    "seconds": round(float(seconds), 3)})
+    return manifest
+
+
+def _predict_many_local(model: PixelModel, todo: list[tuple[Path, Path, Path | None]], cfg: TileConfig,
+                        axes: str | None, tta: bool, progress: bool) -> Iterator[float]:
+    with _progress_bar(progress, "images") as advance:
+        if advance is not None:
+            advance(0, total=len(todo))
+        for path, target, prob_target in todo:
+            yield _predict_file(model, path, target, prob_target, cfg, axes, tta, False)
+            if advance is not None:
+                advance(1)
+
+
+def _append_manifest(manifest: Path, record: dict[str, Any]) -> None:
+    with _write_errors(manifest), open(manifest, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_manifest(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of ``out_dir/manifest.jsonl`` (empty when there is none)."""
+    path = Path(out_dir) / MANIFEST
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
