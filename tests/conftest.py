@@ -46,3 +46,14 @@ def blobs_2d():
 def blobs_3d():
     """(image float32 (10, 32, 28), instance labels uint16) with 4 balls."""
     return _discs((10, 32, 28), 4, (3.0, 5.0), seed=34)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run tiny networks on one PyTorch thread (they gain nothing from more, and on a busy
+    machine threads wait for each other); the previous setting is restored afterwards."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

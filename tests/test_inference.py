@@ -14,12 +14,7 @@ from pixlearn.nets.inference import fuse_conv_bn, inference_copy
 from pixlearn.network import NetworkModel
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(ndim, norm, out_channels=3, seed=0):

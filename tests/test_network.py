@@ -21,13 +21,7 @@ QUICK = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_shape=(16, 
 
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine threads wait for each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _tiny(out_channels=2, ndim=2, **kw):
     return UNetConfig(ndim=ndim, depth=2, base_channels=4, out_channels=out_channels, **kw)

@@ -518,16 +518,6 @@ def test_pixel_classifier_tiled_equals_whole_exactly(classifiers, ndim, tiles):
         np.testing.assert_array_equal(probs, whole)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on several busy cores."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny_network(ndim, task="semantic", seed=0):
     torch = pytest.importorskip("torch")
     from pixlearn.nets.unet import UNet, UNetConfig
@@ -546,7 +536,7 @@ def _tiny_network(ndim, task="semantic", seed=0):
 
 @pytest.mark.parametrize("ndim, shape, tile", [(2, (61, 50), (32, 30)), (3, (21, 30, 25), (28, 28, 28))])
 @pytest.mark.parametrize("mode", ["blended", "exact"])
-def test_tiny_unet_tiled_equals_whole(rng, one_thread, ndim, shape, tile, mode):
+def test_tiny_unet_tiled_equals_whole(rng, one_torch_thread, ndim, shape, tile, mode):
     model = _tiny_network(ndim)
     image = rng.normal(size=shape + (1,)).astype(np.float32)
     cfg = TileConfig(tile_shape=tile, mode=mode, batch_size=3)
@@ -556,7 +546,7 @@ def test_tiny_unet_tiled_equals_whole(rng, one_thread, ndim, shape, tile, mode):
     assert (labels == np.argmax(whole, -1)).mean() > 0.999
 
 
-def test_tiny_unet_instances_across_tiles(blobs_2d, one_thread):
+def test_tiny_unet_instances_across_tiles(blobs_2d, one_torch_thread):
     model = _tiny_network(2, task="instances")
     image = blobs_2d[0][..., None]
     labels = apply_model(model, image, tile_cfg=TileConfig(tile_shape=(24, 24)))

@@ -16,13 +16,7 @@ TINY = UNetConfig(ndim=2, depth=2, base_channels=4, out_channels=2)
 
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine threads wait for each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _data(image, labels, patch, n, seed=0, augmentation=NO_AUGMENT):
     x = ((image - image.min()) / np.ptp(image))[..., None].astype(np.float32)

@@ -13,13 +13,7 @@ from pixlearn.nets.unet import _depth_to_space, _space_to_depth
 
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine threads wait for each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _random_net(cfg: UNetConfig, seed: int = 0) -> UNet:
     """A net in eval mode with random weights and random batch-norm statistics."""
