@@ -176,3 +176,18 @@ def test_unet_task_needs_unet(tmp_path, blobs_2d):
     result, out = _run("train", "--method", "rf", "--task", "restore", "--images", data / "images",
                        "--labels", data / "labels", "-o", tmp_path / "m")
     _assert_bad_input(result, out, "use --method unet")
+
+
+def test_colour_image_given_to_grey_model(tmp_path, blobs_2d):
+    data = _dataset(tmp_path / "d", blobs_2d)
+    result, out = _run("train", "--images", data / "images", "--labels", data / "labels", "-o", tmp_path / "m",
+                       "--n-estimators", "5", "--sigmas", "1.0,2.0")
+    assert result.exit_code == 0, out
+    grey, _ = read_image(data / "images" / "im0.tif")
+    write_image(tmp_path / "rgb" / "im0.tif", np.repeat((grey // 16)[..., None].astype(np.uint8), 3, axis=-1))
+    write_image(tmp_path / "grey" / "im0.tif", (grey // 16).astype(np.uint8))
+    for name in ("rgb", "grey"):
+        result, out = _run("predict", tmp_path / "m", tmp_path / name, "-o", tmp_path / f"pred_{name}")
+        assert result.exit_code == 0, out
+    np.testing.assert_array_equal(read_labels(tmp_path / "pred_rgb" / "im0.tif"),
+                                  read_labels(tmp_path / "pred_grey" / "im0.tif"))

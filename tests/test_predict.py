@@ -425,9 +425,9 @@ def test_predict_many_zarr_outputs_complete(tmp_path, folder):
 
 def test_predict_many_bad_inputs(tmp_path, folder, rng):
     model = FilterModel()
-    write_image(tmp_path / "rgb.tif", (rng.random((20, 20, 3)) * 255).astype(np.uint8))
-    with pytest.raises(PixlearnError, match="1 channel"):
-        predict_many(model, [folder / "img0.tif", tmp_path / "rgb.tif"], tmp_path / "o1")
+    write_image(tmp_path / "two.tif", (rng.random((20, 20, 2)) * 255).astype(np.uint8), axes="YXC")
+    with pytest.raises(PixlearnError, match="1 channel"):  # (colour images are made grey instead)
+        predict_many(model, [folder / "img0.tif", tmp_path / "two.tif"], tmp_path / "o1")
     assert not (tmp_path / "o1" / "img0.tif").exists()  # checked before anything ran
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(PixlearnError, match="broken.tif"):

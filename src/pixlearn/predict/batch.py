@@ -136,7 +136,7 @@ def predict_many(
     paths = [Path(p) for p in inputs]
     todo = []
     for path in paths:  # check every input before predicting anything
-        image = _canonical_input(path, axes)
+        image = _canonical_input(path, axes, model.n_channels)
         check_image_for_model(model, image.shape, path)
         target, prob_target = _targets(path, out_dir, output_format, return_probabilities)
         if target in {t for _, t, _ in todo}:

@@ -64,7 +64,7 @@ def _predict_block(job: _Job, path: str, axes: str | None, setup: _Setup, cfg: T
     """Worker task: one block of a large image into the shared Zarr outputs."""
     import zarr
 
-    image = _canonical_input(Path(path), axes)
+    image = _canonical_input(Path(path), axes, job.model.n_channels)
     block = _run_region(image, setup, cfg, job.predict_fn(), region, job.batched)
     if prob_path is not None:
         zarr.open_array(prob_path, mode="r+")[region] = block
@@ -90,7 +90,7 @@ def _predict_many_dask(model: PixelModel, todo: list[tuple[Path, Path, Path | No
         model_future = client.scatter(model, broadcast=True)
         large = []
         for path, target, prob_target in todo:
-            image = _canonical_input(path, axes)
+            image = _canonical_input(path, axes, model.n_channels)
             if target.suffix == ".zarr" and math.prod(image.shape[:-1]) > 2 * block_pixels:
                 large.append((path, target, prob_target))
             else:
@@ -116,7 +116,7 @@ def _predict_blocks_dask(client: Any, model: PixelModel, path: Path, target: Pat
                          cfg: TileConfig, axes: str | None, tta: bool, block_pixels: int) -> float:
     """One large image cut into blocks of whole output chunks, one task per block."""
     start = time.perf_counter()
-    image = _canonical_input(path, axes)
+    image = _canonical_input(path, axes, model.n_channels)
     job = _prepare(model, image, tta, path)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)

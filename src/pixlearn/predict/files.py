@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +26,44 @@ from ..tiling import TileConfig
 from .apply import _apply, _create_output, _Job, _mark_complete, _prepare
 
 
-def _canonical_input(path: Path, axes: str | None) -> Any:
+logger = logging.getLogger(__name__)
+
+
+def _canonical_input(path: Path, axes: str | None, n_channels: int | None = None) -> Any:
+    """Open `path` lazily in the canonical layout; a colour image for a grey model (as models
+    trained on a grey/colour mix such as DSB2018 are) is read as the mean of its colours."""
     array, found = open_image(path, axes=axes)
     try:
-        return canonical_view(array, found)
+        view = canonical_view(array, found)
     except ValueError as exc:
         raise PixlearnError(str(exc), path) from None
+    if n_channels == 1 and view.shape[-1] in (3, 4) and view.ndim == 3:
+        logger.info("%s: colour image for a grey model; using the mean of its colours", path)
+        return _GreyView(view)
+    return view
+
+
+class _GreyView:
+    """Lazy mean of the colour channels (alpha dropped) of a canonical image, as one channel."""
+
+    def __init__(self, view: Any) -> None:
+        self._view = view
+        self.shape = tuple(view.shape[:-1]) + (1,)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        colour = np.asarray(self._view[key[:-1] + (slice(0, 3),)])
+        return colour.mean(axis=-1, keepdims=True, dtype=np.float32)[..., key[-1]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        block = self[...]
+        return block if dtype is None else block.astype(dtype, copy=False)
 
 
 @contextlib.contextmanager
@@ -49,7 +82,7 @@ def _predict_file(model: PixelModel, path: Path, target: Path, prob_target: Path
                   axes: str | None, tta: bool, progress: bool, job: _Job | None = None) -> float:
     """Predict one file into `target` (and `prob_target`), atomically; returns seconds taken."""
     start = time.perf_counter()
-    image = _canonical_input(path, axes)
+    image = _canonical_input(path, axes, model.n_channels)
     job = job or _prepare(model, image, tta, path)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)
