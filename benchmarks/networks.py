@@ -112,23 +112,14 @@ def isbi2012(minutes: float, quick: bool) -> dict[str, Any]:
     }
 
 
-def _fit_to(target: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """Affine least-squares fit of `image` to `target` (scale-invariant comparison, as CARE)."""
-    x = image.ravel().astype(np.float64)
-    a = np.vstack([x, np.ones_like(x)]).T
-    coef, *_ = np.linalg.lstsq(a, target.ravel().astype(np.float64), rcond=None)
-    return (coef[0] * image + coef[1]).astype(np.float32)
-
-
 def w2s(minutes: float, quick: bool) -> dict[str, Any]:
     """Denoising: PSNR/SSIM against the 400-frame average of the network output and of the input.
 
     Each 8-bit file was min-max scaled on its own, so the target is percentile-normalised and the
     input and the output are each affinely fitted to it before scoring.
     """
-    from pixlearn.metrics import psnr, ssim
+    from pixlearn.metrics import psnr, scale_to_target, ssim
     from pixlearn.network import fit_network
-    from pixlearn.normalize import percentile_normalize
 
     root = DATA / "w2s_denoising"
     split = read_split(root)
@@ -142,9 +133,8 @@ def w2s(minutes: float, quick: bool) -> dict[str, Any]:
     outputs = _apply_all(model, [p.image for p in test])
     rows = []
     for pair, output in zip(test, outputs):
-        target = percentile_normalize(pair.labels.astype(np.float32), 0.1, 99.9)[..., 0]
-        out = _fit_to(target, output[..., 0])
-        raw = _fit_to(target, pair.image[..., 0].astype(np.float32))
+        target, out = scale_to_target(pair.labels[..., 0], output[..., 0])
+        _, raw = scale_to_target(pair.labels[..., 0], pair.image[..., 0])
         rows.append((psnr(target, out, 1.0), psnr(target, raw, 1.0),
                      ssim(target, out, 1.0), ssim(target, raw, 1.0)))
     mean = np.mean(np.array(rows), axis=0)

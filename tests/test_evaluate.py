@@ -140,3 +140,16 @@ def test_missing_partner_and_bad_arguments(tmp_path) -> None:
         evaluate_pairs([pred_dir / "a.tif", pred_dir / "b.tif"], [truth_dir / "a.tif"])
     with pytest.raises(PixlearnError, match="no such file"):
         evaluate_pairs([tmp_path / "nope.tif"], [truth_dir / "a.tif"])
+
+
+def test_restore_scale_invariant(tmp_path):
+    rng = np.random.default_rng(5)
+    truth = rng.random((24, 24)).astype(np.float32)
+    for sub in ("pred", "truth"):
+        (tmp_path / sub).mkdir()
+    write_image(tmp_path / "truth" / "a.tif", truth)
+    write_image(tmp_path / "pred" / "a.tif", (200 * truth + 30).astype(np.float32))  # same image, other scale
+    raw = evaluate_folders(tmp_path / "pred", tmp_path / "truth", kind="restore")
+    fitted = evaluate_folders(tmp_path / "pred", tmp_path / "truth", kind="restore", scale_invariant=True)
+    assert raw["aggregate"]["psnr"] < 0
+    assert fitted["aggregate"]["ssim"] > 0.999 and fitted["aggregate"]["nrmse"] < 1e-4

@@ -233,6 +233,7 @@ def evaluate(
     truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name.")],
     kind: Annotated[str, typer.Option(help="semantic, instances or restore.")] = "semantic",
     n_classes: Annotated[Optional[int], typer.Option(help="Number of classes (semantic; default: from the data).")] = None,
+    scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for metrics.json / metrics.csv (default: --pred).")] = None,
 ) -> None:
     """Score predictions against ground truth (JSON and CSV reports)."""
@@ -240,7 +241,7 @@ def evaluate(
 
     if kind not in ("semantic", "instances", "restore"):
         raise _fail(f"--kind {kind!r}: use semantic, instances or restore")
-    result = evaluate_folders(pred, truth, kind=kind, n_classes=n_classes)
+    result = evaluate_folders(pred, truth, kind=kind, n_classes=n_classes, scale_invariant=scale_invariant)
     written = write_report(result, output or pred)
     typer.echo(json.dumps(result["aggregate"], indent=2))
     typer.echo(f"report: {', '.join(str(p) for p in written.values())}")

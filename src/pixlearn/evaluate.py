@@ -37,6 +37,7 @@ from .metrics import (
     matching_dataset,
     nrmse,
     psnr,
+    scale_to_target,
     scores_from_confusion,
     ssim,
 )
@@ -155,18 +156,22 @@ def _instances(
     return {"images": rows, "aggregate": aggregate, "per_threshold": [p.to_dict() for p in pooled]}
 
 
-def _restore(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
+def _restore(pairs: list[tuple[Path, Path]], scale_invariant: bool = False) -> dict[str, Any]:
     rows = []
     for pred_path, truth_path in pairs:
         pred, truth = read_canonical(pred_path), read_canonical(truth_path)
         _check_shapes(pred, truth, pred_path, truth_path)
+        data_range = None
+        if scale_invariant:
+            truth, pred = scale_to_target(truth, pred)
+            data_range = 1.0
         try:
             row: dict[str, Any] = {
                 "name": file_stem(pred_path),
                 "pred": os.fspath(pred_path),
                 "truth": os.fspath(truth_path),
-                "psnr": psnr(truth, pred),
-                "ssim": ssim(truth, pred, channel_axis=-1),
+                "psnr": psnr(truth, pred, data_range),
+                "ssim": ssim(truth, pred, data_range, channel_axis=-1),
                 "nrmse": nrmse(truth, pred),
             }
         except ValueError as exc:
@@ -189,6 +194,7 @@ def evaluate_pairs(
     *,
     ignore: int | None = None,
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    scale_invariant: bool = False,
 ) -> dict[str, Any]:
     """Score predicted images against ground truth images, paired by position.
 
@@ -209,6 +215,10 @@ def evaluate_pairs(
     iou_thresholds : sequence of float
         Instances only: IoU thresholds; default 0.5, 0.55, ..., 0.95. Per-image rows and the
         top-level aggregate are at 0.5 (or the first threshold if 0.5 is not among them).
+    scale_invariant : bool
+        Restoration only: percentile-normalise each truth and fit each prediction to it
+        (:func:`pixlearn.metrics.scale_to_target`) before scoring with data range 1, for images
+        whose intensities were scaled independently.
 
     Returns
     -------
@@ -238,7 +248,7 @@ def evaluate_pairs(
     elif kind == "instances":
         body = _instances(pairs, iou_thresholds)
     else:
-        body = _restore(pairs)
+        body = _restore(pairs, scale_invariant)
     logger.info("evaluated %d %s pairs", len(pairs), kind)
     return _json_safe({"kind": kind, "n_images": len(pairs), **body})
 
@@ -251,6 +261,7 @@ def evaluate_folders(
     *,
     ignore: int | None = None,
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    scale_invariant: bool = False,
 ) -> dict[str, Any]:
     """Score every prediction in a folder against the truth file of the same stem.
 
@@ -259,7 +270,7 @@ def evaluate_folders(
     pred_dir, truth_dir : path-like
         Folders of images; ``a.tif`` pairs with ``a.tif``, ``a.png`` or ``a.ome.tif``
         (:func:`pixlearn.io.find_pairs`).
-    kind, n_classes, ignore, iou_thresholds
+    kind, n_classes, ignore, iou_thresholds, scale_invariant
         See :func:`evaluate_pairs`.
 
     Returns
@@ -281,6 +292,7 @@ def evaluate_folders(
         n_classes,
         ignore=ignore,
         iou_thresholds=iou_thresholds,
+        scale_invariant=scale_invariant,
     )
     return {"pred_dir": os.fspath(pred_dir), "truth_dir": os.fspath(truth_dir), **result}
 

@@ -26,7 +26,7 @@ from .instance import (
     matching,
     matching_dataset,
 )
-from .restoration import nrmse, psnr, ssim
+from .restoration import nrmse, psnr, scale_to_target, ssim
 from .semantic import (
     SemanticScores,
     confusion_matrix,
@@ -55,6 +55,7 @@ __all__ = [
     "nrmse",
     "pixel_accuracy",
     "psnr",
+    "scale_to_target",
     "scores_from_confusion",
     "semantic_scores",
     "ssim",

@@ -164,3 +164,37 @@ def nrmse(target: np.ndarray, output: np.ndarray, normalization: str = "euclidea
 
 
 __all__ = ["nrmse", "psnr", "ssim"]
+
+
+def scale_to_target(target: np.ndarray, output: np.ndarray, *, pmin: float = 0.1, pmax: float = 99.9) -> tuple[np.ndarray, np.ndarray]:
+    """Put a restoration and its target on one intensity scale before scoring (as CARE does).
+
+    The target is percentile-normalised (`pmin`..`pmax` to 0..1); the output is then mapped by
+    the affine transform that best fits it to the normalised target (least squares). Images
+    whose intensities were scaled independently (such as 8-bit exports stretched one by one)
+    can then be compared with ``data_range=1``.
+
+    Parameters
+    ----------
+    target, output : ndarray of the same shape
+
+    Returns
+    -------
+    target, output : ndarray, float32
+
+    Examples
+    --------
+    >>> t = np.linspace(0, 1, 100).reshape(10, 10)
+    >>> _, o = scale_to_target(t, 3 * t + 7, pmin=0, pmax=100)
+    >>> bool(np.allclose(o, t, atol=1e-5))
+    True
+    """
+    target = np.asarray(target, np.float64)
+    output = np.asarray(output, np.float64)
+    if target.shape != output.shape:
+        raise ValueError(f"target shape {target.shape} differs from output shape {output.shape}")
+    low, high = np.percentile(target, [pmin, pmax])
+    target = (target - low) / max(high - low, 1e-12)
+    design = np.stack([output.ravel(), np.ones(output.size)], axis=1)
+    (scale, offset), *_ = np.linalg.lstsq(design, target.ravel(), rcond=None)
+    return target.astype(np.float32), (scale * output + offset).astype(np.float32)
