@@ -197,6 +197,29 @@ def spatial_ndim(axes: str) -> int:
     return sum(a in SPATIAL for a in axes.upper())
 
 
+def full_slices(key: Any, ndim: int) -> tuple[slice, ...]:
+    """Expand a basic index (slices, an Ellipsis) into one slice per axis.
+
+    Raises
+    ------
+    TypeError
+        For integer or array indices.
+
+    Examples
+    --------
+    >>> full_slices((Ellipsis, slice(1, 2)), 3)
+    (slice(None, None, None), slice(None, None, None), slice(1, 2, None))
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1:]
+    key = key + (slice(None),) * (ndim - len(key))
+    if not all(isinstance(k, slice) for k in key):
+        raise TypeError("lazy canonical views support slices only")
+    return key
+
+
 class CanonicalView:
     """A lazy array in the canonical layout ``(..., C)`` over any stored layout.
 
@@ -233,13 +256,7 @@ class CanonicalView:
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
-        key = key + (slice(None),) * (self.ndim - len(key))
-        if not all(isinstance(k, slice) for k in key):
-            raise TypeError("CanonicalView supports slices only")
+        key = full_slices(key, self.ndim)
         by_axis = dict(zip(self._target, key))
         source_key = tuple(0 if a in "TQ" else by_axis[a] for a in self._axes)
         block = np.asarray(self._array[source_key])

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..axes import canonical_view
+from ..axes import canonical_view, full_slices
 from ..errors import PixlearnError
 from ..io import atomic_path, open_image, write_image
 from ..model import PixelModel
@@ -53,11 +53,7 @@ class _GreyView:
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
-        key = key + (slice(None),) * (self.ndim - len(key))
+        key = full_slices(key, self.ndim)
         colour = np.asarray(self._view[key[:-1] + (slice(0, 3),)])
         return colour.mean(axis=-1, keepdims=True, dtype=np.float32)[..., key[-1]]
 
