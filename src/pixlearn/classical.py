@@ -461,15 +461,8 @@ class PixelClassifier:
         probabilities : array-like of shape (..., K), float32
             `out` when given.
         """
-        self._check(image)
-        spatial = tuple(image.shape[:-1])
-        if out is None:
-            out = np.empty(spatial + (self.n_outputs,), np.float32)
-        elif tuple(out.shape) != spatial + (self.n_outputs,):
-            raise PixlearnError(f"out has shape {tuple(out.shape)}, expected {spatial + (self.n_outputs,)}")
-        for core, probabilities in self._blocks(image, block_shape):
-            out[core] = probabilities
-        return out
+        shape = tuple(image.shape[:-1]) + (self.n_outputs,)
+        return self._predict_into(image, out, shape, np.float32, block_shape, labels=False)
 
     def predict_labels(
         self,
@@ -493,14 +486,19 @@ class PixelClassifier:
             Class indices ``0..K-1``: the arg-max of :meth:`predict_probabilities`. Random
             forests stop early, exactly, for pixels whose class the remaining trees cannot change.
         """
+        dtype = np.uint8 if self.n_outputs <= 256 else np.uint16
+        return self._predict_into(image, out, tuple(image.shape[:-1]), dtype, block_shape, labels=True)
+
+    def _predict_into(self, image: Any, out: Any | None, shape: tuple[int, ...], dtype: Any,
+                      block_shape: Sequence[int] | None, *, labels: bool) -> Any:
+        """Check `image` and `out` (allocated as `shape`/`dtype` when ``None``), fill it by blocks."""
         self._check(image)
-        spatial = tuple(image.shape[:-1])
         if out is None:
-            out = np.empty(spatial, np.uint8 if self.n_outputs <= 256 else np.uint16)
-        elif tuple(out.shape) != spatial:
-            raise PixlearnError(f"out has shape {tuple(out.shape)}, expected {spatial}")
-        for core, labels in self._blocks(image, block_shape, labels=True):
-            out[core] = labels.astype(out.dtype)
+            out = np.empty(shape, dtype)
+        elif tuple(out.shape) != shape:
+            raise PixlearnError(f"out has shape {tuple(out.shape)}, expected {shape}")
+        for core, block in self._blocks(image, block_shape, labels=labels):
+            out[core] = block.astype(out.dtype, copy=False)
         return out
 
     def _blocks(self, image: Any, block_shape: Sequence[int] | None, *, labels: bool = False) -> Any:

@@ -143,6 +143,12 @@ def _infer_classes(y_true: np.ndarray, y_pred: np.ndarray, ignore: int | None) -
     return top + 1
 
 
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None, ignore: int | None) -> np.ndarray:
+    """Confusion matrix over `n_classes`, or over the classes seen when ``None``."""
+    k = _infer_classes(y_true, y_pred, ignore) if n_classes is None else n_classes
+    return confusion_matrix(y_true, y_pred, k, ignore)
+
+
 def pixel_accuracy(
     y_true: np.ndarray, y_pred: np.ndarray, *, ignore: int | None = None
 ) -> float:
@@ -200,8 +206,7 @@ def iou(
     >>> iou(np.array([[0, 1], [1, 1]]), np.array([[0, 0], [1, 1]])).round(3).tolist()
     [0.5, 0.667]
     """
-    k = _infer_classes(y_true, y_pred, ignore) if n_classes is None else n_classes
-    return iou_from_confusion(confusion_matrix(y_true, y_pred, k, ignore))
+    return iou_from_confusion(_confusion(y_true, y_pred, n_classes, ignore))
 
 
 def dice(
@@ -231,8 +236,7 @@ def dice(
     >>> dice(np.array([[0, 1], [1, 1]]), np.array([[0, 0], [1, 1]])).round(3).tolist()
     [0.667, 0.8]
     """
-    k = _infer_classes(y_true, y_pred, ignore) if n_classes is None else n_classes
-    return dice_from_confusion(confusion_matrix(y_true, y_pred, k, ignore))
+    return dice_from_confusion(_confusion(y_true, y_pred, n_classes, ignore))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,8 +353,7 @@ def semantic_scores(
     >>> s.pixel_accuracy, s.mean_iou, s.to_dict()["iou"]
     (1.0, 1.0, [1.0, 1.0, 1.0])
     """
-    k = _infer_classes(y_true, y_pred, ignore) if n_classes is None else n_classes
-    return scores_from_confusion(confusion_matrix(y_true, y_pred, k, ignore))
+    return scores_from_confusion(_confusion(y_true, y_pred, n_classes, ignore))
 
 
 __all__ = [
