@@ -138,3 +138,16 @@ def test_train_bad_arguments(blobs_2d):
         train(_net(), data, data, cfg, device="cpu")
     with pytest.raises(ValueError, match="checkpoint_dir"):
         train(_net(), _data(image, labels, (16, 16), 8), data, cfg, resume=True, device="cpu")
+
+
+def test_time_limited_cosine_schedule_anneals_within_the_budget(blobs_2d):
+    # 10_000 epochs could never finish in 3 s: the schedule must follow the clock instead
+    image, labels = blobs_2d
+    cfg = TrainConfig(epochs=10_000, steps_per_epoch=2, batch_size=2, patch_shape=(16, 16), lr=1e-2,
+                      time_limit_s=3.0, patience=0)
+    history = train(_net(), _data(image, labels, (16, 16), 4), _data(image, labels, (16, 16), 2, seed=9), cfg, device="cpu")
+    rates = [r["lr"] for r in history.records]
+    assert history.stop_reason == "time_limit" and len(rates) >= 3
+    assert rates[-1] < 0.2 * cfg.lr
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[0] > 0.5 * cfg.lr

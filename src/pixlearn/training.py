@@ -60,7 +60,9 @@ class TrainConfig(Config):
     lr, weight_decay : float
         AdamW learning rate and decoupled weight decay.
     schedule : {"cosine", "plateau"}
-        Cosine decay per step to ``lr / 100``, or halve on a validation plateau.
+        Cosine decay from `lr` to ``lr / 100`` over the run, or halve on a validation plateau.
+        With a `time_limit_s` the cosine follows whichever ends first, the steps of `epochs` or
+        the wall-clock budget, so a time-limited run still ends at the low learning rate.
     grad_clip : float
         Largest gradient norm; 0 disables clipping.
     patience : int
@@ -249,7 +251,7 @@ def _save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: A
     save_file(_cpu_state(model), str(folder / "weights.safetensors"))
     tensors, optimizer_meta = _optimizer_to_files(optimizer.state_dict())
     save_file(tensors, str(folder / "optimizer.safetensors"))
-    payload = {**state, "optimizer": optimizer_meta, "scheduler": scheduler.state_dict()}
+    payload = {**state, "optimizer": optimizer_meta, "scheduler": None if scheduler is None else scheduler.state_dict()}
     (folder / "state.json").write_text(json.dumps(payload, indent=1))
     _atomic_write(directory / LAST, json.dumps({"checkpoint": name, "epoch": epoch}))
     for old in directory.glob("epoch-*"):
@@ -300,11 +302,33 @@ def _write_logs(directory: Path, history: History) -> None:
     fig.savefig(directory / CURVES)
 
 
+def cosine_learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Learning rate of the ``"cosine"`` schedule after `step` optimiser steps and `elapsed_s` seconds.
+
+    The run's progress is the larger of ``step / (epochs * steps_per_epoch)`` and, with a time
+    limit, ``elapsed_s / time_limit_s``; the rate falls from ``cfg.lr`` to ``cfg.lr / 100`` along
+    half a cosine of it. Without a time limit it depends on `step` only, so a seeded run (and a
+    resumed one) is repeatable.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(epochs=2, steps_per_epoch=5, lr=1.0, time_limit_s=60.0)
+    >>> [round(cosine_learning_rate(cfg, s, 0.0), 3) for s in (0, 5, 10)]
+    [1.0, 0.505, 0.01]
+    >>> round(cosine_learning_rate(cfg, 0, 30.0), 3)  # half the time budget spent
+    0.505
+    """
+    progress = step / float(cfg.epochs * cfg.steps_per_epoch)
+    if cfg.time_limit_s is not None:
+        progress = max(progress, elapsed_s / cfg.time_limit_s)
+    low = cfg.lr / 100.0
+    return low + (cfg.lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
 def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The plateau scheduler, or ``None`` for the cosine schedule (set per step by the loop)."""
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=cfg.epochs * cfg.steps_per_epoch, eta_min=cfg.lr / 100.0
-        )
+        return None
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 4))
 
 
@@ -412,13 +436,15 @@ def train(
     scheduler = _make_scheduler(optimizer, cfg)
     history = History()
     best_state = _cpu_state(model)
-    start_epoch, elapsed_before = 0, 0.0
+    start_epoch, elapsed_before, global_step = 0, 0.0, 0
     loaded = _load_checkpoint(directory) if resume and directory is not None else None
     if loaded is not None:
         weights, optimizer_tensors, state = loaded
         model.load_state_dict(weights)
         optimizer.load_state_dict(_optimizer_from_files(optimizer_tensors, state["optimizer"]))
-        scheduler.load_state_dict(state["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        global_step = int(state.get("step", 0))
         history = History.from_dict(state["history"])
         start_epoch = int(state["epoch"])
         elapsed_before = float(state["elapsed_s"])
@@ -447,6 +473,9 @@ def train(
                     break
                 x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 y = y.to(device, non_blocking=True)
+                if scheduler is None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = cosine_learning_rate(cfg, global_step, time.monotonic() - started)
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(use_autocast, device):
                     loss = loss_fn(model(x), y)
@@ -456,8 +485,7 @@ def train(
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
-                if cfg.schedule == "cosine":
-                    scheduler.step()
+                global_step += 1
                 losses.append(float(loss.detach()))
                 bar.advance(f"epoch {epoch} loss {losses[-1]:.4f}")
                 if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
@@ -500,7 +528,7 @@ def train(
             elif cfg.patience and stale_epochs >= cfg.patience:
                 history.stop_reason = "early_stopping"
             if directory is not None:
-                state = {"epoch": epoch, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
+                state = {"epoch": epoch, "step": global_step, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
                          "config": cfg.to_dict(), "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
                 _save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
                 _write_logs(directory, history)
