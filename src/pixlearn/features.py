@@ -560,7 +560,6 @@ def _features_into(
     out: np.ndarray,
 ) -> None:
     """Features of the `inner` region of a canonical padded block into `out`, shape (F, ...)."""
-    ndim = padded.ndim - 1
     k = 0
     for c in range(padded.shape[-1]):
         for sigma in cfg.sigmas:

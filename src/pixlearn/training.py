@@ -1,11 +1,8 @@
 """Network training: :class:`TrainConfig` and the :func:`train` loop.
 
 :func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
-early stopping, a time limit, best and last checkpoints, resumption). A checkpoint is a folder
-``epoch-NNNN/`` with ``weights.safetensors``, ``optimizer.safetensors`` (the optimizer's tensors)
-and ``state.json`` (everything else: epoch, history, scheduler and optimizer scalars, the
-random-stream description); ``last.json`` names the newest complete one and is replaced
-atomically, so a ``kill -9`` at any moment leaves a loadable checkpoint. Nothing is pickled.
+early stopping, a time limit, best and last checkpoints, resumption). The checkpoint files
+are :mod:`pixlearn.checkpoints`; nothing is pickled.
 
 Randomness: weights are initialised by the caller; batches come from a dataset whose items
 depend only on ``(seed, epoch, index)`` (:class:`pixlearn.datasets.PatchDataset`), so a resumed
@@ -16,11 +13,9 @@ from the data is :func:`pixlearn.autoconfig.auto_config`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import cpu_state, load_best, load_checkpoint, save_best, save_checkpoint, write_logs
 from .config import Config
 from .datasets import AugmentConfig
 from .nets.losses import LOSSES, make_loss
@@ -38,11 +34,6 @@ logger = logging.getLogger(__name__)
 
 SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
 SWITCHES: tuple[str, ...] = ("auto", "on", "off")
-BEST = "best.safetensors"
-LAST = "last.json"
-LOG_JSON = "history.json"
-LOG_CSV = "history.csv"
-CURVES = "curves.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +179,7 @@ class History:
 
 
 # --------------------------------------------------------------------------------------------
-# helpers of the loop: device and precision choices, checkpoint files
+# helpers of the loop: device and precision choices
 
 
 def resolve_device(device: Any = None) -> torch.device:
@@ -209,97 +200,6 @@ def _autocast(enabled: bool, device: torch.device) -> Any:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def _optimizer_to_files(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer ``state_dict`` into tensors (for safetensors) and JSON-safe rest."""
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, entries in state["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _optimizer_from_files(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    for index, entries in meta["scalars"].items():
-        state.setdefault(int(index), {}).update(entries)
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-
-
-def _save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: Any, scheduler: Any,
-                     state: dict[str, Any]) -> None:
-    """Write ``epoch-NNNN/``, then point ``last.json`` at it (atomic), then drop older ones."""
-    from safetensors.torch import save_file
-
-    name = f"epoch-{epoch:04d}"
-    folder = directory / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    save_file(_cpu_state(model), str(folder / "weights.safetensors"))
-    tensors, optimizer_meta = _optimizer_to_files(optimizer.state_dict())
-    save_file(tensors, str(folder / "optimizer.safetensors"))
-    payload = {**state, "optimizer": optimizer_meta, "scheduler": None if scheduler is None else scheduler.state_dict()}
-    (folder / "state.json").write_text(json.dumps(payload, indent=1))
-    _atomic_write(directory / LAST, json.dumps({"checkpoint": name, "epoch": epoch}))
-    for old in directory.glob("epoch-*"):
-        if old.name != name and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]] | None:
-    from safetensors.torch import load_file
-
-    pointer = directory / LAST
-    if not pointer.is_file():
-        return None
-    folder = directory / json.loads(pointer.read_text())["checkpoint"]
-    weights = load_file(str(folder / "weights.safetensors"))
-    optimizer = load_file(str(folder / "optimizer.safetensors"))
-    state = json.loads((folder / "state.json").read_text())
-    return weights, optimizer, state
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_logs(directory: Path, history: History) -> None:
-    """Per-epoch log as JSON and CSV, and a PNG of the loss curves."""
-    _atomic_write(directory / LOG_JSON, json.dumps(history.to_dict(), indent=1))
-    keys = ["epoch", "train_loss", "val_loss", "lr", "seconds", "elapsed_s"]
-    lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in history.records]
-    _atomic_write(directory / LOG_CSV, "\n".join(lines) + "\n")
-    try:
-        from matplotlib.figure import Figure  # no pyplot: no global backend state is touched
-    except ImportError:  # plotting is a convenience
-        return
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    epochs = [r["epoch"] for r in history.records]
-    ax.plot(epochs, [r["train_loss"] for r in history.records], label="training loss")
-    ax.plot(epochs, [r["val_loss"] for r in history.records], label="validation loss")
-    if history.best_epoch:
-        ax.axvline(history.best_epoch, color="grey", linestyle=":", label=f"best (epoch {history.best_epoch})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(directory / CURVES)
 
 
 def cosine_learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -435,23 +335,20 @@ def train(
                                   fused=device.type in ("cpu", "cuda"))
     scheduler = _make_scheduler(optimizer, cfg)
     history = History()
-    best_state = _cpu_state(model)
+    best_state = cpu_state(model)
     start_epoch, elapsed_before, global_step = 0, 0.0, 0
-    loaded = _load_checkpoint(directory) if resume and directory is not None else None
+    loaded = load_checkpoint(directory) if resume and directory is not None else None
     if loaded is not None:
-        weights, optimizer_tensors, state = loaded
+        weights, optimizer_state, state = loaded
         model.load_state_dict(weights)
-        optimizer.load_state_dict(_optimizer_from_files(optimizer_tensors, state["optimizer"]))
+        optimizer.load_state_dict(optimizer_state)
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         global_step = int(state.get("step", 0))
         history = History.from_dict(state["history"])
         start_epoch = int(state["epoch"])
         elapsed_before = float(state["elapsed_s"])
-        if (directory / BEST).is_file():
-            from safetensors.torch import load_file
-
-            best_state = load_file(str(directory / BEST))
+        best_state = load_best(directory) or best_state
         logger.info("resuming after epoch %d from %s", start_epoch, directory)
     elif resume:
         logger.info("no checkpoint in %s: starting afresh", directory)
@@ -514,12 +411,9 @@ def train(
             logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
             if val_loss < history.best_val_loss:
                 history.best_val_loss, history.best_epoch, stale_epochs = val_loss, epoch, 0
-                best_state = _cpu_state(model)
+                best_state = cpu_state(model)
                 if directory is not None:
-                    from safetensors.torch import save_file
-
-                    save_file(best_state, str(directory / (BEST + ".partial")))
-                    os.replace(directory / (BEST + ".partial"), directory / BEST)
+                    save_best(directory, best_state)
             else:
                 stale_epochs += 1
 
@@ -530,8 +424,8 @@ def train(
             if directory is not None:
                 state = {"epoch": epoch, "step": global_step, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
                          "config": cfg.to_dict(), "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
-                _save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
-                _write_logs(directory, history)
+                save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
+                write_logs(directory, history)
             stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
             if stop and history.stop_reason == "completed":
                 history.stop_reason = "callback"
