@@ -184,6 +184,36 @@ def test_tune_thresholds_finds_separating_seed_threshold() -> None:
         tune_instance_thresholds(outputs, labels[:1])
 
 
+def _with_slivers(labels: np.ndarray) -> np.ndarray:
+    """Exact outputs plus foreground specks whose distance stays low (as a watershed's slivers)."""
+    outputs = instance_targets(labels)
+    background = np.argwhere(ndimage.binary_dilation(labels > 0, iterations=3) == 0)
+    for y, x in background[:: max(1, len(background) // 12)][:12]:
+        outputs[y, x] = (0.9, 0.2)
+    return outputs
+
+
+def test_min_peak_removes_low_distance_slivers_only() -> None:
+    labels = touching_nuclei((64, 64), 8, 6.5, seed=5)
+    outputs = _with_slivers(labels)
+    kept = instances_from_outputs(outputs)
+    cleaned = instances_from_outputs(outputs, InstanceThresholds(min_peak=0.5))
+    assert kept.max() == labels.max() + 12
+    assert matching(labels, cleaned, 0.9).accuracy == 1.0
+    with pytest.raises(ValueError, match="min_peak"):
+        InstanceThresholds(min_peak=1.5)
+
+
+def test_default_tuning_grid_chooses_min_peak_against_slivers() -> None:
+    labels = [touching_nuclei((64, 64), 8, 6.5, seed=s) for s in (5, 6)]
+    outputs = [_with_slivers(y) for y in labels]
+    best, score = tune_instance_thresholds(outputs, labels)
+    assert best.min_peak > 0.2 and score == 1.0
+    # a sequence of grids is searched grid by grid; the first best setting wins
+    best2, _ = tune_instance_thresholds(outputs, labels, [{"seed_thresh": (0.6,)}, {"min_peak": (0.3, 0.5)}])
+    assert best2.min_peak == 0.3
+
+
 # ---------------------------------------------------------------- stitching
 
 

@@ -143,6 +143,11 @@ class InstanceThresholds(Config):
         predicted distance peaks at different heights.
     h : float
         Height of the maxima for ``"h_maxima"``.
+    min_peak : float
+        Objects whose predicted distance never exceeds this are removed. A real object's
+        normalised distance rises to about 1 at its centre; the slivers a watershed leaves at
+        object borders and specks of noisy foreground peak low. A property of each object alone,
+        so tiled prediction keeps or drops an object as whole-image prediction does.
     """
 
     prob_thresh: float = 0.5
@@ -150,9 +155,10 @@ class InstanceThresholds(Config):
     min_size: int = 0
     seed_method: str = "threshold"
     h: float = 0.1
+    min_peak: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("prob_thresh", "seed_thresh"):
+        for name in ("prob_thresh", "seed_thresh", "min_peak"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -184,7 +190,7 @@ def instances_from_outputs(
     :class:`InstanceThresholds`), and each foreground region without a seed becomes a seed
     itself (so no object is lost); watershed on ``-distance`` from the seeds, restricted to
     the mask, which splits touching objects along the distance valleys between them; objects
-    below ``min_size`` removed; ids made sequential. Seeds are connected through corners
+    below ``min_size`` or whose distance peaks below ``min_peak`` removed; ids made sequential. Seeds are connected through corners
     (full connectivity), foreground regions and the watershed through faces only.
 
     Parameters
@@ -210,11 +216,17 @@ def instances_from_outputs(
     >>> instances_from_outputs(instance_targets(y))[2].tolist()
     [1, 1, 1, 2, 2, 2, 0]
     """
+    outputs = _check_outputs(outputs)
+    thresholds = InstanceThresholds() if thresholds is None else thresholds
+    labels = _watershed(outputs, thresholds)
+    return _filter_objects(labels, outputs[..., 1], thresholds)
+
+
+def _watershed(outputs: np.ndarray, thresholds: InstanceThresholds) -> np.ndarray:
+    """Seeded watershed of :func:`instances_from_outputs`, before any object is removed."""
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    outputs = _check_outputs(outputs)
-    thresholds = InstanceThresholds() if thresholds is None else thresholds
     probability, distance = outputs[..., 0], outputs[..., 1]
     mask = probability > thresholds.prob_thresh
     if not mask.any():
@@ -237,22 +249,36 @@ def instances_from_outputs(
     if unseeded.any():
         # a region without a seed is one object: give it ids after the seeds'
         seeds = np.where(unseeded, regions + n_seeds, seeds)
-    labels = watershed(-inside, markers=seeds, mask=mask, connectivity=1)
+    return watershed(-inside, markers=seeds, mask=mask, connectivity=1)
+
+
+def _filter_objects(labels: np.ndarray, distance: np.ndarray, thresholds: InstanceThresholds) -> np.ndarray:
+    """Remove the objects below ``min_size`` or ``min_peak``; sequential uint32 ids."""
     if thresholds.min_size > 1:
         labels = remove_small_objects(labels, thresholds.min_size)
+    if thresholds.min_peak > 0 and labels.any():
+        high = np.zeros(int(labels.max()) + 1, bool)
+        high[labels[distance >= thresholds.min_peak]] = True
+        labels = np.where(high[labels], labels, 0)
     return relabel_sequential(labels)
 
 
-DEFAULT_TUNING_GRID: dict[str, tuple[float, ...]] = {
-    "prob_thresh": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "seed_thresh": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-}
+DEFAULT_TUNING_GRID: tuple[dict[str, tuple[Any, ...]], ...] = (
+    {"prob_thresh": (0.5, 0.6), "seed_method": ("threshold",), "seed_thresh": (0.5, 0.6, 0.7),
+     "min_peak": (0.0, 0.3, 0.5, 0.6)},
+    {"prob_thresh": (0.5, 0.6), "seed_method": ("h_maxima",), "h": (0.1, 0.15, 0.2),
+     "min_peak": (0.0, 0.3, 0.5, 0.6)},
+)
+"""The settings :func:`tune_instance_thresholds` tries by default: both seed methods, each with
+its own parameter, times the foreground and peak thresholds (48 settings, 12 watersheds)."""
+
+_FILTER_FIELDS = ("min_size", "min_peak")
 
 
 def tune_instance_thresholds(
     outputs_list: Sequence[np.ndarray],
     labels_list: Sequence[np.ndarray],
-    grid: Mapping[str, Sequence[Any]] | None = None,
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]] | None = None,
     *,
     base: InstanceThresholds | None = None,
     iou_thresholds: Sequence[float] = (0.5,),
@@ -270,9 +296,11 @@ def tune_instance_thresholds(
         Network outputs on the validation images.
     labels_list : sequence of ndarray of shape (M, N) or (P, M, N), integer
         Their true instance labels.
-    grid : mapping of str to sequence, optional
-        Values to try per field of :class:`InstanceThresholds`; every combination is tried.
-        Default :data:`DEFAULT_TUNING_GRID` (30 settings of ``prob_thresh`` x ``seed_thresh``).
+    grid : mapping of str to sequence, or a sequence of such mappings, optional
+        Values to try per field of :class:`InstanceThresholds`; every combination is tried
+        (of each mapping in turn, for a sequence). Default :data:`DEFAULT_TUNING_GRID`. The
+        watershed runs once per setting of the other fields; ``min_size`` and ``min_peak``
+        only filter its objects.
     base : InstanceThresholds, optional
         Values of the fields not in `grid`. Default ``InstanceThresholds()``.
     iou_thresholds : sequence of float
@@ -302,24 +330,29 @@ def tune_instance_thresholds(
         raise ValueError(f"{len(outputs_list)} outputs but {len(labels_list)} label images")
     if not outputs_list:
         raise ValueError("no validation images to tune on")
-    grid = dict(DEFAULT_TUNING_GRID if grid is None else grid)
+    grids = [dict(g) for g in (DEFAULT_TUNING_GRID if grid is None else [grid] if isinstance(grid, Mapping) else grid)]
     base = InstanceThresholds() if base is None else base
     known = {f.name for f in dataclasses.fields(InstanceThresholds)}
-    unknown = sorted(set(grid) - known)
+    unknown = sorted(set().union(*grids) - known)
     if unknown:
         raise ValueError(f"unknown threshold fields {unknown}; known: {sorted(known)}")
-    if any(len(values) == 0 for values in grid.values()):
+    if not grids or any(len(values) == 0 for g in grids for values in g.values()):
         raise ValueError("every grid field needs at least one value")
     outputs_list = [_check_outputs(o) for o in outputs_list]
-    names = list(grid)
     best: tuple[float, InstanceThresholds] | None = None
-    for values in itertools.product(*(grid[n] for n in names)):
-        candidate = base.replace(**dict(zip(names, values)))
-        predictions = [instances_from_outputs(o, candidate) for o in outputs_list]
-        score = average_precision(matching_dataset(labels_list, predictions, iou_thresholds))
-        logger.debug("thresholds %s: score %.4f", candidate.to_dict(), score)
-        if best is None or score > best[0]:
-            best = (score, candidate)
+    for g in grids:
+        segment = [n for n in g if n not in _FILTER_FIELDS]
+        filters = [n for n in g if n in _FILTER_FIELDS]
+        for values in itertools.product(*(g[n] for n in segment)):
+            setting = base.replace(**dict(zip(segment, values)))
+            raw = [_watershed(o, setting) for o in outputs_list]
+            for filter_values in itertools.product(*(g[n] for n in filters)):
+                candidate = setting.replace(**dict(zip(filters, filter_values)))
+                predictions = [_filter_objects(r, o[..., 1], candidate) for r, o in zip(raw, outputs_list)]
+                score = average_precision(matching_dataset(labels_list, predictions, iou_thresholds))
+                logger.debug("thresholds %s: score %.4f", candidate.to_dict(), score)
+                if best is None or score > best[0]:
+                    best = (score, candidate)
     assert best is not None  # the grid is never empty here
     return best[1], float(best[0])
 
