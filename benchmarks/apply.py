@@ -189,11 +189,11 @@ def _rss_pixlearn(size: int, threads: int, batch: int) -> float:
 # ------------------------------------------------------------------------------- 2. out of core
 
 
-def _synthetic_block(start: int, stop: int, shape: tuple[int, ...], rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``start:stop`` (first axis) of the synthetic image: bright blobs (a product of sines
+def _synthetic_block(region: tuple[slice, ...], rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic image inside `region` (one slice per axis): bright blobs (a product of sines
     above 0.2) at 3000 on a background of 1000, plus Gaussian noise (sigma 100) when `rng` is
     given. Returns the float32 image and the boolean blob mask (the ground truth)."""
-    grids = np.ogrid[tuple(slice(start, stop) if d == 0 else slice(0, n) for d, n in enumerate(shape))]
+    grids = np.ogrid[region]
     pattern = np.ones((), np.float32)
     for g, period in zip(grids, (23.0, 31.0, 37.0)):
         pattern = pattern * np.sin(g.astype(np.float32) / period)
@@ -213,7 +213,7 @@ def _write_synthetic(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]
     step = chunks[0]
     for start in range(0, shape[0], step):
         stop = min(start + step, shape[0])
-        block, _ = _synthetic_block(start, stop, shape, rng)
+        block, _ = _synthetic_block((slice(start, stop),) + tuple(slice(0, n) for n in shape[1:]), rng)
         array[start:stop] = np.clip(block, 0, 65535).astype(np.uint16)
 
 
@@ -238,7 +238,7 @@ def _tiny_network(ndim: int) -> Any:
     from pixlearn.training import TrainConfig
 
     shape = (32, 128, 128) if ndim == 3 else (256, 256)
-    image, truth = _synthetic_block(0, shape[0], shape, np.random.default_rng(11))
+    image, truth = _synthetic_block(tuple(slice(0, n) for n in shape), np.random.default_rng(11))
     unet = UNetConfig(ndim=ndim, in_channels=1, out_channels=2, depth=1, base_channels=4, stem_factor=2)
     patch = (16, 64, 64) if ndim == 3 else (64, 64)
     cfg = TrainConfig(epochs=6, steps_per_epoch=10, batch_size=4, patch_shape=patch, lr=1e-2, patience=0, seed=0,
@@ -272,8 +272,7 @@ def _predict_big(source: str, out_dir: str, kind: str, ndim: int, tile: tuple[in
     # accuracy against the blob mask in a window at the centre of the image (512 pixels, 128 voxels wide)
     side = 512 if ndim == 2 else 128
     centre = tuple(slice(n // 2 - min(n, side) // 2, n // 2 + min(n, side) // 2) for n in out.shape)
-    _, truth = _synthetic_block(centre[0].start, centre[0].stop, tuple(out.shape), None)
-    truth = truth[(slice(None),) + centre[1:]]
+    _, truth = _synthetic_block(centre, None)
     return {"seconds_in_manifest": read_manifest(out_dir)[-1]["seconds"], "shape": list(out.shape),
             "incomplete": bool(out.attrs.get("incomplete")), "halo": list(model.halo),
             "accuracy_centre_window": float(np.mean((np.asarray(out[centre]) > 0) == truth))}

@@ -187,6 +187,34 @@ def test_blended_writes_finished_blocks_while_streaming(rng, shape):
     assert out.writes[0] == 1 and out.writes[len(calls) // 2] <= len(calls) // 2 + 1  # written as it goes
 
 
+@pytest.mark.parametrize("shape,tile", [((37, 50, 1), (16, 16)), ((21, 30, 26, 1), (8, 12, 12))])
+def test_blended_stream_equals_reference_sums_bitwise(rng, shape, tile):
+    # the streaming band recomputes each cell's weight sum at the end: the values must equal
+    # plain full-size sums over all tiles in the same order (margins of halo 1, Gaussian weights)
+    from pixlearn.predict.blended import _make_plan, _run_blended
+    from pixlearn.tiling import blend_weights
+
+    image = rng.normal(size=shape).astype(np.float32)
+    fn = lambda block: np.concatenate([np.tanh(block), block**2], axis=-1)  # noqa: E731
+    spatial = shape[:-1]
+    plan = _make_plan(spatial, tile, (4,) * len(tile), (1,) * len(tile), (1,) * len(tile), TileConfig())
+    out = np.zeros(spatial + (2,), np.float32)
+
+    def write(region, block):
+        out[region] = block
+
+    _run_blended(image, plan, fn, write, 3, False, None)
+    acc, wsum = np.zeros_like(out), np.zeros(spatial, np.float32)
+    for idx in plan.tiles:
+        region = plan.region(idx)
+        margins = [(m if i > 0 else 0, m if i < len(plan.intervals[d]) - 1 else 0)
+                   for d, (i, m) in enumerate(zip(idx, plan.margins))]
+        w = blend_weights([r.stop - r.start for r in region], "gaussian", margins=margins)
+        acc[region] += fn(image[region]) * w[..., None]
+        wsum[region] += w
+    np.testing.assert_array_equal(out, acc / wsum[..., None])
+
+
 def test_apply_model_default_tiles(blobs_2d):
     image = blobs_2d[0][..., None]
     model = FilterModel()

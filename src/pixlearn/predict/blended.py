@@ -10,6 +10,7 @@ memory, and each finished block is written at once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -21,6 +22,9 @@ import numpy as np
 
 from ..tiling import TileConfig, blend_weights, tile_grid
 from .stream import PredictFn, Region, _predict_stream, _shape_of
+
+
+_CACHED_WEIGHTS = 8
 
 
 @dataclasses.dataclass
@@ -44,7 +48,12 @@ class _BlendPlan:
             self.tile_cells.append([range(index[a], index[b]) for a, b in ivs])
             starts = [a for a, _ in ivs] + [bounds[-1]]
             self.finish.append([range(index[starts[i]], index[starts[i + 1]]) for i in range(len(ivs))])
-        self._weights: dict[Any, np.ndarray] = {}
+        # per axis and cell, the tiles that cover it
+        self.cover: list[list[list[int]]] = [
+            [[i for i, cells in enumerate(per_tile) if j in cells] for j in range(len(bounds) - 1)]
+            for per_tile, bounds in zip(self.tile_cells, self.bounds)
+        ]
+        self._weights: collections.OrderedDict[Any, np.ndarray] = collections.OrderedDict()
 
     @functools.cached_property
     def tiles(self) -> list[tuple[int, ...]]:
@@ -60,6 +69,11 @@ class _BlendPlan:
             tiles.append(tuple(idx))
         return tiles
 
+    @functools.cached_property
+    def position(self) -> dict[tuple[int, ...], int]:
+        """Each tile's place in :attr:`tiles`."""
+        return {idx: n for n, idx in enumerate(self.tiles)}
+
     def region(self, idx: tuple[int, ...]) -> Region:
         return tuple(slice(*self.intervals[d][i]) for d, i in enumerate(idx))
 
@@ -70,9 +84,22 @@ class _BlendPlan:
             for d, (i, m) in enumerate(zip(idx, self.margins))
         )
         key = (shape, margins)
-        if key not in self._weights:
+        if key in self._weights:
+            self._weights.move_to_end(key)
+        else:  # a few recent ones are kept: 3D grids have dozens of (shape, margins) kinds
             self._weights[key] = blend_weights(shape, self.blend, self.sigma_scale, margins=margins)
+            if len(self._weights) > _CACHED_WEIGHTS:
+                self._weights.popitem(last=False)
         return self._weights[key]
+
+    def weight_sum(self, cell: tuple[int, ...]) -> np.ndarray:
+        """Sum of the weights of the tiles covering `cell`, added in tile order."""
+        region = self.cell_region(cell)
+        total = np.zeros(_shape_of(region), np.float32)
+        for idx in sorted(itertools.product(*(self.cover[d][j] for d, j in enumerate(cell))), key=self.position.__getitem__):
+            origin = [self.intervals[d][i][0] for d, i in enumerate(idx)]
+            total += self.weights(idx)[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, origin))]
+        return total
 
     def cell_region(self, cell: tuple[int, ...]) -> Region:
         return tuple(slice(self.bounds[d][j], self.bounds[d][j + 1]) for d, j in enumerate(cell))
@@ -105,26 +132,24 @@ def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Cal
     form the interval ``[start_i, start_{i+1})``; over all axes that makes one block per tile,
     finished right after it. Sums live per cell, only while some covering tile is pending.
     """
-    live: dict[tuple[int, ...], list[np.ndarray]] = {}
+    live: dict[tuple[int, ...], np.ndarray] = {}
     for idx, pred in _predict_stream(image, plan.tiles, plan.region, predict_fn, batch_size, batched, progress):
-        weights = plan.weights(idx)
-        weighted = pred * weights[..., np.newaxis]
+        weighted = pred * plan.weights(idx)[..., np.newaxis]
         origin = [plan.intervals[d][i][0] for d, i in enumerate(idx)]
         for cell in itertools.product(*(plan.tile_cells[d][i] for d, i in enumerate(idx))):
             local = tuple(slice(s.start - o, s.stop - o) for s, o in zip(plan.cell_region(cell), origin))
             entry = live.get(cell)
             if entry is None:
-                live[cell] = [weighted[local].copy(), weights[local].copy()]
+                live[cell] = weighted[local].copy()
             else:
-                entry[0] += weighted[local]
-                entry[1] += weights[local]
+                entry += weighted[local]
         finish = [plan.finish[d][i] for d, i in enumerate(idx)]
         region = tuple(slice(plan.bounds[d][f.start], plan.bounds[d][f.stop]) for d, f in enumerate(finish))
         block = np.empty(_shape_of(region) + (pred.shape[-1],), np.float32)
         for cell in itertools.product(*finish):
-            acc, wsum = live.pop(cell)
+            acc = live.pop(cell)
             local = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(plan.cell_region(cell), region))
-            block[local] = _finish_block(acc, wsum)
+            block[local] = _finish_block(acc, plan.weight_sum(cell))
         write(region, block)
     if live:  # pragma: no cover - the grid covers every cell
         raise RuntimeError(f"{len(live)} blended cells were never finished")
