@@ -190,8 +190,9 @@ def instances_from_outputs(
     :class:`InstanceThresholds`), and each foreground region without a seed becomes a seed
     itself (so no object is lost); watershed on ``-distance`` from the seeds, restricted to
     the mask, which splits touching objects along the distance valleys between them; objects
-    below ``min_size`` or whose distance peaks below ``min_peak`` removed; ids made sequential. Seeds are connected through corners
-    (full connectivity), foreground regions and the watershed through faces only.
+    below ``min_size`` or whose distance peaks below ``min_peak`` removed; ids made
+    sequential. Seeds are connected through corners (full connectivity), foreground regions
+    and the watershed through faces only.
 
     Parameters
     ----------
