@@ -11,13 +11,14 @@ The best weights so far are ``best.safetensors``; the per-epoch log is ``history
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from .io import atomic_path
 
 BEST = "best.safetensors"
 LAST = "last.json"
@@ -69,7 +70,7 @@ def save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: An
     save_file(tensors, str(folder / "optimizer.safetensors"))
     payload = {**state, "optimizer": optimizer_meta, "scheduler": None if scheduler is None else scheduler.state_dict()}
     (folder / "state.json").write_text(json.dumps(payload, indent=1))
-    _atomic_write(directory / LAST, json.dumps({"checkpoint": name, "epoch": epoch}))
+    _write_text(directory / LAST, json.dumps({"checkpoint": name, "epoch": epoch}))
     for old in directory.glob("epoch-*"):
         if old.name != name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
@@ -94,8 +95,8 @@ def save_best(directory: Path, weights: dict[str, torch.Tensor]) -> None:
     """Write ``best.safetensors`` atomically."""
     from safetensors.torch import save_file
 
-    save_file(weights, str(directory / (BEST + ".partial")))
-    os.replace(directory / (BEST + ".partial"), directory / BEST)
+    with atomic_path(directory / BEST) as tmp:
+        save_file(weights, str(tmp))
 
 
 def load_best(directory: Path) -> dict[str, torch.Tensor] | None:
@@ -106,19 +107,18 @@ def load_best(directory: Path) -> dict[str, torch.Tensor] | None:
     return load_file(str(path)) if path.is_file() else None
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_logs(directory: Path, history: Any) -> None:
     """Per-epoch log as JSON and CSV, and a PNG of the loss curves, from a
     :class:`pixlearn.training.History`."""
-    _atomic_write(directory / LOG_JSON, json.dumps(history.to_dict(), indent=1))
+    _write_text(directory / LOG_JSON, json.dumps(history.to_dict(), indent=1))
     keys = ["epoch", "train_loss", "val_loss", "lr", "seconds", "elapsed_s"]
     lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in history.records]
-    _atomic_write(directory / LOG_CSV, "\n".join(lines) + "\n")
+    _write_text(directory / LOG_CSV, "\n".join(lines) + "\n")
     try:
         from matplotlib.figure import Figure  # no pyplot: no global backend state is touched
     except ImportError:  # plotting is a convenience
@@ -134,4 +134,5 @@ def write_logs(directory: Path, history: Any) -> None:
     ax.set_ylabel("loss")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(directory / CURVES)
+    with atomic_path(directory / CURVES) as tmp:
+        fig.savefig(tmp, format="png")

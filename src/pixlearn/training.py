@@ -371,8 +371,9 @@ def train(
                 x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 y = y.to(device, non_blocking=True)
                 if scheduler is None:
+                    rate = cosine_learning_rate(cfg, global_step, time.monotonic() - started)
                     for group in optimizer.param_groups:
-                        group["lr"] = cosine_learning_rate(cfg, global_step, time.monotonic() - started)
+                        group["lr"] = rate
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(use_autocast, device):
                     loss = loss_fn(model(x), y)

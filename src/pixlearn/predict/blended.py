@@ -97,9 +97,12 @@ class _BlendPlan:
         region = self.cell_region(cell)
         total = np.zeros(_shape_of(region), np.float32)
         for idx in sorted(itertools.product(*(self.cover[d][j] for d, j in enumerate(cell))), key=self.position.__getitem__):
-            origin = [self.intervals[d][i][0] for d, i in enumerate(idx)]
-            total += self.weights(idx)[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, origin))]
+            total += self.weights(idx)[self.in_tile(idx, cell)]
         return total
+
+    def in_tile(self, idx: tuple[int, ...], cell: tuple[int, ...]) -> Region:
+        """Slices of `cell` within tile `idx`'s arrays."""
+        return tuple(slice(c.start - t.start, c.stop - t.start) for c, t in zip(self.cell_region(cell), self.region(idx)))
 
     def cell_region(self, cell: tuple[int, ...]) -> Region:
         return tuple(slice(self.bounds[d][j], self.bounds[d][j + 1]) for d, j in enumerate(cell))
@@ -135,9 +138,8 @@ def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Cal
     live: dict[tuple[int, ...], np.ndarray] = {}
     for idx, pred in _predict_stream(image, plan.tiles, plan.region, predict_fn, batch_size, batched, progress):
         weighted = pred * plan.weights(idx)[..., np.newaxis]
-        origin = [plan.intervals[d][i][0] for d, i in enumerate(idx)]
         for cell in itertools.product(*(plan.tile_cells[d][i] for d, i in enumerate(idx))):
-            local = tuple(slice(s.start - o, s.stop - o) for s, o in zip(plan.cell_region(cell), origin))
+            local = plan.in_tile(idx, cell)
             entry = live.get(cell)
             if entry is None:
                 live[cell] = weighted[local].copy()
