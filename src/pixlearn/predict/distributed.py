@@ -87,7 +87,7 @@ def _predict_many_dask(model: PixelModel, todo: list[tuple[Path, Path, Path | No
         block_pixels = DASK_BLOCK_PIXELS[model.ndim]
     seconds: dict[Path, Any] = {}
     with dask_client(address) as client:
-        model_future = client.scatter(model, broadcast=True)
+        model_future = client.scatter(model, broadcast=True, hash=False)
         large = []
         for path, target, prob_target in todo:
             image = _canonical_input(path, axes, model.n_channels)
@@ -133,7 +133,9 @@ def _predict_blocks_dask(client: Any, model: PixelModel, path: Path, target: Pat
         chunks = _chunks_of(labels_out)
         assert chunks is not None
         regions = _block_regions(spatial, chunks[: len(spatial)], block_pixels)
-        job_future = client.scatter(job, broadcast=True)
+        # hash=False: a fresh key per scatter. With content-hashed keys, the same job scattered for
+        # the next image can race the release of the previous future and lose its data.
+        job_future = client.scatter(job, broadcast=True, hash=False)
         futures = [
             client.submit(_predict_block, job_future, str(path), axes, setup, cfg, region, str(labels_tmp),
                           None if prob_tmp is None else str(prob_tmp), pure=False)
