@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, print_table, run_isolated, write_results  # noqa: E402
+from _common import RESULTS, ROOT, print_table, run_isolated, write_results
 
 BENCH_DIR = ROOT / "bench_output" / "apply"
 TILE, OVERLAP = 256, 0.25
@@ -76,7 +76,7 @@ def _monai_run(net: Any, image: np.ndarray, sw_batch: int) -> np.ndarray:
 
 def _pixlearn_run(predict_fn: Any, image: np.ndarray, batch: int, divisor: int = 16) -> np.ndarray:
     from pixlearn.predict import predict_tiled
-    from pixlearn.tiling import TileConfig
+    from pixlearn.predict.tiling import TileConfig
 
     overlap = int(TILE * OVERLAP)
     cfg = TileConfig(tile_shape=(TILE, TILE), overlap=overlap, blend="gaussian", mode="blended", batch_size=batch)
@@ -84,7 +84,7 @@ def _pixlearn_run(predict_fn: Any, image: np.ndarray, batch: int, divisor: int =
 
 
 def _product_predictor(cfg: Any, net: Any) -> Any:
-    from pixlearn.network import NetworkModel
+    from pixlearn.nets.model import NetworkModel
 
     model = NetworkModel(cfg, "restore", net, device="cpu")  # "restore": raw outputs, like MONAI's
     return model.predict_batch
@@ -112,7 +112,7 @@ def _speed(size: int, threads: int, rounds: int, batch: int) -> dict[str, Any]:
             outputs[name] = fn()
             best[name] = min(best[name], time.perf_counter() - start)
     flops = _flops_per_tile(net)
-    from pixlearn.tiling import tile_grid
+    from pixlearn.predict.tiling import tile_grid
 
     n_tiles = len(tile_grid((size, size), TILE, int(TILE * OVERLAP), divisor=16))
     reference = outputs["monai_b1"]
@@ -206,7 +206,7 @@ def _synthetic_block(region: tuple[slice, ...], rng: np.random.Generator | None)
 
 def _write_synthetic(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...], axes: str) -> None:
     """The synthetic image as uint16 Zarr, generated one chunk row at a time."""
-    from pixlearn.io import create_zarr
+    from pixlearn.data.images import create_zarr
 
     array = create_zarr(path, shape, np.uint16, chunks=chunks, axes=axes)
     rng = np.random.default_rng(3)
@@ -219,8 +219,9 @@ def _write_synthetic(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]
 
 def _tiny_classifier(ndim: int) -> Any:
     """A random forest of 2 trees of depth 3 on one feature (Gaussian, sigma 1): cheap per pixel."""
-    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
-    from pixlearn.features import FeatureConfig
+    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.features import FeatureConfig
+    from pixlearn.classical.fit import fit_pixel_classifier
 
     rng = np.random.default_rng(5)
     image = rng.normal(1000, 100, size=(16,) * (ndim - 2) + (64, 64)).astype(np.float32)
@@ -233,9 +234,9 @@ def _tiny_classifier(ndim: int) -> Any:
 def _tiny_network(ndim: int) -> Any:
     """A tiny U-Net (depth 1, 4 base channels, 2x space-to-depth stem) trained for a few seconds on
     a small crop of the synthetic image (a different noise draw) to segment its blobs."""
+    from pixlearn.nets.fit import fit_network
+    from pixlearn.nets.training import TrainConfig
     from pixlearn.nets.unet import UNetConfig
-    from pixlearn.network import fit_network
-    from pixlearn.training import TrainConfig
 
     shape = (32, 128, 128) if ndim == 3 else (256, 256)
     image, truth = _synthetic_block(tuple(slice(0, n) for n in shape), np.random.default_rng(11))
@@ -261,7 +262,7 @@ def _predict_big(source: str, out_dir: str, kind: str, ndim: int, tile: tuple[in
 
     torch.set_num_threads(threads)
     from pixlearn.predict import predict_many, read_manifest
-    from pixlearn.tiling import TileConfig
+    from pixlearn.predict.tiling import TileConfig
 
     model = _tiny_model(kind, ndim)
     predict_many(model, [source], out_dir, output_format="zarr", tile_cfg=TileConfig(tile_shape=tile, batch_size=batch),
@@ -319,9 +320,9 @@ def _dask_equal(size: int) -> dict[str, Any]:
     import zarr
 
     from pixlearn import predict as predict_module
-    from pixlearn.io import write_image
+    from pixlearn.data.images import write_image
     from pixlearn.predict import predict_many
-    from pixlearn.tiling import TileConfig
+    from pixlearn.predict.tiling import TileConfig
 
     folder = BENCH_DIR / "dask"
     shutil.rmtree(folder, ignore_errors=True)

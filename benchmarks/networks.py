@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, print_table, write_results  # noqa: E402
+from _common import DATA, RESULTS, print_table, write_results
+from pixlearn.data.folders import read_split
+from pixlearn.data.labels import to_class_targets
+from pixlearn.data.pairs import load_pairs, to_grey
+from pixlearn.predict import apply_model
 
-from pixlearn.io import read_split  # noqa: E402
-from pixlearn.labels import to_class_targets  # noqa: E402
-from pixlearn.pairs import load_pairs, to_grey  # noqa: E402
-from pixlearn.predict import apply_model  # noqa: E402  (imported up front: a long run must not
 # pick up half-edited modules later)
 
 
 def _train_cfg(minutes: float, patch: tuple[int, ...], batch: int, seed: int = 0) -> Any:
-    from pixlearn.training import TrainConfig
+    from pixlearn.nets.training import TrainConfig
 
     return TrainConfig(
         epochs=10_000, steps_per_epoch=50, batch_size=batch, patch_shape=patch, lr=2e-3,
@@ -43,7 +43,7 @@ def _apply_all(model: Any, images: list[np.ndarray], tta: bool = False) -> list[
 def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
     """Instance segmentation of nuclei; AP at IoU 0.5 (= matching accuracy, as DSB2018/StarDist)."""
     from pixlearn.metrics import matching_dataset
-    from pixlearn.network import fit_network
+    from pixlearn.nets.fit import fit_network
 
     root = DATA / "dsb2018_nuclei"
     split = read_split(root)
@@ -88,9 +88,10 @@ def _membrane_scores(truth: list[np.ndarray], predictions: list[np.ndarray]) -> 
 
 def isbi2012(minutes: float, quick: bool) -> dict[str, Any]:
     """Membrane segmentation: F1 (= Dice) of the membrane class and pixel error, U-Net vs RF."""
-    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
-    from pixlearn.features import FeatureConfig
-    from pixlearn.network import fit_network
+    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.features import FeatureConfig
+    from pixlearn.classical.fit import fit_pixel_classifier
+    from pixlearn.nets.fit import fit_network
 
     root = DATA / "isbi2012_em"
     split = read_split(root)
@@ -125,7 +126,7 @@ def w2s(minutes: float, quick: bool) -> dict[str, Any]:
     input and the output are each affinely fitted to it before scoring.
     """
     from pixlearn.metrics import psnr, scale_to_target, ssim
-    from pixlearn.network import fit_network
+    from pixlearn.nets.fit import fit_network
 
     root = DATA / "w2s_denoising"
     split = read_split(root)

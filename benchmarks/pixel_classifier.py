@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, print_table, run_isolated, write_results  # noqa: E402
+from _common import DATA, print_table, run_isolated, write_results
 
 ISBI = DATA / "isbi2012_em"
 IGNORE = -1
@@ -72,7 +72,7 @@ def load_isbi() -> dict[str, Any]:
     import tifffile
 
     split = json.loads((ISBI / "split.json").read_text())
-    read = lambda name, sub: tifffile.imread(ISBI / sub / f"{name}.tif")  # noqa: E731
+    read = lambda name, sub: tifffile.imread(ISBI / sub / f"{name}.tif")
     train = [read(n, "images") for n in split["train"]]
     train_labels = [read(n, "labels").astype(np.int64) for n in split["train"]]
     test = [read(n, "images") for n in split["test"]]
@@ -122,8 +122,9 @@ def _scores(predictions: list[np.ndarray], truth: list[np.ndarray]) -> tuple[flo
 
 
 def run_pixlearn(data: dict[str, Any], trees: dict[str, Any]) -> dict[str, Any]:
-    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
-    from pixlearn.features import FeatureConfig, compute_features_block
+    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.features import FeatureConfig, compute_features_block
+    from pixlearn.classical.fit import fit_pixel_classifier
 
     feature_cfg = FeatureConfig()  # ilastik default set
     clf_cfg = ClassifierConfig(**trees)
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = {
         "trees": trees,
-        # random-forest prediction: pixlearn.forest's numba kernels, or scikit-learn's trees
+        # random-forest prediction: pixlearn.classical.forest's numba kernels, or scikit-learn's trees
         "forest_engine": "numba" if importlib.util.find_spec("numba") else "sklearn",
         "quick": args.quick,
         "speedup_2d": r2["speedup"],

@@ -2,7 +2,7 @@
 
 Both networks have the channels (16, 32, 64, 128, 256), take 256x256 single-channel patches in
 batches of 8, and are trained with the same loss (pixlearn's cross-entropy + Dice, 2 classes)
-and optimizer (AdamW, lr 1e-3). pixlearn's network is the one :func:`pixlearn.autoconfig.auto_config`
+and optimizer (AdamW, lr 1e-3). pixlearn's network is the one :func:`pixlearn.nets.autoconfig.auto_config`
 chooses for 2D data with objects of 16 px or more on a CPU (4 down-samplings by strided
 convolution, one conv + batch norm + ReLU per level and path, added skips, 1x1 + nearest
 up-sampling, a 2x space-to-depth stem); MONAI's is its default ``UNet`` (strided convolutions, instance norm,
@@ -13,7 +13,7 @@ Both are timed at torch's default thread count (what ``pixlearn train`` uses) an
 other busy processes, 1 thread is several times faster for both: OpenMP threads wait for
 each other at every operator). Also reported: forward GFLOP per patch of each network; with
 ``--variants``, pixlearn's throughput with bf16 autocast and channels_last on this CPU (the data
-behind the ``"auto"`` defaults of :class:`pixlearn.training.TrainConfig`) and of the classic
+behind the ``"auto"`` defaults of :class:`pixlearn.nets.training.TrainConfig`) and of the classic
 U-Net that ``auto_config`` picks on CUDA.
 
 Run: ``.venv/bin/python benchmarks/train_throughput.py [--rounds 3 --steps 3 --variants]``
@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
+import torch
 
-from _common import print_table, write_results  # noqa: E402
+from _common import print_table, write_results
 
 CHANNELS = (16, 32, 64, 128, 256)
 PATCH = (256, 256)
@@ -39,11 +39,11 @@ BATCH = 8
 
 
 def _ours_config(**changes: object) -> object:
-    """What :func:`pixlearn.autoconfig.auto_config` picks on a CPU for 256x256 patches of 2D
+    """What :func:`pixlearn.nets.autoconfig.auto_config` picks on a CPU for 256x256 patches of 2D
     images with objects about 40 px across (so the benchmark follows the library's choice)."""
     import numpy as np
 
-    from pixlearn.autoconfig import auto_config
+    from pixlearn.nets.autoconfig import auto_config
 
     labels = np.zeros((512, 512), np.uint16)
     for i, (r, c) in enumerate([(60, 60), (200, 300), (400, 120), (350, 420)], start=1):
@@ -79,7 +79,7 @@ class _Trainer:
         self.net.to(memory_format=self.memory_format)
         self.x = torch.randn(BATCH, 1, *PATCH, generator=gen).contiguous(memory_format=self.memory_format)
         self.y = (torch.rand(BATCH, *PATCH, generator=gen) > 0.7).long()
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=1e-3, fused=True)  # as pixlearn.training
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=1e-3, fused=True)  # as pixlearn.nets.training
         self.loss = cross_entropy_dice
         self.bf16 = bf16
 

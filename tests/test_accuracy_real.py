@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixlearn.io import read_split
-from pixlearn.labels import to_class_targets
+from pixlearn.data.folders import read_split
+from pixlearn.data.labels import to_class_targets
+from pixlearn.data.pairs import load_pairs, to_grey
 from pixlearn.metrics import confusion_matrix, matching_dataset, scores_from_confusion
-from pixlearn.pairs import load_pairs, to_grey
 from pixlearn.predict import apply_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -29,8 +29,9 @@ def _split_pairs(name, kind, n_train, n_test):
 
 
 def test_random_forest_on_isbi2012_membranes():
-    from pixlearn.classical import ClassifierConfig, fit_pixel_classifier
-    from pixlearn.features import FeatureConfig
+    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.features import FeatureConfig
+    from pixlearn.classical.fit import fit_pixel_classifier
 
     train, test = _split_pairs("isbi2012_em", "dense", 5, 2)
     targets = [to_class_targets(p.labels, "dense", n_classes=2) for p in train]
@@ -44,8 +45,8 @@ def test_random_forest_on_isbi2012_membranes():
 
 
 def test_unet_instances_on_dsb2018_subset():
-    from pixlearn.network import fit_network
-    from pixlearn.training import TrainConfig
+    from pixlearn.nets.fit import fit_network
+    from pixlearn.nets.training import TrainConfig
 
     train, test = _split_pairs("dsb2018_nuclei", "instances", 80, 20)
     cfg = TrainConfig(epochs=1000, steps_per_epoch=20, batch_size=8, patch_shape=(128, 128), time_limit_s=240,

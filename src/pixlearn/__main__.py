@@ -1,5 +1,5 @@
 """``python -m pixlearn``: the same as the ``pixlearn`` command."""
 
-from .cli import app
+from pixlearn.app.cli import app
 
 app(prog_name="pixlearn")

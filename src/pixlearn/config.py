@@ -1,7 +1,7 @@
 """Frozen configuration dataclasses: shared (de)serialisation to dicts, JSON and YAML.
 
 Each stage defines its own frozen dataclass next to the code it configures (``FeatureConfig`` in
-:mod:`pixlearn.features`, ``ClassifierConfig`` in :mod:`pixlearn.classical`, ...). They inherit
+:mod:`pixlearn.classical.features`, ``ClassifierConfig`` in :mod:`pixlearn.classical.model`, ...). They inherit
 :class:`Config`, which gives them a strict ``from_dict`` (unknown keys raise), ``to_dict``,
 and JSON/YAML round trips. Validation happens in each class's ``__post_init__``.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from typing_extensions import Self
 
 C = TypeVar("C", bound="Config")
 
@@ -69,7 +70,7 @@ class Config:
         return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from a dict; unknown keys raise ``ValueError``, missing keys take defaults.
 
         Parameters
@@ -102,7 +103,7 @@ class Config:
                 raise ValueError(f"{cls.__name__}.{key}: {exc}") from None
         return cls(**kwargs)
 
-    def replace(self: C, **changes: Any) -> C:
+    def replace(self, **changes: Any) -> Self:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -117,7 +118,7 @@ class Config:
         path.write_text(text)
 
     @classmethod
-    def load(cls: type[C], path: str | os.PathLike[str]) -> C:
+    def load(cls, path: str | os.PathLike[str]) -> Self:
         """Read from ``.json`` or ``.yaml``/``.yml`` (by suffix)."""
         path = Path(path)
         text = path.read_text()

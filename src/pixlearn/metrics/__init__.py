@@ -18,7 +18,7 @@ them from :mod:`pixlearn.metrics`.
 
 from __future__ import annotations
 
-from .instance import (
+from pixlearn.metrics.instance import (
     DEFAULT_IOU_THRESHOLDS,
     Matching,
     aggregate_matchings,
@@ -26,8 +26,8 @@ from .instance import (
     matching,
     matching_dataset,
 )
-from .restoration import nrmse, psnr, scale_to_target, ssim
-from .semantic import (
+from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim
+from pixlearn.metrics.semantic import (
     SemanticScores,
     confusion_matrix,
     dice,

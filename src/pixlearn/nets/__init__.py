@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from .losses import LOSSES, make_loss
-from .unet import UNet, UNetConfig, anisotropic_pool_kernels, receptive_field_halo, size_divisor
+from pixlearn.nets.losses import LOSSES, make_loss
+from pixlearn.nets.unet import (
+    UNet,
+    UNetConfig,
+    anisotropic_pool_kernels,
+    receptive_field_halo,
+    size_divisor,
+)
 
 __all__ = [
     "LOSSES",

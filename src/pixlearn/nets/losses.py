@@ -17,7 +17,7 @@ name            target                          loss
                                                 normalised boundary distance, on foreground only
 ==============  ==============================  =================================================
 
-The ignore value is :data:`pixlearn.labels.IGNORE` (-1): unannotated pixels (scribbles) add
+The ignore value is :data:`pixlearn.data.labels.IGNORE` (-1): unannotated pixels (scribbles) add
 nothing to the loss or its gradient. Losses are computed in float32 even under autocast.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..labels import IGNORE
+from pixlearn.data.labels import IGNORE
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _SMOOTH = 1.0
@@ -113,7 +113,7 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def instance_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Loss of the 2-channel instance representation (see :mod:`pixlearn.instances`).
+    """Loss of the 2-channel instance representation (see :mod:`pixlearn.postprocess.instances`).
 
     Parameters
     ----------

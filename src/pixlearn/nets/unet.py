@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from pixlearn.config import Config
 
 NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")
 SKIP_MERGES: tuple[str, ...] = ("concat", "add")
@@ -83,7 +83,7 @@ class UNetConfig(Config):
         a 1x1 convolution at the coarse level followed by nearest-neighbour enlargement (several
         times cheaper on CPUs; the block's convolutions after the merge do the refinement).
     final_activation : {"none"}
-        The network returns raw values; losses and :mod:`pixlearn.network` apply softmax/sigmoid.
+        The network returns raw values; losses and :mod:`pixlearn.nets.model` apply softmax/sigmoid.
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
 The engine takes a *predict function* ``predict_fn(block) -> outputs`` that maps a float32
 block ``(..., C)`` to ``(..., K)``; it knows nothing of scikit-learn or torch
-(:mod:`pixlearn.tiling` computes the grids and weights). Images may be lazy (Zarr, memory-mapped
+(:mod:`pixlearn.predict.tiling` computes the grids and weights). Images may be lazy (Zarr, memory-mapped
 TIFF or ``.npy``): they are read tile by tile, and outputs are written tile by tile, so memory
 is bounded by the tile size, not by the image size.
 
@@ -29,14 +29,19 @@ images into blocks predicted on different workers; the result equals the single-
 
 from __future__ import annotations
 
-from ..axes import CanonicalView, canonical_view
-from .apply import INCOMPLETE, OUTPUT_CHUNKS, apply_model, check_image_for_model
-from .batch import MANIFEST, predict_many, read_manifest
-from .distributed import DASK_BLOCK_PIXELS, dask_client
-from .engine import predict_tiled
-from .stitch import label_tiled
-from .stream import PredictFn, Region
-from .tta import with_tta
+from pixlearn.data.axes import CanonicalView, canonical_view
+from pixlearn.predict.apply import (
+    INCOMPLETE,
+    OUTPUT_CHUNKS,
+    apply_model,
+    check_image_for_model,
+)
+from pixlearn.predict.batch import MANIFEST, predict_many, read_manifest
+from pixlearn.predict.distributed import DASK_BLOCK_PIXELS, dask_client
+from pixlearn.predict.engine import predict_tiled
+from pixlearn.predict.stitch import label_tiled
+from pixlearn.predict.stream import PredictFn, Region
+from pixlearn.predict.tta import with_tta
 
 __all__ = [
     "DASK_BLOCK_PIXELS",

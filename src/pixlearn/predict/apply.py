@@ -20,15 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PixlearnError
-from ..io import atomic_path, create_zarr, file_stem
-from ..model import PixelModel
-from ..normalize import apply_normalization, compute_normalization
-from ..tiling import TileConfig
-from .engine import _chunks_of, _progress_bar, _run_setup, _setup, _Setup
-from .stitch import _instance_fn, label_tiled
-from .stream import PredictFn, Region
-from .tta import with_tta
+from pixlearn.data.atomic import atomic_path
+from pixlearn.data.images import create_zarr, file_stem
+from pixlearn.data.normalize import apply_normalization, compute_normalization
+from pixlearn.errors import PixlearnError
+from pixlearn.models.protocol import PixelModel
+from pixlearn.predict.engine import (
+    _chunks_of,
+    _progress_bar,
+    _run_setup,
+    _Setup,
+    _setup,
+)
+from pixlearn.predict.stitch import _instance_fn, label_tiled
+from pixlearn.predict.stream import PredictFn, Region
+from pixlearn.predict.tiling import TileConfig
+from pixlearn.predict.tta import with_tta
 
 INCOMPLETE = "incomplete"  # attribute of a Zarr output while it is being written
 _INSTANCE_MARGIN = {2: 32, 3: 16}
@@ -83,7 +90,7 @@ class _Job:
     def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
         task = self.model.task
         if task == "semantic":
-            from ..postprocess import threshold_probabilities
+            from pixlearn.postprocess.labels import threshold_probabilities
 
             return threshold_probabilities
         if task == "restore":

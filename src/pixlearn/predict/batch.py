@@ -15,14 +15,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import PixlearnError
-from ..io import file_stem
-from ..model import PixelModel
-from ..tiling import TileConfig
-from .apply import INCOMPLETE, check_image_for_model
-from .distributed import _predict_many_dask
-from .engine import _progress_bar
-from .files import _canonical_input, _predict_file, _write_errors
+from pixlearn.data.images import file_stem
+from pixlearn.errors import PixlearnError
+from pixlearn.models.protocol import PixelModel
+from pixlearn.predict.apply import INCOMPLETE, check_image_for_model
+from pixlearn.predict.distributed import _predict_many_dask
+from pixlearn.predict.engine import _progress_bar
+from pixlearn.predict.files import _canonical_input, _predict_file, _write_errors
+from pixlearn.predict.tiling import TileConfig
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def predict_many(
     ----------
     model : PixelModel
     inputs : sequence of path-like
-        Image files (see :func:`pixlearn.io.list_images` to expand folders and patterns).
+        Image files (see :func:`pixlearn.data.folders.list_images` to expand folders and patterns).
     out_dir : path-like
         Created when missing. Output ``<stem>.<output_format>``.
     tile_cfg : TileConfig, optional

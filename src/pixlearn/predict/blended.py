@@ -1,7 +1,7 @@
 """Blended tiling: overlapping tiles averaged with smooth weights, streamed block by block.
 
 Overlapping tiles are averaged with Gaussian/cosine/constant weights
-(:func:`pixlearn.tiling.blend_weights`), as MONAI's ``sliding_window_inference``; inner tile
+(:func:`pixlearn.predict.tiling.blend_weights`), as MONAI's ``sliding_window_inference``; inner tile
 margins of `halo` pixels get weight 0, so with ``overlap >= 2 * halo`` the result equals
 whole-image prediction. Sums live per *cell* (the boxes between consecutive tile edges) only
 while a covering tile is still pending: a band of accumulators as thick as the overlap stays in
@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tiling import TileConfig, blend_weights, tile_grid
-from .stream import PredictFn, Region, _predict_stream, _shape_of
-
+from pixlearn.predict.stream import PredictFn, Region, _predict_stream, _shape_of
+from pixlearn.predict.tiling import TileConfig, blend_weights, tile_grid
 
 _CACHED_WEIGHTS = 8
 

@@ -21,13 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_path
-from ..model import PixelModel
-from ..tiling import TileConfig
-from .apply import _create_output, _Job, _label_instances, _mark_complete, _prepare, _scratch_zarr, _setup_for
-from .engine import _chunks_of, _progress_bar, _run_region, _Setup
-from .files import _canonical_input, _predict_file, _write_errors
-from .stream import Region
+from pixlearn.data.atomic import atomic_path
+from pixlearn.models.protocol import PixelModel
+from pixlearn.predict.apply import (
+    _create_output,
+    _Job,
+    _label_instances,
+    _mark_complete,
+    _prepare,
+    _scratch_zarr,
+    _setup_for,
+)
+from pixlearn.predict.engine import _chunks_of, _progress_bar, _run_region, _Setup
+from pixlearn.predict.files import _canonical_input, _predict_file, _write_errors
+from pixlearn.predict.stream import Region
+from pixlearn.predict.tiling import TileConfig
 
 #: Pixels per block when :func:`predict_many` splits one large image over Dask workers.
 DASK_BLOCK_PIXELS = {2: 2048 * 2048, 3: 64 * 1024 * 1024}

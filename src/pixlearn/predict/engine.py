@@ -1,6 +1,6 @@
 """The tiled engine: :func:`predict_tiled` and the setup shared by every caller.
 
-Two modes (see :mod:`pixlearn.tiling`):
+Two modes (see :mod:`pixlearn.predict.tiling`):
 
 ``"exact"``
     Disjoint cores read with `halo` context. Equals whole-image prediction for any model whose
@@ -9,7 +9,7 @@ Two modes (see :mod:`pixlearn.tiling`):
 ``"blended"``
     Overlapping tiles averaged with smooth weights (:mod:`pixlearn.predict.blended`).
 
-:func:`_setup` turns a :class:`~pixlearn.tiling.TileConfig`, the halo and the size divisor into
+:func:`_setup` turns a :class:`~pixlearn.predict.tiling.TileConfig`, the halo and the size divisor into
 the tile and core shapes; :func:`_run_setup` runs it over the whole image, :func:`_run_region`
 over one region only (a Dask block), with identical values.
 """
@@ -24,9 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from ..tiling import TileConfig, available_memory, choose_tile_shape, core_grid
-from .blended import _make_plan, _run_blended, _run_blended_region
-from .stream import PredictFn, Region, _predict_stream, _shape_of
+from pixlearn.predict.blended import _make_plan, _run_blended, _run_blended_region
+from pixlearn.predict.stream import PredictFn, Region, _predict_stream, _shape_of
+from pixlearn.predict.tiling import (
+    TileConfig,
+    available_memory,
+    choose_tile_shape,
+    core_grid,
+)
 
 
 def _run_exact(image: Any, tiles: Sequence[Any], predict_fn: PredictFn, write: Callable[[Region, np.ndarray], None],

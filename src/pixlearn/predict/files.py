@@ -18,13 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from ..axes import canonical_view, full_slices
-from ..errors import PixlearnError
-from ..io import atomic_path, open_image, write_image
-from ..model import PixelModel
-from ..tiling import TileConfig
-from .apply import _apply, _create_output, _Job, _mark_complete, _prepare
-
+from pixlearn.data.atomic import atomic_path
+from pixlearn.data.axes import canonical_view, full_slices
+from pixlearn.data.images import open_image, write_image
+from pixlearn.errors import PixlearnError
+from pixlearn.models.protocol import PixelModel
+from pixlearn.predict.apply import (
+    _apply,
+    _create_output,
+    _Job,
+    _mark_complete,
+    _prepare,
+)
+from pixlearn.predict.tiling import TileConfig
 
 logger = logging.getLogger(__name__)
 

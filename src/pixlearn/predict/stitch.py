@@ -1,7 +1,7 @@
 """Instance labels of large output maps, labelled tile by tile and stitched across tile borders.
 
 :func:`label_tiled` labels each core with some context and merges the labels it finds there
-with those of the cores labelled before (:func:`pixlearn.instances.merge_tile_labels`, union-find
+with those of the cores labelled before (:func:`pixlearn.postprocess.stitching.merge_tile_labels`, union-find
 over label equivalences), so that objects on tile borders come out as one label.
 :func:`_instance_fn` picks a model's instance post-processing.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..model import PixelModel
-from ..tiling import core_grid
-from .engine import _per_axis
-from .stream import _shape_of
+from pixlearn.models.protocol import PixelModel
+from pixlearn.predict.engine import _per_axis
+from pixlearn.predict.stream import _shape_of
+from pixlearn.predict.tiling import core_grid
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def label_tiled(
 
     Each core is labelled with `margin` pixels of context. Where that context covers cores
     labelled before it, its objects take the ids of the objects there that they overlap with
-    IoU >= `iou_thresh` (:func:`pixlearn.instances.merge_tile_labels`), so objects on tile
+    IoU >= `iou_thresh` (:func:`pixlearn.postprocess.stitching.merge_tile_labels`), so objects on tile
     borders come out as one label, neither cut nor duplicated. A final pass over the cores
     renumbers the labels ``1..n``. Memory: one tile plus one integer per object.
 
@@ -51,7 +51,7 @@ def label_tiled(
     core_shape, margin : int or sequence of int
         Core size and context per side.
     iou_thresh : float
-        See :func:`pixlearn.instances.merge_tile_labels`.
+        See :func:`pixlearn.postprocess.stitching.merge_tile_labels`.
 
     Returns
     -------
@@ -64,7 +64,11 @@ def label_tiled(
     >>> np.unique(labels).tolist()
     [0, 1]
     """
-    from ..instances import apply_label_mapping, merge_tile_labels, resolve_equivalences
+    from pixlearn.postprocess.stitching import (
+        apply_label_mapping,
+        merge_tile_labels,
+        resolve_equivalences,
+    )
 
     spatial = tuple(int(s) for s in outputs.shape[:-1])
     ndim = len(spatial)
@@ -117,19 +121,19 @@ def _earlier_mask(tile: Any, core_t: tuple[int, ...], index: tuple[int, ...], co
 
 
 def _default_instance_fn(outputs: np.ndarray) -> np.ndarray:
-    from ..postprocess import label_components, threshold_probabilities
+    from pixlearn.postprocess.labels import label_components, threshold_probabilities
 
     return label_components(threshold_probabilities(outputs) > 0)
 
 
 def _instance_fn(model: PixelModel) -> Callable[[np.ndarray], np.ndarray]:
     """The model's instance post-processing: its own hook, the seeded watershed of
-    :func:`pixlearn.instances.instances_from_outputs` for (foreground, distance) outputs of
+    :func:`pixlearn.postprocess.instances.instances_from_outputs` for (foreground, distance) outputs of
     networks, else the connected components of the foreground."""
     fn = getattr(model, "instances_from_outputs", None)
     if callable(fn):
         return fn
-    from .. import instances
+    from pixlearn.postprocess import instances
 
     if model.kind == "network" and model.n_outputs == instances.N_OUTPUTS:
         stored = model.to_metadata().get("thresholds")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .stream import PredictFn
+from pixlearn.predict.stream import PredictFn
 
 
 def _dihedral(ndim: int) -> list[tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[np.ndarray, int], np.ndarray]]]:

@@ -1,0 +1,276 @@
+"""The ``pixlearn`` command: train, predict, evaluate, info, demo.
+
+Each subcommand parses paths and options, calls one library function and prints a summary.
+Bad input ends with one line ``error: FILE: PROBLEM`` on stderr and exit code 2. Heavy imports
+(torch, scikit-learn) happen inside the commands so that ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+logger = logging.getLogger("pixlearn")
+
+EXIT_BAD_INPUT = 2
+
+
+class Method(str, Enum):
+    rf = "rf"
+    svm = "svm"
+    hgb = "hgb"
+    unet = "unet"
+
+
+class Task(str, Enum):
+    semantic = "semantic"
+    instances = "instances"
+    restore = "restore"
+
+
+class LabelKind(str, Enum):
+    dense = "dense"
+    scribbles = "scribbles"
+    instances = "instances"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _set_threads(threads: int | None, seed: int | None = None) -> None:
+    """Process-wide PyTorch settings: only the command line sets them, never the library."""
+    if threads is None and seed is None:
+        return
+    try:
+        import torch
+    except ImportError:  # classical models need no torch
+        return
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if seed is not None:
+        torch.manual_seed(seed)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"20m"``, ``"1.5h"`` or ``"1h30m"``.
+
+    Examples
+    --------
+    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
+    (1200.0, 5400.0, 45.0)
+    """
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 20m, 1h30m")
+    return float(sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+
+
+def _guard(fn: Any) -> Any:
+    """Turn pixlearn's input errors into one message and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pixlearn.errors import PixlearnError
+
+        try:
+            return fn(*args, **kwargs)
+        except PixlearnError as exc:
+            raise _fail(str(exc)) from None
+        except ValueError as exc:  # invalid option values rejected by config validation
+            raise _fail(str(exc)) from None
+
+    return wrapper
+
+
+def _read_config_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    from pixlearn.errors import PixlearnError
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PixlearnError(f"cannot read config ({exc})", path) from None
+    if not isinstance(data, dict):
+        raise PixlearnError("config must be a mapping of sections", path)
+    known = {"features", "classifier", "normalization", "unet", "train"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise PixlearnError(f"unknown config sections {unknown}; known: {sorted(known)}", path)
+    return data
+
+
+@app.command()
+@_guard
+def train(
+    images: Annotated[Path, typer.Option(help="Folder of raw images.")],
+    labels: Annotated[Path, typer.Option(help="Folder of annotations, matched to images by file name.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write (or a .zip file).")],
+    method: Annotated[Method, typer.Option(help="rf, svm, hgb (classical) or unet (network).")] = Method.rf,
+    task: Annotated[Task, typer.Option(help="semantic | instances | restore (networks).")] = Task.semantic,
+    label_kind: Annotated[
+        LabelKind | None,
+        typer.Option(help="dense: class per pixel 0..K-1; scribbles: 0 unlabelled, classes 1..K; instances: 0 background, 1..N objects. Default: dense, or instances for --task instances."),
+    ] = None,
+    axes: Annotated[str | None, typer.Option(help="Axes of the raw images, e.g. YX, ZYX, CYX (default: inferred).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file with sections features, classifier, normalization, unet, train.")] = None,
+    sigmas: Annotated[str | None, typer.Option(help="Feature scales, comma separated (classical).")] = None,
+    n_estimators: Annotated[int | None, typer.Option(help="Trees of the random forest.")] = None,
+    n_classes: Annotated[int | None, typer.Option(help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
+    val_images: Annotated[Path | None, typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
+    val_labels: Annotated[Path | None, typer.Option(help="Validation annotations.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (networks).")] = None,
+    time_limit: Annotated[str | None, typer.Option(help="Stop training after this long and keep the best model, e.g. 20m.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted network training from its last checkpoint.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a model from pairs of raw images and annotations."""
+    _setup_logging(verbose)
+    _set_threads(threads, seed=seed)
+    from pixlearn.data.pairs import load_pairs
+
+    sections = _read_config_file(config)
+    if method != Method.unet and task != Task.semantic:
+        raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
+    kind = label_kind.value if label_kind else ("instances" if task == Task.instances else "dense")
+    if task == Task.restore:
+        kind = "restore"
+    pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
+    if method == Method.unet:
+        from pixlearn.app.jobs import train_network_model
+
+        duration = parse_duration(time_limit) if time_limit else None
+        val_pairs = load_pairs(val_images, val_labels, label_kind=kind, axes=axes) if val_images and val_labels else None
+        overrides: dict[str, Any] = {"seed": seed}
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        if duration is not None:
+            overrides["time_limit_s"] = duration
+        model = train_network_model(
+            pairs, task=task.value, label_kind=kind, sections=sections, val_pairs=val_pairs,
+            train_overrides=overrides, checkpoint_dir=output.with_name(output.name + ".checkpoints"),
+            resume=resume, device=device,
+        )
+    else:
+        from pixlearn.app.jobs import train_classical_model
+
+        overrides: dict[str, Any] = {"method": method.value, "seed": seed}
+        if n_estimators is not None:
+            overrides["n_estimators"] = n_estimators
+        feature_overrides = {"sigmas": [float(s) for s in sigmas.split(",")]} if sigmas else {}
+        model = train_classical_model(pairs, label_kind=kind, sections=sections, n_classes=n_classes,
+                                      classifier_overrides=overrides, feature_overrides=feature_overrides)
+    from pixlearn.models.model_file import save_model
+
+    save_model(model, output)
+    typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
+
+
+@app.command()
+@_guard
+def predict(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder or .zip file.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Image files, folders or glob patterns.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    probabilities: Annotated[bool, typer.Option(help="Also write the per-class probability maps / raw outputs.")] = False,
+    axes: Annotated[str | None, typer.Option(help="Axes of the inputs (default: inferred).")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="tif or zarr (zarr: written tile by tile).")] = "tif",
+    tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from available memory).")] = None,
+    tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
+    dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Apply a trained model to images of any size."""
+    _setup_logging(verbose)
+    _set_threads(threads)
+    from pixlearn.data.folders import list_images
+    from pixlearn.models.model_file import load_model
+    from pixlearn.predict import predict_many
+    from pixlearn.predict.tiling import TileConfig
+
+    if output_format not in ("tif", "zarr"):
+        raise _fail(f"--format {output_format!r}: use tif or zarr")
+    model = load_model(model_path, device=device)
+    paths = list_images(inputs)
+    tile_cfg = TileConfig(tile_shape=tuple(int(t) for t in tile.split(","))) if tile else TileConfig()
+    manifest = predict_many(
+        model, paths, output, tile_cfg=tile_cfg, axes=axes, output_format=output_format,
+        return_probabilities=probabilities, tta=tta, dask_address=dask, overwrite=overwrite,
+        model_name=str(model_path), progress=True,
+    )
+    typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")
+
+
+@app.command()
+@_guard
+def evaluate(
+    pred: Annotated[Path, typer.Option(help="Folder of predictions.")],
+    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name.")],
+    kind: Annotated[str, typer.Option(help="semantic, instances or restore.")] = "semantic",
+    n_classes: Annotated[int | None, typer.Option(help="Number of classes (semantic; default: from the data).")] = None,
+    scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for metrics.json / metrics.csv (default: --pred).")] = None,
+) -> None:
+    """Score predictions against ground truth (JSON and CSV reports)."""
+    from pixlearn.metrics.report import evaluate_folders, write_report
+
+    if kind not in ("semantic", "instances", "restore"):
+        raise _fail(f"--kind {kind!r}: use semantic, instances or restore")
+    result = evaluate_folders(pred, truth, kind=kind, n_classes=n_classes, scale_invariant=scale_invariant)
+    written = write_report(result, output or pred)
+    typer.echo(json.dumps(result["aggregate"], indent=2))
+    typer.echo(f"report: {', '.join(str(p) for p in written.values())}")
+
+
+@app.command()
+@_guard
+def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]) -> None:
+    """Show what a model file holds: kind, task, inputs, classes, settings, training history."""
+    from pixlearn.models.model_file import describe
+
+    header = describe(model_path)
+    typer.echo(json.dumps(header, indent=2))
+
+
+@app.command()
+@_guard
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the demo data, model and results.")] = Path("demo_output"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Generate synthetic nuclei, train a random forest from scribbles, predict, evaluate, plot."""
+    _setup_logging(verbose)
+    from pixlearn.app.demo import run_demo
+
+    summary = run_demo(output, seed=seed)
+    typer.echo(summary)
+
+
+def main() -> None:  # pragma: no cover
+    app()

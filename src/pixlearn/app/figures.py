@@ -1,0 +1,248 @@
+"""PNG figures for results: image | truth | prediction | probability panels, training curves.
+
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
+``pyplot``: no global figure registry, no backend switch, nothing left open after a call.
+matplotlib is imported inside the functions, so importing this module is cheap. Every figure is
+written to a temporary name and renamed into place (:func:`pixlearn.data.atomic.atomic_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixlearn.data.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+PANEL_INCHES = 3.0
+"""Width and height of one image panel, inches (the title adds :data:`TITLE_INCHES`)."""
+TITLE_INCHES = 0.3
+
+
+def _new_figure(width_in: float, height_in: float, dpi: int) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike[str], dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def _middle_plane(array: np.ndarray, spatial_ndim: int) -> np.ndarray:
+    """The middle plane of a 3D array (``(P, M, N[, C])``); 2D arrays pass through."""
+    return array[array.shape[0] // 2] if spatial_ndim == 3 else array
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """Percentile-stretched float image in [0, 1] for display (grey, or RGB when 3 channels)."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 3 and image.shape[-1] not in (3, 4):
+        image = image[..., 0]
+    elif image.ndim == 3:
+        image = image[..., :3]
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return np.zeros(image.shape, np.float32)
+    low, high = np.percentile(finite, [1.0, 99.8])
+    if high <= low:
+        high = low + 1.0
+    return np.clip((np.nan_to_num(image, nan=low) - low) / (high - low), 0.0, 1.0)
+
+
+def label_colors(labels: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Colour a label image: each label a random bright colour, 0 black.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N), non-negative integers
+    seed : int
+        Seed of the colour table (the same seed gives label ``i`` the same colour).
+
+    Returns
+    -------
+    rgb : ndarray of shape (M, N, 3), float32 in [0, 1]
+
+    Examples
+    --------
+    >>> rgb = label_colors(np.array([[0, 1], [2, 2]]))
+    >>> rgb.shape, rgb[0, 0].tolist(), bool((rgb[1, 0] == rgb[1, 1]).all())
+    ((2, 2, 3), [0.0, 0.0, 0.0], True)
+    """
+    labels = np.asarray(labels)
+    if labels.size and int(labels.min()) < 0:
+        raise ValueError(f"labels must be non-negative, got minimum {int(labels.min())}")
+    top = int(labels.max()) if labels.size else 0
+    rng = np.random.default_rng(seed)
+    table = rng.uniform(0.25, 1.0, size=(top + 1, 3)).astype(np.float32)
+    table[0] = 0.0
+    return table[labels.astype(np.intp)]
+
+
+def save_panel(
+    path: str | os.PathLike[str],
+    raw: np.ndarray,
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    probability: np.ndarray | None = None,
+    *,
+    titles: Sequence[str] = ("image", "truth", "prediction", "probability"),
+    probability_channel: int = -1,
+    dpi: int = 100,
+) -> Path:
+    """Write a PNG with panels image | truth | prediction [| probability].
+
+    Panels are :data:`PANEL_INCHES` square plus a title strip, so the PNG is
+    ``round(n_panels * PANEL_INCHES * dpi)`` pixels wide and
+    ``round((PANEL_INCHES + TITLE_INCHES) * dpi)`` high. 3D data show their middle plane.
+
+    Parameters
+    ----------
+    path : path-like
+        Target ``.png``; written atomically, parent folder created.
+    raw : ndarray of shape (M, N), (M, N, C), (P, M, N) or (P, M, N, C)
+        Shown in grey with a 1-99.8 percentile stretch (RGB when C is 3 or 4, else channel 0).
+    truth, prediction : ndarray of shape (M, N) or (P, M, N), non-negative integers
+        Class masks or instance labels, shown with random colours and 0 in black.
+    probability : ndarray of shape (M, N), (P, M, N), (M, N, K) or (P, M, N, K), optional
+        Probability map in [0, 1]; with a class axis, channel `probability_channel` is shown.
+    titles : sequence of str
+        Panel titles, in panel order.
+    probability_channel : int
+        Class shown from a per-class probability map (default the last one).
+    dpi : int
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    ValueError
+        When `truth`, `prediction` and `raw` do not share their spatial shape.
+    """
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    raw = np.asarray(raw)
+    if truth.ndim not in (2, 3):
+        raise ValueError(f"truth must be 2D or 3D, got shape {truth.shape}")
+    spatial = truth.shape
+    if prediction.shape != spatial or raw.shape[: len(spatial)] != spatial:
+        raise ValueError(
+            f"raw {raw.shape}, truth {truth.shape} and prediction {prediction.shape} "
+            "must share their spatial shape"
+        )
+    if raw.ndim > len(spatial) + 1:
+        raise ValueError(f"raw has shape {raw.shape}; expected spatial axes and at most one channel")
+    ndim = truth.ndim
+    panels: list[tuple[np.ndarray, dict[str, Any]]] = [
+        (_grey(_middle_plane(raw, ndim)), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}),
+        (label_colors(_middle_plane(truth, ndim)), {}),
+        (label_colors(_middle_plane(prediction, ndim)), {}),
+    ]
+    if probability is not None:
+        probability = np.asarray(probability, np.float32)
+        if probability.ndim == ndim + 1:
+            probability = probability[..., probability_channel]
+        if probability.shape != spatial:
+            raise ValueError(f"probability has shape {probability.shape}, expected {spatial} (+ K)")
+        panels.append(
+            (_middle_plane(probability, ndim), {"cmap": "magma", "vmin": 0.0, "vmax": 1.0})
+        )
+    n = len(panels)
+    height = PANEL_INCHES + TITLE_INCHES
+    fig = _new_figure(n * PANEL_INCHES, height, dpi)
+    for i, (data, style) in enumerate(panels):
+        ax = fig.add_axes((i / n, 0.0, 1.0 / n, PANEL_INCHES / height))
+        ax.imshow(data, interpolation="nearest", **style)
+        ax.set_axis_off()
+        title = titles[i] if i < len(titles) else ""
+        if ndim == 3 and i == 0:
+            title = f"{title} (plane {truth.shape[0] // 2})"
+        fig.text((i + 0.5) / n, 1.0 - 0.5 * TITLE_INCHES / height, title,
+                 ha="center", va="center", fontsize=10)
+    out = _save(fig, path, dpi)
+    logger.info("wrote %s", out)
+    return out
+
+
+def save_training_curves(
+    path: str | os.PathLike[str],
+    history_rows: Sequence[Mapping[str, Any]],
+    *,
+    loss_keys: Sequence[str] = ("train_loss", "val_loss"),
+    metric_keys: Sequence[str] = ("val_metric",),
+    dpi: int = 100,
+) -> Path:
+    """Write a PNG of losses (left panel) and validation metrics (right panel) per epoch.
+
+    Parameters
+    ----------
+    path : path-like
+        Target ``.png``; written atomically, parent folder created.
+    history_rows : sequence of mapping
+        One row per epoch, e.g. ``{"epoch": 3, "train_loss": 0.2, "val_loss": 0.3,
+        "val_metric": 0.8}``. A missing ``"epoch"`` counts rows from 1; missing, ``None`` or
+        non-finite values are skipped (validation that runs every few epochs).
+    loss_keys, metric_keys : sequence of str
+        Columns plotted in each panel; columns absent from every row are left out.
+    dpi : int
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    ValueError
+        When `history_rows` is empty.
+    """
+    rows = list(history_rows)
+    if not rows:
+        raise ValueError("history_rows is empty: nothing to plot")
+    epochs = [float(r.get("epoch", i + 1)) for i, r in enumerate(rows)]
+    fig = _new_figure(2 * 4.5, 3.5, dpi)
+    panels = (("loss", loss_keys), ("validation metric", metric_keys))
+    for i, (ylabel, keys) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
+        plotted = 0
+        for key in keys:
+            points = [(e, float(r[key])) for e, r in zip(epochs, rows) if _is_number(r.get(key))]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker="o", markersize=3, label=key)
+                plotted += 1
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if plotted:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    # fixed margins: tight_layout would draw the figure twice
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.15, top=0.95, wspace=0.3)
+    out = _save(fig, path, dpi)
+    logger.info("wrote %s", out)
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

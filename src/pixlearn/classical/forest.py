@@ -1,0 +1,518 @@
+"""Exact, cache-friendly inference for fitted scikit-learn random forests (numba kernels).
+
+:func:`compile_forest` copies the trees of a fitted ``RandomForestClassifier`` (or
+``ExtraTreesClassifier``) into one flat table of 16-byte nodes, ``int32 feature | float32
+threshold | int32 left | int32 extra``, where the right child is always ``left + 1`` and the
+nodes of each tree are renumbered depth first, heavier (more training weight) child first, so
+that the path most pixels take lies in few cache lines. A leaf points to itself (``left`` is its
+own index, threshold ``+inf``) and keeps the row of its class fractions in ``extra``; an inner
+node keeps there whether a missing value (NaN) goes left, as scikit-learn decides.
+
+:func:`predict_forest` and :func:`predict_forest_labels` copy a chunk of pixels (``CHUNK``,
+pixel-major) and apply the trees to it one after another, so that each tree (~16 bytes x 10^4
+nodes) stays in cache while every pixel of the chunk walks it. ``GROUP`` pixels walk a tree
+together, one level each per pass, with a branch-free child step, so that their memory loads
+overlap (pointer chasing is bound by latency, not arithmetic); a pixel that reaches its leaf
+hands its slot to the next. Chunks are spread over threads (the kernels release the GIL).
+
+Results are the same as ``predict_proba``: thresholds are rounded down to float32, which decides
+every float32 feature value exactly as scikit-learn's float64 comparison does; class fractions
+are summed tree by tree in float32 and scaled by ``1 / n_trees`` at the end (within 1e-6 of
+scikit-learn's float64 average).
+
+numba is imported lazily: without it :func:`compile_forest` raises ``ImportError``.
+The compiled table is plain arrays rebuilt from the estimator; it is never stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CompiledForest", "compile_forest", "predict_forest", "predict_forest_labels"]
+
+CHUNK = 16384  # pixels (copied pixel-major) that every tree is applied to in turn
+GROUP = 8  # pixels walked through a tree together, one level per pass
+TREE_GROUP = 8  # trees between early-stop checks of label prediction
+
+_kernels: dict[str, Any] = {}
+_kernels_lock = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledForest:
+    """A fitted forest as flat arrays (see the module docstring for the node layout).
+
+    Parameters
+    ----------
+    nodes : ndarray of shape (n_nodes, 4), int32
+        ``feature, threshold bits, left, extra`` per node, trees one after another.
+    thresholds : ndarray of shape (n_nodes, 4), float32
+        The same memory as `nodes` seen as float32 (column 1 is the threshold).
+    roots : ndarray of shape (n_trees,), int64
+        Index of each tree's root in `nodes`.
+    values : ndarray of shape (n_leaves, C), float32
+        Class fractions of every leaf (rows sum to 1, or 0 for an empty leaf).
+    n_features : int
+        Features the forest was fitted on.
+    classes : ndarray of shape (C,)
+        ``classes_`` of the estimator: column ``j`` of the output is class ``classes[j]``.
+    """
+
+    nodes: np.ndarray
+    thresholds: np.ndarray
+    roots: np.ndarray
+    values: np.ndarray
+    n_features: int
+    classes: np.ndarray
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees."""
+        return int(self.roots.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of output columns ``C`` (``len(classes_)``)."""
+        return int(self.values.shape[1])
+
+
+def _numba_kernels() -> dict[str, Any]:
+    """Compile (or load from numba's on-disk cache) the kernels, once per process.
+
+    The kernels are written below as plain functions; this replaces the module globals by
+    their numba versions (helpers first, so that the kernels call compiled helpers).
+    """
+    with _kernels_lock:
+        if _kernels:
+            return _kernels
+        from numba import (
+            njit,  # ImportError without numba: callers fall back to scikit-learn
+        )
+
+        g = globals()
+        for name in ("_tree_pass", "_copy_chunk", "_argmax_row"):  # first: the kernels call them
+            g[name] = njit(nogil=True, cache=True, inline="always")(g[name])
+        for name in ("_layout", "_proba", "_labels"):
+            g[name] = njit(nogil=True, cache=True)(g[name])
+        _kernels.update(layout=g["_layout"], proba=g["_proba"], labels=g["_labels"])
+        return _kernels
+
+
+# Kernels (compiled by _numba_kernels; never called as Python). ------------------------------
+
+
+def _layout(left, right, weight, depth_first):  # pragma: no cover - compiled
+    """New index of every node: siblings adjacent, heavier subtree first (or breadth first)."""
+    n = left.shape[0]
+    new = np.full(n, -1, np.int64)
+    new[0] = 0
+    todo = np.empty(n, np.int64)
+    head = 0
+    tail = 0
+    todo[tail] = 0
+    tail += 1
+    nxt = 1
+    while tail > head:
+        if depth_first:
+            tail -= 1
+            u = todo[tail]
+        else:
+            u = todo[head]
+            head += 1
+        a = left[u]
+        if a < 0:
+            continue
+        b = right[u]
+        new[a] = nxt
+        new[b] = nxt + 1
+        nxt += 2
+        if weight[a] >= weight[b]:  # pushed last, walked first
+            todo[tail] = b
+            todo[tail + 1] = a
+        else:
+            todo[tail] = a
+            todo[tail + 1] = b
+        tail += 2
+    return new
+
+def _tree_pass(x, n_features, nodes, thr, root, values, acc, n_pix, slot_pix, slot_node, nan_safe):
+    """Add the leaf fractions of the tree at `root` for rows ``0..n_pix-1`` into `acc`.
+
+    `x` is the chunk, pixel-major and flat (row ``p`` at ``p * n_features``); `nodes` and `thr`
+    are the flat node table (4 words per node). ``len(slot_pix)`` pixels walk the tree at once,
+    one level each per pass, so that their loads overlap; a pixel that reaches its leaf hands its
+    slot to the next. The child step is branch-free (``left + (value > threshold)``); with
+    `nan_safe` a NaN value takes scikit-learn's missing-value side instead. Indices are unsigned
+    (no negative-index wraparound code in the hot loop).
+    """
+    n_classes = values.shape[1]
+    group = slot_pix.shape[0]
+    u4 = np.uint64(4)
+    nxt = 0
+    live = 0
+    for j in range(group):
+        slot_node[j] = root
+        if nxt < n_pix:
+            slot_pix[j] = nxt
+            nxt += 1
+            live += 1
+        else:
+            slot_pix[j] = -1
+    while live > 0:
+        for j in range(group):
+            p = slot_pix[j]
+            if p < 0:
+                continue
+            nd = slot_node[j]
+            base = nd * u4
+            lo = np.uint64(nodes[base + np.uint64(2)])
+            if lo == nd:  # leaf: add its fractions, take the next pixel
+                row = nodes[base + np.uint64(3)]
+                for k in range(n_classes):
+                    acc[p, k] += values[row, k]
+                slot_node[j] = root
+                if nxt < n_pix:
+                    slot_pix[j] = nxt
+                    nxt += 1
+                else:
+                    slot_pix[j] = -1
+                    live -= 1
+            else:
+                v = x[np.uint64(p) * n_features + np.uint64(nodes[base])]
+                go = lo + np.uint64(v > thr[base + np.uint64(1)])
+                if nan_safe and v != v:
+                    go = lo + np.uint64(1 - nodes[base + np.uint64(3)])
+                slot_node[j] = go
+
+
+def _copy_chunk(features, c0, c1, buf):
+    """Rows ``c0:c1`` of `features` into the flat pixel-major `buf`; whether any is NaN.
+
+    Reads along the contiguous axis of `features` (a feature-major stack seen as (n, F) has
+    rows a few bytes apart and features megabytes apart).
+    """
+    n_features = features.shape[1]
+    nan = False
+    if features.strides[0] < features.strides[1]:
+        for f in range(n_features):
+            for r in range(c1 - c0):
+                v = features[c0 + r, f]
+                buf[r * n_features + f] = v
+                nan |= v != v
+    else:
+        for r in range(c1 - c0):
+            for f in range(n_features):
+                v = features[c0 + r, f]
+                buf[r * n_features + f] = v
+                nan |= v != v
+    return nan
+
+
+def _proba(features, nodes, thr, roots, values, out, start, stop, chunk, group):
+    """Sum of leaf fractions over all trees for rows ``start:stop``, into those rows of `out`."""
+    n_classes = values.shape[1]
+    n_features = np.uint64(features.shape[1])
+    flat_nodes = nodes.reshape(-1)
+    flat_thr = thr.reshape(-1)
+    buf = np.empty(chunk * features.shape[1], np.float32)
+    acc = np.empty((chunk, n_classes), np.float32)
+    slot_pix = np.empty(group, np.int64)
+    slot_node = np.empty(group, np.uint64)
+    for c0 in range(start, stop, chunk):
+        c1 = min(c0 + chunk, stop)
+        nan = _copy_chunk(features, c0, c1, buf)
+        acc[:] = 0.0
+        for t in range(roots.shape[0]):
+            root = np.uint64(roots[t])
+            if nan:
+                _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, acc, c1 - c0, slot_pix, slot_node, True)
+            else:
+                _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, acc, c1 - c0, slot_pix, slot_node, False)
+        for r in range(c1 - c0):
+            for k in range(n_classes):
+                out[c0 + r, k] = acc[r, k]
+
+
+def _argmax_row(votes, r):
+    best = 0
+    for k in range(1, votes.shape[1]):
+        if votes[r, k] > votes[r, best]:
+            best = k
+    return best
+
+
+def _labels(features, nodes, thr, roots, values, out, start, stop, chunk, group, tree_group):
+    """Column of the largest summed fraction per row, skipping trees that cannot matter.
+
+    After every `tree_group` trees, pixels whose lead is final get their label and leave: the
+    chunk's rows (features, votes) are compacted so that the active ones stay contiguous.
+    """
+    n_classes = values.shape[1]
+    n_trees = roots.shape[0]
+    nf = features.shape[1]
+    n_features = np.uint64(nf)
+    flat_nodes = nodes.reshape(-1)
+    flat_thr = thr.reshape(-1)
+    buf = np.empty(chunk * nf, np.float32)
+    votes = np.empty((chunk, n_classes), np.float32)
+    origin = np.empty(chunk, np.int64)
+    slot_pix = np.empty(group, np.int64)
+    slot_node = np.empty(group, np.uint64)
+    for c0 in range(start, stop, chunk):
+        n_active = min(chunk, stop - c0)
+        nan = _copy_chunk(features, c0, c0 + n_active, buf)
+        votes[:] = 0.0
+        for r in range(n_active):
+            origin[r] = c0 + r
+        for t0 in range(0, n_trees, tree_group):
+            t1 = min(n_trees, t0 + tree_group)
+            for t in range(t0, t1):
+                root = np.uint64(roots[t])
+                if nan:
+                    _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, votes, n_active, slot_pix, slot_node, True)
+                else:
+                    _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, votes, n_active, slot_pix, slot_node, False)
+            remaining = n_trees - t1
+            if remaining == 0:
+                break
+            kept = 0
+            for a in range(n_active):
+                first = -np.inf
+                second = -np.inf
+                for k in range(n_classes):
+                    v = votes[a, k]
+                    if v > first:
+                        second = first
+                        first = v
+                    elif v > second:
+                        second = v
+                # each tree adds at most 1 to any class: a larger lead is final
+                if first - second > remaining + 1e-3:
+                    out[origin[a]] = _argmax_row(votes, a)
+                    continue
+                if kept != a:
+                    for f in range(nf):
+                        buf[kept * nf + f] = buf[a * nf + f]
+                    for k in range(n_classes):
+                        votes[kept, k] = votes[a, k]
+                    origin[kept] = origin[a]
+                kept += 1
+            n_active = kept
+            if n_active == 0:
+                break
+        for a in range(n_active):
+            out[origin[a]] = _argmax_row(votes, a)
+
+
+def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
+    """Largest float32 ``<=`` each float64: ``x <= t`` equals ``x <= t32`` for float32 ``x``."""
+    with np.errstate(over="ignore"):
+        t32 = threshold.astype(np.float32)
+    above = t32.astype(np.float64) > threshold
+    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32
+
+
+def compile_forest(estimator: Any, *, order: str = "depth") -> CompiledForest:
+    """Copy a fitted scikit-learn forest classifier into a :class:`CompiledForest`.
+
+    Parameters
+    ----------
+    estimator : fitted RandomForestClassifier or ExtraTreesClassifier
+        Single output (``n_outputs_ == 1``).
+    order : {"depth", "breadth"}
+        Node numbering: depth first with the heavier child's subtree first (default), or
+        level by level. Siblings are adjacent either way. Does not change results.
+
+    Returns
+    -------
+    compiled : CompiledForest
+
+    Raises
+    ------
+    ImportError
+        numba is not installed.
+    ValueError
+        Not a fitted single-output forest of decision trees.
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> x = np.array([[0.0], [1.0], [2.0], [3.0]], np.float32)
+    >>> rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, [0, 0, 1, 1])
+    >>> compile_forest(rf).n_trees
+    3
+    """
+    kernels = _numba_kernels()
+    if order not in ("depth", "breadth"):
+        raise ValueError(f"order must be 'depth' or 'breadth', got {order!r}")
+    trees = getattr(estimator, "estimators_", None)
+    if not isinstance(trees, list) or not trees or not all(hasattr(t, "tree_") for t in trees):
+        raise ValueError("compile_forest needs a fitted forest of decision trees")
+    if getattr(estimator, "n_outputs_", 1) != 1:
+        raise ValueError("compile_forest supports single-output forests only")
+    if sum(int(t.tree_.node_count) for t in trees) >= 2**31 - 1:
+        raise ValueError("forest too large for 32-bit node indices")
+    n_classes = len(estimator.classes_)
+    parts, value_parts, roots = [], [], []
+    offset = leaf_offset = 0
+    for tree in trees:
+        t = tree.tree_
+        left = np.asarray(t.children_left, np.int64)
+        right = np.asarray(t.children_right, np.int64)
+        new = kernels["layout"](left, right, np.asarray(t.weighted_n_node_samples, np.float64), order == "depth")
+        n = left.shape[0]
+        is_leaf = left < 0
+        old = np.empty(n, np.int64)
+        old[new] = np.arange(n)  # old index of every new slot
+        block = np.empty((n, 4), np.int32)
+        leaf_rows = np.cumsum(is_leaf) - 1 + leaf_offset
+        nl = is_leaf[old]
+        block[:, 0] = np.where(nl, 0, t.feature[old])
+        thresholds = _float32_at_most(np.asarray(t.threshold, np.float64)[old])
+        thresholds[nl] = np.inf
+        block[:, 1] = thresholds.view(np.int32)
+        block[:, 2] = np.where(nl, np.arange(n) + offset, new[np.where(nl, 0, left[old])] + offset)
+        missing_left = getattr(t, "missing_go_to_left", None)
+        missing_left = np.zeros(n, np.int32) if missing_left is None else np.asarray(missing_left, np.int32)
+        block[:, 3] = np.where(nl, leaf_rows[old], missing_left[old])
+        value = np.asarray(t.value[:, 0, :], np.float64)[is_leaf]
+        total = value.sum(axis=1, keepdims=True)
+        total[total == 0] = 1.0
+        value_parts.append((value / total).astype(np.float32))
+        parts.append(block)
+        roots.append(offset)
+        offset += n
+        leaf_offset += int(is_leaf.sum())
+    nodes = np.ascontiguousarray(np.concatenate(parts))
+    values = np.ascontiguousarray(np.concatenate(value_parts).reshape(-1, n_classes))
+    return CompiledForest(
+        nodes=nodes,
+        thresholds=nodes.view(np.float32),
+        roots=np.asarray(roots, np.int64),
+        values=values,
+        n_features=int(estimator.n_features_in_),
+        classes=np.asarray(estimator.classes_),
+    )
+
+
+def _rows(compiled: CompiledForest, features: np.ndarray) -> np.ndarray:
+    """`features` as an (n, F) float32 array, C- or Fortran-ordered (no copy when it is)."""
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != compiled.n_features:
+        raise ValueError(f"features must have shape (n, {compiled.n_features}), got {features.shape}")
+    if features.dtype != np.float32 or not (features.flags.c_contiguous or features.flags.f_contiguous):
+        features = np.ascontiguousarray(features, np.float32)
+    return features
+
+
+def _run(kernel: Any, n: int, n_threads: int | None, args: tuple[Any, ...], tail: tuple[Any, ...]) -> None:
+    """Call ``kernel(*args, start, stop, *tail)`` on balanced row ranges in a thread pool."""
+    threads = max(1, os.cpu_count() or 1) if n_threads is None or n_threads < 1 else int(n_threads)
+    threads = min(threads, max(1, n // 1024))
+    pieces = -(-max(threads, -(-n // CHUNK)) // threads) * threads  # a multiple of threads
+    step = -(-n // pieces)
+    if threads == 1:
+        kernel(*args, 0, n, *tail)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda s: kernel(*args, s, min(s + step, n), *tail), range(0, n, step)))
+
+
+def predict_forest(
+    compiled: CompiledForest,
+    features: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    n_threads: int | None = None,
+) -> np.ndarray:
+    """Class probabilities of a compiled forest: the same values as ``predict_proba``.
+
+    Parameters
+    ----------
+    compiled : CompiledForest
+    features : ndarray of shape (n, F)
+        Float32 is used as is, C- or Fortran-ordered (the transpose of a feature-major stack
+        costs no copy); other dtypes are converted (scikit-learn also predicts on float32).
+    out : ndarray of shape (n, C), float32, optional
+        C-contiguous destination.
+    n_threads : int, optional
+        Threads (default: all cores). Does not change results.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (n, C), float32
+        Column ``j`` is class ``compiled.classes[j]``; within 1e-6 of ``predict_proba``.
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> x = np.array([[0.0], [1.0], [2.0], [3.0]], np.float32)
+    >>> rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, [0, 0, 1, 1])
+    >>> bool(np.allclose(predict_forest(compile_forest(rf), x), rf.predict_proba(x), atol=1e-6))
+    True
+    """
+    x = _rows(compiled, features)
+    n = x.shape[0]
+    shape = (n, compiled.n_classes)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    if n == 0:
+        return out
+    kernels = _numba_kernels()
+    c = compiled
+    _run(kernels["proba"], n, n_threads, (x, c.nodes, c.thresholds, c.roots, c.values, out), (min(CHUNK, n), GROUP))
+    out *= np.float32(1.0 / c.n_trees)
+    return out
+
+
+def predict_forest_labels(
+    compiled: CompiledForest, features: np.ndarray, *, n_threads: int | None = None
+) -> np.ndarray:
+    """Column index of the most probable class, skipping trees that cannot change it (exact).
+
+    Trees are applied in groups of ``TREE_GROUP``; a pixel stops once its lead over the
+    runner-up exceeds the number of trees left (each adds at most 1 to a class's sum).
+
+    Parameters
+    ----------
+    compiled : CompiledForest
+    features : ndarray of shape (n, F)
+        As for :func:`predict_forest`.
+    n_threads : int, optional
+        Threads (default: all cores).
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int64
+        Index into ``compiled.classes``: ``argmax`` of :func:`predict_forest` (first column
+        on exact ties of the float32 sums).
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> x = np.array([[0.0], [1.0], [2.0], [3.0]], np.float32)
+    >>> rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, [0, 0, 1, 1])
+    >>> predict_forest_labels(compile_forest(rf), x).tolist()
+    [0, 0, 1, 1]
+    """
+    x = _rows(compiled, features)
+    n = x.shape[0]
+    out = np.empty(n, np.int64)
+    if n == 0:
+        return out
+    kernels = _numba_kernels()
+    c = compiled
+    _run(
+        kernels["labels"], n, n_threads,
+        (x, c.nodes, c.thresholds, c.roots, c.values, out), (min(CHUNK, n), GROUP, TREE_GROUP),
+    )
+    return out

@@ -1,0 +1,176 @@
+"""Predicting probability and label maps from feature stacks with a fitted estimator."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from pixlearn.classical.config import _threads
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 8192  # pixels per prediction step: features of a chunk stay in cache
+
+
+def _forest_tables(estimator: Any) -> list[tuple[Any, np.ndarray]] | None:
+    """(tree, leaf class fractions float32) per tree of a fitted forest, else ``None``."""
+    trees = getattr(estimator, "estimators_", None)
+    if not isinstance(trees, list) or not trees or not hasattr(trees[0], "tree_"):
+        return None
+    if getattr(estimator, "n_outputs_", 1) != 1:
+        return None
+    tables = []
+    for tree in trees:
+        value = np.asarray(tree.tree_.value[:, 0, :], np.float64)
+        total = value.sum(axis=1, keepdims=True)
+        total[total == 0] = 1.0
+        tables.append((tree.tree_, (value / total).astype(np.float32)))
+    return tables
+
+
+def compile_forest_or_none(estimator: Any) -> Any | None:
+    """:class:`pixlearn.classical.forest.CompiledForest` of a fitted forest; ``None`` for other estimators
+    or without numba (prediction then walks the scikit-learn trees)."""
+    if _forest_tables(estimator) is None:
+        return None
+    try:
+        from pixlearn.classical.forest import compile_forest
+
+        return compile_forest(estimator)
+    except ImportError:
+        logger.info("numba is not installed: random forests predict through scikit-learn")
+        return None
+    except ValueError as exc:
+        logger.info("forest not compiled (%s): predicting through scikit-learn", exc)
+        return None
+
+
+def predict_stack(
+    estimator: Any,
+    stack: np.ndarray,
+    n_classes: int,
+    *,
+    n_jobs: int = -1,
+    labels: bool = False,
+    compiled: Any | None = None,
+) -> np.ndarray:
+    """Class probabilities (or the most probable class) of every pixel of a feature-major stack.
+
+    Parameters
+    ----------
+    estimator : fitted scikit-learn classifier
+        Trained on class indices ``0..K-1`` (``classes_`` may lack some).
+    stack : ndarray of shape (F, ...), float32
+        As :func:`pixlearn.classical.features.compute_features_block` with ``feature_axis="first"``.
+    n_classes : int
+        ``K``, the number of output channels.
+    n_jobs : int
+        Threads (``-1``: all cores).
+    labels : bool
+        Return the arg-max class instead. For forests this stops early, exactly, for pixels
+        whose class the remaining trees can no longer change.
+    compiled : CompiledForest, optional
+        :func:`compile_forest_or_none` of `estimator`, reused across calls; compiled here
+        when ``None`` and `estimator` is a forest.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (..., K), float32
+        Rows sum to 1; classes absent from training get 0.
+    labels : ndarray of shape (...), int64
+        With ``labels=True``: ``argmax`` of the probabilities (the first class on exact ties
+        of the float32 sums when the forest is evaluated in full).
+    """
+    n_feat = stack.shape[0]
+    spatial = stack.shape[1:]
+    flat = stack.reshape(n_feat, -1)
+    n = flat.shape[1]
+    classes = np.asarray(estimator.classes_, dtype=np.int64)
+    if compiled is None:
+        compiled = compile_forest_or_none(estimator)
+    if compiled is not None:  # numba kernels; flat.T is a (pixels, features) view, no copy
+        from pixlearn.classical.forest import predict_forest, predict_forest_labels
+
+        if labels:
+            return classes[predict_forest_labels(compiled, flat.T, n_threads=_threads(n_jobs))].reshape(spatial)
+        out = np.zeros((n, n_classes), np.float32)
+        out[:, classes] = predict_forest(compiled, flat.T, n_threads=_threads(n_jobs))
+        return out.reshape(spatial + (n_classes,))
+    out = np.zeros((n, n_classes), np.float32)
+    tables = _forest_tables(estimator)
+    scale = np.float32(1.0 / len(tables)) if tables else np.float32(1.0)
+    if labels and tables is not None:
+        label_out = np.empty(n, np.int64)
+
+    def run(start: int) -> None:
+        x = np.ascontiguousarray(flat[:, start : start + _CHUNK].T)
+        if labels and tables is not None:
+            label_out[start : start + x.shape[0]] = classes[_forest_labels(tables, x)]
+            return
+        if tables is not None:
+            acc = np.zeros((x.shape[0], len(classes)), np.float32)
+            for tree, fractions in tables:
+                acc += fractions[tree.apply(x)]
+            acc *= scale
+        else:
+            acc = estimator.predict_proba(x).astype(np.float32)
+        out[start : start + x.shape[0], classes] = acc
+
+    starts = range(0, n, _CHUNK)
+    threads = _threads(n_jobs)
+    if tables is None:  # SVM pipelines, gradient boosting: their own (OpenMP/BLAS) threads
+        with threadpool_limits(limits=threads):
+            for start in starts:
+                run(start)
+    elif threads > 1 and n > _CHUNK:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, starts))
+    else:
+        for start in starts:
+            run(start)
+    if labels:
+        if tables is not None:
+            return label_out.reshape(spatial)
+        return np.argmax(out, axis=1).reshape(spatial)
+    return out.reshape(spatial + (n_classes,))
+
+
+def _forest_labels(
+    tables: list[tuple[Any, np.ndarray]], x: np.ndarray, group: int = 8
+) -> np.ndarray:
+    """Index into ``classes_`` of the forest's most probable class for each row of `x`.
+
+    Exact early stop: trees are evaluated in groups, and a pixel leaves the active set once its
+    lead over the runner-up exceeds the number of trees still to come (each tree adds at most 1
+    to any class), so its arg-max can no longer change. Confident pixels skip most trees.
+    """
+    n_trees = len(tables)
+    n, k = x.shape[0], tables[0][1].shape[1]
+    votes = np.zeros((n, k), np.float32)
+    active = np.arange(n)
+    x_active, votes_active = x, votes.copy()
+    for first in range(0, n_trees, group):
+        for tree, fractions in tables[first : first + group]:
+            votes_active += fractions[tree.apply(x_active)]
+        remaining = n_trees - min(n_trees, first + group)
+        if remaining == 0:
+            break
+        if k == 2:
+            lead = np.abs(votes_active[:, 0] - votes_active[:, 1])
+        else:
+            top = np.partition(votes_active, k - 2, axis=1)
+            lead = top[:, -1] - top[:, -2]
+        settled = lead > remaining + 1e-3  # margin for float32 rounding of the sums
+        if settled.any():
+            votes[active[settled]] = votes_active[settled]
+            keep = ~settled
+            active, x_active, votes_active = active[keep], x_active[keep], votes_active[keep]
+            if active.size == 0:
+                break
+    votes[active] = votes_active
+    return np.argmax(votes, axis=1)
+

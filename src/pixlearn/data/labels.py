@@ -1,0 +1,96 @@
+"""The label convention: what the integer values of an annotation image mean.
+
+pixlearn reads three kinds of annotation, named explicitly wherever labels are read:
+
+``"dense"``
+    Every pixel carries a class index ``0..K-1`` (class 0 is usually background).
+``"scribbles"``
+    Sparse brush strokes: ``0`` means *unlabelled*, ``1..K`` are the classes. Internally class
+    ``k`` becomes index ``k - 1`` and unlabelled pixels become :data:`IGNORE`.
+``"instances"``
+    ``0`` is background and each object has its own positive integer ``1..N``.
+
+Internally, class targets are ``int64`` arrays with values ``0..K-1`` or :data:`IGNORE`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import numpy as np
+
+from pixlearn.errors import PixlearnError
+
+LabelKind = Literal["dense", "scribbles", "instances"]
+LABEL_KINDS: tuple[str, ...] = ("dense", "scribbles", "instances")
+IGNORE = -1
+
+
+def check_label_kind(kind: str) -> str:
+    """Return `kind` if it is one of :data:`LABEL_KINDS`, else raise ``ValueError``."""
+    if kind not in LABEL_KINDS:
+        raise ValueError(f"label kind {kind!r} is not one of {LABEL_KINDS}")
+    return kind
+
+
+def to_class_targets(
+    labels: np.ndarray,
+    kind: str,
+    *,
+    n_classes: int | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """Convert an annotation image to class indices ``0..K-1`` with :data:`IGNORE` for unlabelled.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N) or (P, M, N), integer dtype
+    kind : {"dense", "scribbles", "instances"}
+        See the module docstring; instances become 2 classes (background, object).
+    n_classes : int, optional
+        When given, values outside the classes raise.
+    path : path-like, optional
+        Named in error messages.
+
+    Returns
+    -------
+    targets : ndarray of int64, same shape
+
+    Raises
+    ------
+    PixlearnError
+        Negative values, values outside `n_classes`, or nothing annotated.
+
+    Examples
+    --------
+    >>> to_class_targets(np.array([[0, 1], [2, 0]]), "scribbles").tolist()
+    [[-1, 0], [1, -1]]
+    """
+    check_label_kind(kind)
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise PixlearnError(f"annotation has negative value {int(labels.min())}", path)
+    if kind == "instances":
+        targets = (labels > 0).astype(np.int64)
+    elif kind == "scribbles":
+        targets = labels.astype(np.int64) - 1
+    else:
+        targets = labels.astype(np.int64)
+    annotated = targets != IGNORE
+    if not annotated.any():
+        raise PixlearnError("annotation has no labelled pixels (scribbles: 0 means unlabelled)", path)
+    if n_classes is not None:
+        top = int(targets.max())
+        if top >= n_classes:
+            shown = top + 1 if kind == "scribbles" else top
+            allowed = f"1..{n_classes}" if kind == "scribbles" else f"0..{n_classes - 1}"
+            raise PixlearnError(
+                f"annotation value {shown} is outside the {n_classes} classes ({allowed})", path
+            )
+    return targets
+
+
+def count_classes(targets: list[np.ndarray]) -> int:
+    """Number of classes ``K`` seen in a list of class-target arrays (max index + 1)."""
+    return int(max(int(t.max()) for t in targets)) + 1

@@ -1,0 +1,124 @@
+"""Intensity normalisation: percentile scaling, computed once per image and applied per tile."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from pixlearn.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizeConfig(Config):
+    """How raw intensities are scaled before features or networks see them.
+
+    Parameters
+    ----------
+    mode : {"percentile", "fixed", "none"}
+        ``"percentile"``: per image and channel, `pmin`..`pmax` percentiles map to 0..1.
+        ``"fixed"``: `low`..`high` map to 0..1 for every image. ``"none"``: cast to float32.
+    pmin, pmax : float
+        Percentiles for ``"percentile"``.
+    low, high : float
+        Bounds for ``"fixed"``.
+    """
+
+    mode: str = "percentile"
+    pmin: float = 1.0
+    pmax: float = 99.8
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("percentile", "fixed", "none"):
+            raise ValueError(f"normalisation mode {self.mode!r} is not percentile, fixed or none")
+        if not 0.0 <= self.pmin < self.pmax <= 100.0:
+            raise ValueError(f"need 0 <= pmin < pmax <= 100, got {self.pmin}, {self.pmax}")
+        if not self.low < self.high:
+            raise ValueError(f"need low < high, got {self.low}, {self.high}")
+
+
+def _sample(image: Any, max_values: int) -> np.ndarray:
+    """A strided subsample of a (possibly lazy) canonical image, at most ~`max_values` pixels."""
+    spatial = image.shape[:-1]
+    n = int(np.prod(spatial))
+    step = max(1, int(np.ceil((n / max_values) ** (1.0 / len(spatial)))))
+    return np.asarray(image[tuple(slice(None, None, step) for _ in spatial)])
+
+
+def compute_normalization(
+    image: Any, cfg: NormalizeConfig, *, max_values: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel intensity bounds ``(low, high)`` of a canonical image.
+
+    Parameters
+    ----------
+    image : array-like of shape (M, N, C) or (P, M, N, C)
+        May be lazy (Zarr, memory map): large images are subsampled on a regular grid.
+    cfg : NormalizeConfig
+    max_values : int
+        Pixels read at most for the percentiles.
+
+    Returns
+    -------
+    low, high : ndarray of shape (C,), float32
+        ``high > low`` always (a flat channel gets ``high = low + 1``).
+
+    Examples
+    --------
+    >>> lo, hi = compute_normalization(np.arange(100.0).reshape(10, 10, 1), NormalizeConfig(pmin=0, pmax=100))
+    >>> float(lo[0]), float(hi[0])
+    (0.0, 99.0)
+    """
+    n_channels = image.shape[-1]
+    if cfg.mode == "none":
+        return np.zeros(n_channels, np.float32), np.ones(n_channels, np.float32)
+    if cfg.mode == "fixed":
+        return (np.full(n_channels, cfg.low, np.float32), np.full(n_channels, cfg.high, np.float32))
+    sample = _sample(image, max_values).reshape(-1, n_channels).astype(np.float32)
+    low, high = np.percentile(sample, [cfg.pmin, cfg.pmax], axis=0).astype(np.float32)
+    flat = high <= low
+    high = np.where(flat, low + 1.0, high).astype(np.float32)
+    return low.astype(np.float32), high
+
+
+def apply_normalization(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map ``low..high`` to ``0..1`` per channel (no clipping); returns a new float32 array.
+
+    Parameters
+    ----------
+    image : ndarray of shape (..., C)
+    low, high : ndarray of shape (C,)
+
+    Returns
+    -------
+    image : ndarray of shape (..., C), float32
+    """
+    low = np.asarray(low, np.float32)
+    scale = np.float32(1.0) / (np.asarray(high, np.float32) - low)
+    out = np.asarray(image, dtype=np.float32) - low
+    out *= scale
+    return out
+
+
+def percentile_normalize(
+    image: np.ndarray, pmin: float = 1.0, pmax: float = 99.8, *, clip: bool = False
+) -> np.ndarray:
+    """Scale a canonical image so that percentiles `pmin`..`pmax` map to 0..1, per channel.
+
+    Parameters
+    ----------
+    image : ndarray of shape (..., C)
+    pmin, pmax : float
+    clip : bool
+        Clip the result to [0, 1].
+
+    Returns
+    -------
+    image : ndarray of shape (..., C), float32
+    """
+    low, high = compute_normalization(image, NormalizeConfig(pmin=pmin, pmax=pmax), max_values=image.size)
+    out = apply_normalization(image, low, high)
+    return np.clip(out, 0.0, 1.0, out=out) if clip else out

@@ -1,0 +1,302 @@
+"""Model files: one folder (or one ``.zip`` file) holding everything applying a model needs.
+
+Layout::
+
+    MODEL/ model.json           format, schema_version, kind, library versions, and the model's
+                                metadata (task, axes, channels, normalisation, classes, configs,
+                                training history)
+           classifier.skops     classical models: the scikit-learn estimator (skops format)
+           weights.safetensors  networks: tensors only
+           thresholds.json      post-processing parameters tuned on validation data (if any)
+
+Loading never executes code from the file: JSON is parsed with :mod:`json`, weights with
+safetensors, and the estimator with :func:`skops.io.loads` restricted to an explicit list of
+scikit-learn and NumPy types (:data:`TRUSTED_TYPES`). Anything else is refused with
+:class:`~pixlearn.errors.ModelFileError`. A path ending in ``.zip`` is written as one zip file
+with the same members; both forms load the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import time
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from pixlearn import __version__
+from pixlearn.data.atomic import atomic_path
+from pixlearn.errors import ModelFileError
+from pixlearn.models.protocol import PixelModel
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "pixlearn-model"
+SCHEMA_VERSION = 1
+MODEL_JSON = "model.json"
+CLASSIFIER = "classifier.skops"
+WEIGHTS = "weights.safetensors"
+THRESHOLDS = "thresholds.json"
+_MEMBERS = (MODEL_JSON, CLASSIFIER, WEIGHTS, THRESHOLDS)
+_MAX_MEMBER_BYTES = 4 * 2**30
+
+#: Types a classical model file may contain besides skops' own defaults (builtins, NumPy
+#: arrays and dtypes). Everything a fitted random forest, SVM or gradient-boosting classifier
+#: of scikit-learn is made of, and nothing that can run arbitrary code.
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.ExtraTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        "sklearn.svm._classes.SVC",
+        "sklearn.svm._classes.LinearSVC",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.kernel_approximation.Nystroem",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss.loss.HalfMultinomialLoss",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.MultinomialLogit",
+        "sklearn._loss.link.Interval",
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss._loss.CyHalfMultinomialLoss",
+        "sklearn.utils._bunch.Bunch",
+        "collections.OrderedDict",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random.mtrand.RandomState",
+        "builtins.slice",
+        "numpy.float64",
+        "numpy.int64",
+        "numpy.dtype",
+        "numpy.ndarray",
+    }
+)
+
+
+def _versions() -> dict[str, str]:
+    found = {"pixlearn": __version__}
+    for dist in ("numpy", "scipy", "scikit-image", "scikit-learn", "torch", "skops", "safetensors"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def save_model(model: PixelModel, path: str | os.PathLike[str]) -> Path:
+    """Write a trained model to a folder, or to one zip file when `path` ends in ``.zip``.
+
+    The target appears only when complete (written under a temporary name, then renamed);
+    an existing model at `path` is replaced.
+
+    Parameters
+    ----------
+    model : PixelModel
+        A :class:`~pixlearn.classical.model.PixelClassifier` or :class:`~pixlearn.nets.model.NetworkModel`.
+    path : path-like
+
+    Returns
+    -------
+    path : Path
+    """
+    path = Path(path)
+    members = _serialise(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, data in members.items():
+                    zf.writestr(name, data)
+        else:
+            tmp.mkdir()
+            for name, data in members.items():
+                (tmp / name).write_bytes(data)
+    logger.info("saved %s model to %s", model.kind, path)
+    return path
+
+
+def _serialise(model: PixelModel) -> dict[str, bytes]:
+    meta = model.to_metadata()
+    members: dict[str, bytes] = {}
+    if model.kind == "classical":
+        import skops.io
+
+        members[CLASSIFIER] = skops.io.dumps(model.estimator)  # type: ignore[attr-defined]
+    elif model.kind == "network":
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}  # type: ignore[attr-defined]
+        members[WEIGHTS] = save(state)
+    else:
+        raise ValueError(f"cannot save a model of kind {model.kind!r}")
+    thresholds = meta.get("thresholds")
+    if thresholds:
+        members[THRESHOLDS] = json.dumps(thresholds, indent=2).encode()
+    header = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "kind": model.kind,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(),
+        "model": meta,
+    }
+    members[MODEL_JSON] = json.dumps(header, indent=2).encode()
+    return members
+
+
+def _read_members(path: Path) -> dict[str, bytes]:
+    if not path.exists():
+        raise ModelFileError("no such model file or folder", path)
+    members: dict[str, bytes] = {}
+    if path.is_dir():
+        for name in _MEMBERS:
+            member = path / name
+            if member.is_file():
+                members[name] = member.read_bytes()
+        return members
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename not in _MEMBERS:
+                    raise ModelFileError(f"unexpected member {info.filename!r} in model archive", path)
+                if info.file_size > _MAX_MEMBER_BYTES:
+                    raise ModelFileError(f"member {info.filename!r} is implausibly large", path)
+                members[info.filename] = zf.read(info)
+    except zipfile.BadZipFile as exc:
+        raise ModelFileError(f"not a pixlearn model folder or zip file ({exc})", path) from None
+    return members
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a model's ``model.json`` without loading its weights.
+
+    Raises
+    ------
+    ModelFileError
+        Missing or malformed ``model.json``, another format, or a newer schema.
+    """
+    path = Path(path)
+    return _check_header(_read_members(path), path)
+
+
+def _check_header(members: dict[str, bytes], path: Path) -> dict[str, Any]:
+    if MODEL_JSON not in members:
+        raise ModelFileError(f"no {MODEL_JSON}: not a pixlearn model", path)
+    try:
+        header = json.loads(members[MODEL_JSON])
+    except ValueError as exc:
+        raise ModelFileError(f"{MODEL_JSON} is not valid JSON ({exc})", path) from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{MODEL_JSON} does not describe a {FORMAT}", path)
+    version = header.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise ModelFileError(
+            f"schema_version {version!r} is not supported (this pixlearn reads 1..{SCHEMA_VERSION})",
+            path,
+        )
+    if header.get("kind") not in ("classical", "network") or not isinstance(header.get("model"), dict):
+        raise ModelFileError(f"unknown model kind {header.get('kind')!r}", path)
+    saved = header.get("versions", {}).get("pixlearn")
+    if saved and saved != __version__:
+        warnings.warn(f"{path}: saved by pixlearn {saved}, loading with {__version__}", stacklevel=3)
+    return header
+
+
+def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelModel:
+    """Load a model saved by :func:`save_model`, without executing anything from the file.
+
+    Parameters
+    ----------
+    path : path-like
+        Model folder or ``.zip`` file.
+    device : str or torch.device, optional
+        Where a network's weights go; default CUDA when available, else CPU.
+
+    Returns
+    -------
+    model : PixelModel
+
+    Raises
+    ------
+    ModelFileError
+        Malformed files, an unsupported schema, missing members, or untrusted content.
+    """
+    path = Path(path)
+    members = _read_members(path)
+    header = _check_header(members, path)
+    meta = dict(header["model"])
+    if THRESHOLDS in members:
+        try:
+            meta["thresholds"] = json.loads(members[THRESHOLDS])
+        except ValueError as exc:
+            raise ModelFileError(f"{THRESHOLDS} is not valid JSON ({exc})", path) from None
+    try:
+        if header["kind"] == "classical":
+            return _load_classical(meta, members, path)
+        return _load_network(meta, members, path, device)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"model description is inconsistent ({type(exc).__name__}: {exc})", path) from exc
+
+
+def _load_classical(meta: dict[str, Any], members: dict[str, bytes], path: Path) -> PixelModel:
+    import skops.io
+
+    from pixlearn.classical.model import PixelClassifier
+
+    if CLASSIFIER not in members:
+        raise ModelFileError(f"classical model without {CLASSIFIER}", path)
+    data = members[CLASSIFIER]
+    try:
+        untrusted = set(skops.io.get_untrusted_types(data=data))
+    except Exception as exc:
+        raise ModelFileError(f"{CLASSIFIER} is corrupt ({type(exc).__name__}: {exc})", path) from None
+    refused = sorted(untrusted - TRUSTED_TYPES)
+    if refused:
+        raise ModelFileError(f"{CLASSIFIER} holds types that are not trusted: {refused}", path)
+    try:
+        estimator = skops.io.loads(data, trusted=sorted(untrusted))
+    except Exception as exc:
+        raise ModelFileError(f"{CLASSIFIER} cannot be loaded ({type(exc).__name__}: {exc})", path) from None
+    return PixelClassifier.from_metadata(meta, estimator)
+
+
+def _load_network(meta: dict[str, Any], members: dict[str, bytes], path: Path, device: Any) -> PixelModel:
+    from safetensors.torch import load
+
+    from pixlearn.nets.model import NetworkModel
+
+    if WEIGHTS not in members:
+        raise ModelFileError(f"network model without {WEIGHTS}", path)
+    try:
+        state = load(members[WEIGHTS])
+    except Exception as exc:
+        raise ModelFileError(f"{WEIGHTS} is corrupt ({type(exc).__name__}: {exc})", path) from None
+    model = NetworkModel.from_metadata(meta, state)
+    if device is not None:
+        model = model.to(device)  # type: ignore[attr-defined]
+    return model
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header of a model plus its member sizes, for ``pixlearn info``."""
+    path = Path(path)
+    members = _read_members(path)
+    header = _check_header(members, path)
+    header["files"] = {name: len(data) for name, data in members.items()}
+    return header
+

@@ -1,0 +1,160 @@
+"""Self-configuration: choose a network and its training set-up from the data.
+
+:func:`auto_config` derives, nnU-Net-style, a :class:`pixlearn.nets.unet.UNetConfig` and a
+:class:`pixlearn.nets.training.TrainConfig` from the training images and their annotations: 2D or 3D
+and the pooling anisotropy from the axes and pixel spacing, the patch shape from the median
+object diameter and image size, the depth from the patch shape, the architecture and width
+from the device (the classic U-Net on CUDA, the lean :data:`LEAN_CPU` variant on a CPU) and the
+batch size from a memory budget. It only reads its inputs and returns frozen configurations;
+nothing is trained here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixlearn.nets.patches import AugmentConfig
+from pixlearn.nets.training import TrainConfig, resolve_device
+from pixlearn.nets.unet import UNetConfig, anisotropic_pool_kernels, size_divisor
+
+logger = logging.getLogger(__name__)
+
+LEAN_CPU: dict[str, Any] = {"convs_per_block": 1, "downsample": "conv", "upsample": "nearest", "skip_merge": "add"}
+"""Architecture choices :func:`auto_config` makes on a CPU (see ``benchmarks/train_throughput.py``)."""
+
+
+def _object_diameter(labels: Sequence[np.ndarray], task: str) -> float | None:
+    """Median equivalent diameter (pixels) of the labelled objects, or ``None``."""
+    from scipy import ndimage
+
+    diameters = []
+    for lab in labels:
+        lab = np.asarray(lab)
+        if task == "instances":
+            ids = lab
+        else:
+            ids, _ = ndimage.label(lab > 0)
+        counts = np.bincount(ids.ravel().astype(np.int64))[1:]
+        counts = counts[counts > 0]
+        if counts.size:
+            power = 1.0 / lab.ndim
+            diameters.append(2.0 * (counts * (3 / (4 * np.pi) if lab.ndim == 3 else 1 / np.pi)) ** power)
+    if not diameters:
+        return None
+    return float(np.median(np.concatenate(diameters)))
+
+
+def _round_down(value: float, divisor: int) -> int:
+    return max(divisor, int(value) // divisor * divisor)
+
+
+def auto_config(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray] | None,
+    task: str,
+    axes: str,
+    *,
+    out_channels: int,
+    spacing: Sequence[float] | None = None,
+    memory_mib: float | None = None,
+    device: Any = None,
+) -> tuple[UNetConfig, TrainConfig]:
+    """Choose a network and training set-up from the data (nnU-Net-style defaults).
+
+    * 2D or 3D from `axes` (a ``Z`` axis makes a 3D network, anisotropic pooling from `spacing`).
+    * Patch size: about 8 median object diameters (at least 64, at most 256 pixels in-plane on
+      CPU and 512 on CUDA), never larger than the median image.
+    * Depth: as many poolings as keep the coarsest level at least 8 pixels (at most 5).
+    * Architecture by device. CUDA: the classic U-Net (two convolutions per level,
+      concatenated skips, transposed-convolution up-sampling, 32 base channels). CPU: a lean
+      variant with 16 base channels, one convolution per level and path, strided-convolution
+      down-sampling, 1x1 + nearest up-sampling and added skips (about 1.5x MONAI's default
+      ``UNet`` training throughput at equal channels, see ``benchmarks/train_throughput.py``);
+      with objects at least 16 pixels across, a space-to-depth stem also halves the working
+      resolution (``stem_factor=2``, about 4x cheaper per patch).
+    * Batch size from a memory budget (`memory_mib`, default a quarter of the free GPU memory or
+      2 GiB on CPU), between 2 and 16.
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (M, N, C) or (P, M, N, C)
+        Canonical training images.
+    labels : sequence of ndarray or None
+        Their annotations (class indices or instance labels); ``None`` for restoration.
+    task : {"semantic", "instances", "restore"}
+    axes : str
+        Axes of the images, e.g. ``"YXC"`` or ``"ZYXC"``.
+    out_channels : int
+        Raw network outputs (classes, 2 for instances, target channels for restoration).
+    spacing : sequence of float, optional
+        Pixel size per spatial axis (for 3D anisotropy).
+    memory_mib : float, optional
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    unet : UNetConfig
+    train : TrainConfig
+    """
+    device = resolve_device(device)
+    ndim = 3 if "Z" in axes.upper() else 2
+    in_channels = int(images[0].shape[-1])
+    median_shape = np.median(np.array([im.shape[:-1] for im in images]), axis=0)
+    diameter = _object_diameter(labels, task) if labels is not None and task != "restore" else None
+    cpu = device.type != "cuda"
+    stem = 2 if cpu and ndim == 2 and diameter is not None and diameter >= 16 else 1
+    cap = 256 if cpu else 512
+    target = float(np.clip(8 * (diameter or 32), 64, cap))
+    if ndim == 2:
+        wanted = [target, target]
+        kernels: tuple[tuple[int, ...], ...] = ()
+        z_ratio = 1.0
+    else:
+        z_ratio = float(spacing[0] / np.mean(spacing[1:])) if spacing is not None else 1.0
+        plane = min(target, 128 if cpu else 192)
+        wanted = [max(8.0, plane / max(z_ratio, 1.0) / 2), plane, plane]
+    depth = 5
+    while depth > 1:
+        kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
+        cfg = UNetConfig(ndim=ndim, depth=depth, pool_kernels=kernels, stem_factor=stem)
+        divisor = size_divisor(cfg)
+        coarsest = [min(w, m) / d for w, m, d in zip(wanted, median_shape, divisor)]
+        if min(coarsest) >= 8 or depth == 1:
+            break
+        depth -= 1
+    kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
+    base = 16 if cpu else 32
+    unet = UNetConfig(ndim=ndim, in_channels=in_channels, out_channels=out_channels, depth=depth,
+                      base_channels=base, pool_kernels=kernels, stem_factor=stem,
+                      max_channels=256 if cpu else 320, **(LEAN_CPU if cpu else {}))
+    divisor = size_divisor(unet)
+    patch = tuple(_round_down(min(w, m), d) for w, m, d in zip(wanted, median_shape, divisor))
+    budget = memory_mib
+    if budget is None:
+        budget = 2048.0
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            budget = free / 4 / 2**20
+    # activations kept for backward: ~6 tensors of each level's width per conv, float32
+    per_patch = 0.0
+    pixels = float(np.prod(patch)) / float(np.prod(unet.stem_factors))
+    for level, width in enumerate(unet.channels):
+        per_patch += 2 * unet.convs_per_block * 4 * width * pixels * 4
+        if level < depth:
+            pixels /= float(np.prod(unet.level_pool_kernels[level]))
+    batch = int(np.clip(budget * 2**20 / max(per_patch, 1.0), 2, 16))
+    loss = {"semantic": "ce_dice", "instances": "instance", "restore": "l1"}[task]
+    augmentation = AugmentConfig(intensity=task != "restore")
+    train_cfg = TrainConfig(patch_shape=patch, batch_size=batch, loss=loss, augmentation=augmentation,
+                            autocast="auto", channels_last="auto")
+    logger.info("auto configuration: %dD, depth %d, stem %d, patch %s, batch %d (median object diameter %s px)",
+                ndim, depth, stem, patch, batch, None if diameter is None else round(diameter, 1))
+    return unet, train_cfg
+
+
+__all__ = ["LEAN_CPU", "auto_config"]

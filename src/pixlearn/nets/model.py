@@ -1,0 +1,248 @@
+"""Trained U-Nets as :class:`pixlearn.models.protocol.PixelModel` objects, and :func:`fit_network`.
+
+:class:`NetworkModel` holds the architecture (:class:`~pixlearn.nets.unet.UNetConfig`), the
+torch module and what prediction needs (task, normalisation, class names, instance thresholds).
+Its metadata is JSON and its weights a flat ``dict[str, Tensor]``, which
+:mod:`pixlearn.models.model_file` writes as ``model.json`` and ``weights.safetensors``.
+
+What the network's raw output becomes in :meth:`NetworkModel.predict_raw`:
+
+* ``semantic``: softmax class probabilities ``(..., K)``;
+* ``instances``: ``sigmoid`` of both channels: foreground probability and normalised boundary
+  distance ``(..., 2)``, the representation of :mod:`pixlearn.postprocess.instances`;
+* ``restore``: the restored image in normalised units ``(..., K)``.
+
+Prediction runs an eval-only copy of the network (:func:`pixlearn.nets.inference.inference_copy`:
+batch norms folded into the convolutions, channels-last memory, which is the layout of the
+canonical ``(B, ..., C)`` blocks). It is built on the first prediction and rebuilt when the
+device or any parameter or buffer of :attr:`NetworkModel.net` changes; the training weights
+and :meth:`NetworkModel.state_dict` are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixlearn.data.normalize import NormalizeConfig
+from pixlearn.models.protocol import TASKS
+from pixlearn.nets.inference import inference_copy, memory_format
+from pixlearn.nets.training import TrainConfig, resolve_device
+from pixlearn.nets.unet import UNet, UNetConfig, receptive_field_halo, size_divisor
+
+logger = logging.getLogger(__name__)
+
+
+class NetworkModel:
+    """A trained (or freshly initialised) U-Net with everything prediction needs.
+
+    Parameters
+    ----------
+    unet : UNetConfig
+    task : {"semantic", "instances", "restore"}
+    net : UNet, optional
+        The module; a new one (random weights) when ``None``.
+    normalization : NormalizeConfig, optional
+    class_names : sequence of str, optional
+        Semantic task: one name per output class.
+    thresholds : dict, optional
+        Instance post-processing parameters (:class:`pixlearn.postprocess.instances.InstanceThresholds`).
+    history : dict, optional
+        Training summary (:meth:`pixlearn.nets.training.History.summary`).
+    train_config : TrainConfig, optional
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    """
+
+    kind = "network"
+
+    def __init__(
+        self,
+        unet: UNetConfig,
+        task: str,
+        net: UNet | None = None,
+        *,
+        normalization: NormalizeConfig | None = None,
+        class_names: Sequence[str] = (),
+        thresholds: dict[str, Any] | None = None,
+        history: dict[str, Any] | None = None,
+        train_config: TrainConfig | None = None,
+        device: Any = None,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task {task!r} is not one of {TASKS}")
+        if task == "instances" and unet.out_channels != 2:
+            raise ValueError(f"the instances task needs 2 network outputs, got {unet.out_channels}")
+        if class_names and len(class_names) != unet.out_channels:
+            raise ValueError(f"{len(class_names)} class names for {unet.out_channels} outputs")
+        self.unet = unet
+        self.task = task
+        self.net = UNet(unet) if net is None else net
+        self.normalization = NormalizeConfig() if normalization is None else normalization
+        self.class_names = tuple(str(c) for c in class_names)
+        self.thresholds = None if thresholds is None else dict(thresholds)
+        self.history = {} if history is None else dict(history)
+        self.train_config = train_config
+        self._device = resolve_device(device)
+        self.net.to(self._device).eval()
+        self._fast: tuple[tuple[Any, ...], torch.nn.Module] | None = None
+
+    # ---------------------------------------------------------------- PixelModel attributes
+    @property
+    def ndim(self) -> int:
+        """Spatial dimensions (2 or 3)."""
+        return self.unet.ndim
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels."""
+        return self.unet.in_channels
+
+    @property
+    def n_outputs(self) -> int:
+        """Channels of :meth:`predict_raw`'s output."""
+        return self.unet.out_channels
+
+    @property
+    def halo(self) -> tuple[int, ...]:
+        """Receptive-field margin per spatial axis (:func:`~pixlearn.nets.unet.receptive_field_halo`)."""
+        return receptive_field_halo(self.unet)
+
+    @property
+    def size_divisor(self) -> int:
+        """Tiles must start at multiples of this (the LCM of the per-axis pooling factors)."""
+        return math.lcm(*size_divisor(self.unet))
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        """Rough inference memory per input pixel (float32 activations), for tile sizing."""
+        total, pixels = 0.0, 1.0 / float(np.prod(self.unet.stem_factors))
+        for level, width in enumerate(self.unet.channels):
+            total += 4.0 * width * pixels * 3
+            if level < self.unet.depth:
+                pixels /= float(np.prod(self.unet.level_pool_kernels[level]))
+        return total + 4.0 * (self.n_channels + 2 * self.n_outputs)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self._device
+
+    def to(self, device: Any) -> NetworkModel:
+        """Move the weights to `device` (``None``: CUDA when available, else CPU); returns self."""
+        self._device = resolve_device(device)
+        self.net.to(self._device)
+        self._fast = None
+        return self
+
+    # ---------------------------------------------------------------- prediction
+    def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
+        """Outputs for a batch of normalised canonical blocks.
+
+        Parameters
+        ----------
+        blocks : ndarray of shape (B, M, N, C) or (B, P, M, N, C), float32
+
+        Returns
+        -------
+        outputs : ndarray of shape (B, M, N, K) or (B, P, M, N, K), float32
+            See the module docstring for what the channels mean.
+        """
+        blocks = np.asarray(blocks, dtype=np.float32)
+        if blocks.ndim != self.ndim + 2 or blocks.shape[-1] != self.n_channels:
+            raise ValueError(
+                f"expected blocks of shape (B, {'P, ' if self.ndim == 3 else ''}M, N, {self.n_channels}), got {blocks.shape}"
+            )
+        # (B, ..., C) memory viewed as (B, C, ...): channels-last, no copy on the CPU
+        order = (0, self.ndim + 1) + tuple(range(1, self.ndim + 1))
+        x = torch.from_numpy(np.ascontiguousarray(blocks)).permute(order)
+        x = x.to(self._device).contiguous(memory_format=memory_format(self.ndim))
+        net = self._inference_net()
+        with torch.inference_mode():
+            out = net(x).float()
+            if self.task == "semantic":
+                out = torch.softmax(out, dim=1)
+            elif self.task == "instances":
+                out = torch.sigmoid(out)
+            out = out.permute((0,) + tuple(range(2, self.ndim + 2)) + (1,)).cpu()
+        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+
+    def _inference_net(self) -> torch.nn.Module:
+        """The eval-only fast copy of :attr:`net`, rebuilt when the device, the module or any of its
+        tensors changed (an optimiser step or ``load_state_dict`` bumps a tensor's version)."""
+        self.net.eval()
+        key = (self._device, id(self.net), tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())))
+        if self._fast is None or self._fast[0] != key:
+            self._fast = (key, inference_copy(self.net, self.ndim))
+        return self._fast[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (Dask scatters models) without the fast copy; it is rebuilt where it is used."""
+        state = self.__dict__.copy()
+        state["_fast"] = None
+        return state
+
+    def predict_raw(self, image: np.ndarray) -> np.ndarray:
+        """Map a normalised canonical block ``(..., C)`` float32 to ``(..., n_outputs)`` float32."""
+        image = np.asarray(image)
+        if image.ndim != self.ndim + 1:
+            raise ValueError(f"expected a canonical {self.ndim}D block (..., C), got shape {image.shape}")
+        return self.predict_batch(image[np.newaxis])[0]
+
+    # ---------------------------------------------------------------- persistence
+    def to_metadata(self) -> dict[str, Any]:
+        """JSON-safe description: architecture, task, normalisation, classes, thresholds, training."""
+        return {
+            "task": self.task,
+            "unet": self.unet.to_dict(),
+            "normalization": self.normalization.to_dict(),
+            "class_names": list(self.class_names),
+            "thresholds": None if self.thresholds is None else dict(self.thresholds),
+            "history": dict(self.history),
+            "train": None if self.train_config is None else self.train_config.to_dict(),
+            "halo": list(self.halo),
+            "size_divisor": self.size_divisor,
+        }
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The network's parameters and buffers, on the CPU."""
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], state_dict: dict[str, torch.Tensor], *, device: Any = None) -> NetworkModel:
+        """Rebuild a model written by :meth:`to_metadata` and :meth:`state_dict`.
+
+        Raises
+        ------
+        ValueError
+            Inconsistent metadata or weights that do not fit the architecture.
+        """
+        unet = UNetConfig.from_dict(meta["unet"])
+        net = UNet(unet)
+        try:
+            net.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"weights do not fit the architecture: {exc}") from None
+        train_meta = meta.get("train")
+        return cls(
+            unet,
+            meta["task"],
+            net,
+            normalization=NormalizeConfig.from_dict(meta.get("normalization", {})),
+            class_names=meta.get("class_names") or (),
+            thresholds=meta.get("thresholds"),
+            history=meta.get("history") or {},
+            train_config=None if train_meta is None else TrainConfig.from_dict(train_meta),
+            device=device,
+        )
+
+
+def _tensor_state(t: torch.Tensor) -> tuple[int, int]:
+    """Storage address and in-place version of a tensor (inference tensors have no version)."""
+    return t.data_ptr(), (0 if t.is_inference() else t._version)
+

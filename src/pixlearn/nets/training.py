@@ -1,0 +1,452 @@
+"""Network training: :class:`TrainConfig` and the :func:`train` loop.
+
+:func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
+early stopping, a time limit, best and last checkpoints, resumption). The checkpoint files
+are :mod:`pixlearn.nets.checkpoints`; nothing is pickled.
+
+Randomness: weights are initialised by the caller; batches come from a dataset whose items
+depend only on ``(seed, epoch, index)`` (:class:`pixlearn.nets.patches.PatchDataset`), so a resumed
+CPU run repeats the uninterrupted one exactly. Choosing a network and a :class:`TrainConfig`
+from the data is :func:`pixlearn.nets.autoconfig.auto_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixlearn.config import Config
+from pixlearn.nets.checkpoints import (
+    cpu_state,
+    load_best,
+    load_checkpoint,
+    save_best,
+    save_checkpoint,
+    write_logs,
+)
+from pixlearn.nets.losses import LOSSES, make_loss
+from pixlearn.nets.patches import AugmentConfig
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
+SWITCHES: tuple[str, ...] = ("auto", "on", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """How a network is trained.
+
+    Parameters
+    ----------
+    epochs, steps_per_epoch : int
+        Length of training (an epoch is `steps_per_epoch` batches).
+    batch_size : int
+    patch_shape : tuple of int
+        Spatial patch shape; empty means "choose from the data"
+        (:func:`pixlearn.nets.autoconfig.auto_config`).
+    lr, weight_decay : float
+        AdamW learning rate and decoupled weight decay.
+    schedule : {"cosine", "plateau"}
+        Cosine decay from `lr` to ``lr / 100`` over the run, or halve on a validation plateau.
+        With a `time_limit_s` the cosine follows whichever ends first, the steps of `epochs` or
+        the wall-clock budget, so a time-limited run still ends at the low learning rate.
+    grad_clip : float
+        Largest gradient norm; 0 disables clipping.
+    patience : int
+        Stop after this many epochs without a better validation loss; 0 disables.
+    val_fraction : float
+        Share of the pairs held out for validation when no validation set is given.
+    val_patches : int
+        Number of (fixed, unaugmented) validation patches.
+    loss : str
+        A key of :data:`pixlearn.nets.losses.LOSSES`.
+    foreground_fraction : float
+        Share of patches centred on foreground.
+    augmentation : AugmentConfig
+    seed : int
+    time_limit_s : float or None
+        Stop when this much wall time is spent, keeping the best model.
+    autocast : {"auto", "on", "off"}
+        Mixed precision: bf16 autocast on CPU, AMP (bf16, else fp16 with a gradient scaler) on
+        CUDA. ``"auto"``: on for CUDA, off for CPU (on AVX2-only CPUs bf16 is slower).
+    channels_last : {"auto", "on", "off"}
+        Channels-last memory format for 2D networks. ``"auto"``: on for CUDA, off for CPU.
+    num_workers : int
+        DataLoader worker processes (0: load in the training process).
+    """
+
+    epochs: int = 100
+    steps_per_epoch: int = 50
+    batch_size: int = 8
+    patch_shape: tuple[int, ...] = ()
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    patience: int = 20
+    val_fraction: float = 0.15
+    val_patches: int = 32
+    loss: str = "ce_dice"
+    foreground_fraction: float = 0.33
+    augmentation: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    time_limit_s: float | None = None
+    autocast: str = "auto"
+    channels_last: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_size", "val_patches"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if any(int(p) < 1 for p in self.patch_shape) or len(self.patch_shape) not in (0, 2, 3):
+            raise ValueError(f"TrainConfig.patch_shape must be empty or 2/3 positive sizes, got {self.patch_shape}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("TrainConfig: lr must be > 0, weight_decay and grad_clip >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule {self.schedule!r} is not one of {SCHEDULES}")
+        if self.patience < 0 or self.num_workers < 0:
+            raise ValueError("TrainConfig: patience and num_workers must be >= 0")
+        if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.foreground_fraction <= 1.0:
+            raise ValueError("TrainConfig: val_fraction must be in [0, 1), foreground_fraction in [0, 1]")
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainConfig.loss {self.loss!r} is not one of {sorted(LOSSES)}")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError(f"TrainConfig.time_limit_s must be positive, got {self.time_limit_s}")
+        for name in ("autocast", "channels_last"):
+            if getattr(self, name) not in SWITCHES:
+                raise ValueError(f"TrainConfig.{name} must be one of {SWITCHES}, got {getattr(self, name)!r}")
+
+
+@dataclasses.dataclass
+class History:
+    """What :func:`train` did: one record per epoch and how it ended.
+
+    Attributes
+    ----------
+    records : list of dict
+        Per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``, ``lr``, ``seconds`` (of
+        the epoch), ``elapsed_s`` (since the start, across resumptions).
+    best_epoch : int
+        Epoch whose weights the model holds after training (0: none validated).
+    best_val_loss : float
+    stop_reason : str
+        ``"completed"``, ``"early_stopping"``, ``"time_limit"`` or ``"callback"``.
+    """
+
+    records: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    stop_reason: str = "completed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe copy (an infinite best loss becomes ``None``)."""
+        best = None if not math.isfinite(self.best_val_loss) else float(self.best_val_loss)
+        return {
+            "records": [dict(r) for r in self.records],
+            "best_epoch": int(self.best_epoch),
+            "best_val_loss": best,
+            "stop_reason": self.stop_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        """Inverse of :meth:`to_dict`."""
+        best = data.get("best_val_loss")
+        return cls(
+            records=[dict(r) for r in data.get("records", [])],
+            best_epoch=int(data.get("best_epoch", 0)),
+            best_val_loss=math.inf if best is None else float(best),
+            stop_reason=str(data.get("stop_reason", "completed")),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Short JSON-safe description for model metadata."""
+        last = self.records[-1] if self.records else {}
+        best = None if not math.isfinite(self.best_val_loss) else float(self.best_val_loss)
+        return {
+            "epochs": len(self.records),
+            "best_epoch": int(self.best_epoch),
+            "best_val_loss": best,
+            "final_train_loss": last.get("train_loss"),
+            "train_seconds": last.get("elapsed_s"),
+            "stop_reason": self.stop_reason,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# helpers of the loop: device and precision choices
+
+
+def resolve_device(device: Any = None) -> torch.device:
+    """``device`` as a :class:`torch.device`; ``None`` means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _switch(value: str, device: torch.device) -> bool:
+    return value == "on" or (value == "auto" and device.type == "cuda")
+
+
+def _autocast(enabled: bool, device: torch.device) -> Any:
+    if not enabled:
+        return torch.autocast(device.type, enabled=False)
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def cosine_learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Learning rate of the ``"cosine"`` schedule after `step` optimiser steps and `elapsed_s` seconds.
+
+    The run's progress is the larger of ``step / (epochs * steps_per_epoch)`` and, with a time
+    limit, ``elapsed_s / time_limit_s``; the rate falls from ``cfg.lr`` to ``cfg.lr / 100`` along
+    half a cosine of it. Without a time limit it depends on `step` only, so a seeded run (and a
+    resumed one) is repeatable.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(epochs=2, steps_per_epoch=5, lr=1.0, time_limit_s=60.0)
+    >>> [round(cosine_learning_rate(cfg, s, 0.0), 3) for s in (0, 5, 10)]
+    [1.0, 0.505, 0.01]
+    >>> round(cosine_learning_rate(cfg, 0, 30.0), 3)  # half the time budget spent
+    0.505
+    """
+    progress = step / float(cfg.epochs * cfg.steps_per_epoch)
+    if cfg.time_limit_s is not None:
+        progress = max(progress, elapsed_s / cfg.time_limit_s)
+    low = cfg.lr / 100.0
+    return low + (cfg.lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The plateau scheduler, or ``None`` for the cosine schedule (set per step by the loop)."""
+    if cfg.schedule == "cosine":
+        return None
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 4))
+
+
+def _loader(dataset: Any, cfg: TrainConfig) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=False,  # items are already random and depend on (seed, epoch, index) only
+        num_workers=cfg.num_workers,
+        drop_last=False,
+        persistent_workers=False,
+    )
+
+
+class _Progress:
+    """A rich progress bar when asked for, else nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn())
+            self.task = self.bar.add_task("training", total=total, info="")
+            self.bar.start()
+
+    def advance(self, info: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(
+    model: nn.Module,
+    train_data: Any,
+    val_data: Any,
+    cfg: TrainConfig,
+    *,
+    callbacks: Sequence[Callable[[int, dict[str, float], nn.Module], bool | None]] = (),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    device: Any = None,
+) -> History:
+    """Train `model` in place and leave it holding the weights of its best validation epoch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(B, C, *S)`` batches to ``(B, K, *S)`` raw outputs, already initialised.
+    train_data : dataset
+        Items ``(x, y)`` as :class:`pixlearn.nets.patches.PatchDataset` gives; its ``set_epoch`` is
+        called before each epoch when it has one. ``cfg.steps_per_epoch * cfg.batch_size``
+        items are used per epoch (the dataset must be at least that long).
+    val_data : dataset
+        Fixed validation items; their mean loss selects the best epoch.
+    cfg : TrainConfig
+    callbacks : sequence of callable
+        ``callback(epoch, record, model)`` after each epoch; returning ``True`` stops training.
+    checkpoint_dir : path-like, optional
+        Where the last and best checkpoints, ``history.json``/``history.csv`` and ``curves.png``
+        go. Without it, the best weights are kept in memory.
+    resume : bool
+        Continue from the last checkpoint in `checkpoint_dir` (start afresh when there is none).
+    progress : bool
+        Show a progress bar.
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+
+    Returns
+    -------
+    history : History
+
+    Raises
+    ------
+    ValueError
+        `resume` without `checkpoint_dir`, or a training set shorter than one epoch.
+    """
+    device = resolve_device(device)
+    loss_fn = make_loss(cfg.loss)
+    use_autocast = _switch(cfg.autocast, device)
+    channels_last = _switch(cfg.channels_last, device) and _spatial_ndim(model) == 2
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
+                                  and not torch.cuda.is_bf16_supported())
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir")
+    if len(train_data) < cfg.steps_per_epoch * cfg.batch_size:
+        raise ValueError(f"training data has {len(train_data)} items; an epoch needs {cfg.steps_per_epoch * cfg.batch_size}")
+    directory = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    model.to(device=device, memory_format=memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  fused=device.type in ("cpu", "cuda"))
+    scheduler = _make_scheduler(optimizer, cfg)
+    history = History()
+    best_state = cpu_state(model)
+    start_epoch, elapsed_before, global_step = 0, 0.0, 0
+    loaded = load_checkpoint(directory) if resume and directory is not None else None
+    if loaded is not None:
+        weights, optimizer_state, state = loaded
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(optimizer_state)
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        global_step = int(state.get("step", 0))
+        history = History.from_dict(state["history"])
+        start_epoch = int(state["epoch"])
+        elapsed_before = float(state["elapsed_s"])
+        best_state = load_best(directory) or best_state
+        logger.info("resuming after epoch %d from %s", start_epoch, directory)
+    elif resume:
+        logger.info("no checkpoint in %s: starting afresh", directory)
+
+    started = time.monotonic() - elapsed_before
+    train_loader = _loader(train_data, cfg)
+    val_loader = _loader(val_data, cfg)
+    bar = _Progress(progress, (cfg.epochs - start_epoch) * cfg.steps_per_epoch)
+    stale_epochs = 0 if not history.records else history.records[-1]["epoch"] - max(history.best_epoch, 0)
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            epoch_start = time.monotonic()
+            if hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)
+            model.train()
+            losses, out_of_time = [], False
+            for step, (x, y) in enumerate(train_loader):
+                if step >= cfg.steps_per_epoch:
+                    break
+                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                y = y.to(device, non_blocking=True)
+                if scheduler is None:
+                    rate = cosine_learning_rate(cfg, global_step, time.monotonic() - started)
+                    for group in optimizer.param_groups:
+                        group["lr"] = rate
+                optimizer.zero_grad(set_to_none=True)
+                with _autocast(use_autocast, device):
+                    loss = loss_fn(model(x), y)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                global_step += 1
+                losses.append(float(loss.detach()))
+                bar.advance(f"epoch {epoch} loss {losses[-1]:.4f}")
+                if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
+                    out_of_time = True
+                    break
+
+            model.eval()
+            val_losses, val_weights = [], []
+            with torch.no_grad(), _autocast(use_autocast, device):
+                for x, y in val_loader:
+                    x = x.to(device).contiguous(memory_format=memory_format)
+                    val_losses.append(float(loss_fn(model(x), y.to(device))))
+                    val_weights.append(len(x))
+            val_loss = float(np.average(val_losses, weights=val_weights))
+            if cfg.schedule == "plateau":
+                scheduler.step(val_loss)
+            record = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else math.nan,
+                "val_loss": val_loss,
+                "lr": float(optimizer.param_groups[0]["lr"]),
+                "seconds": time.monotonic() - epoch_start,
+                "elapsed_s": time.monotonic() - started,
+            }
+            history.records.append(record)
+            logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
+            if val_loss < history.best_val_loss:
+                history.best_val_loss, history.best_epoch, stale_epochs = val_loss, epoch, 0
+                best_state = cpu_state(model)
+                if directory is not None:
+                    save_best(directory, best_state)
+            else:
+                stale_epochs += 1
+
+            if out_of_time:
+                history.stop_reason = "time_limit"
+            elif cfg.patience and stale_epochs >= cfg.patience:
+                history.stop_reason = "early_stopping"
+            if directory is not None:
+                state = {"epoch": epoch, "step": global_step, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
+                         "config": cfg.to_dict(), "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
+                save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
+                write_logs(directory, history)
+            stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
+            if stop and history.stop_reason == "completed":
+                history.stop_reason = "callback"
+            if out_of_time or stop or (cfg.patience and stale_epochs >= cfg.patience):
+                logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
+                break
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    model.to(memory_format=torch.contiguous_format)
+    return history
+
+
+def _spatial_ndim(model: nn.Module) -> int:
+    cfg = getattr(model, "cfg", None)
+    return int(getattr(cfg, "ndim", 2))

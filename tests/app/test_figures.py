@@ -1,0 +1,92 @@
+"""PNG figures: written atomically, readable, of the documented size."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixlearn.app import figures
+from pixlearn.app.figures import label_colors, save_panel, save_training_curves
+
+# import matplotlib at collection so that its import time is not charged to the first test
+pytest.importorskip("matplotlib.figure")
+pytest.importorskip("matplotlib.backends.backend_agg")
+
+DPI = 40
+
+
+def _data(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 4000, size=shape).astype(np.uint16)
+    truth = np.zeros(shape, np.uint16)
+    truth[..., 2:6, 3:9] = 1
+    truth[..., 8:12, 3:9] = 2
+    prediction = (truth > 0).astype(np.uint8)
+    probability = rng.uniform(0, 1, size=shape + (2,)).astype(np.float32)
+    return raw, truth, prediction, probability
+
+
+def _png_size(path):
+    with Image.open(path) as im:
+        im.load()
+        return im.size, im.format
+
+
+@pytest.mark.parametrize("shape", [(16, 20), (5, 16, 20)], ids=["2d", "3d"])
+def test_save_panel_writes_png_of_expected_size(tmp_path, shape):
+    raw, truth, prediction, probability = _data(shape)
+    path = save_panel(tmp_path / "sub" / "panel.png", raw, truth, prediction, probability, dpi=DPI)
+    (width, height), fmt = _png_size(path)
+    assert fmt == "PNG"
+    assert width == round(4 * figures.PANEL_INCHES * DPI)
+    assert height == round((figures.PANEL_INCHES + figures.TITLE_INCHES) * DPI)
+    assert [p.name for p in path.parent.iterdir()] == ["panel.png"]  # no temporary left over
+
+
+def test_save_panel_without_probability_and_rgb_raw(tmp_path):
+    raw, truth, prediction, _ = _data((16, 20))
+    rgb = np.stack([raw, raw // 2, raw // 3], axis=-1)
+    path = save_panel(tmp_path / "p.png", rgb, truth, prediction, dpi=DPI, titles=("a", "b", "c"))
+    (width, _), _ = _png_size(path)
+    assert width == round(3 * figures.PANEL_INCHES * DPI)
+
+
+def test_save_panel_rejects_mismatched_shapes(tmp_path):
+    raw, truth, prediction, _ = _data((16, 20))
+    with pytest.raises(ValueError, match="spatial shape"):
+        save_panel(tmp_path / "p.png", raw, truth, prediction[:-1], dpi=DPI)
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_label_colors_background_black_and_consistent():
+    labels = np.array([[0, 1, 1], [2, 0, 3]])
+    rgb = label_colors(labels)
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.float32
+    np.testing.assert_array_equal(rgb[labels == 0], 0.0)
+    assert (rgb[labels > 0].max(axis=1) > 0).all()
+    np.testing.assert_array_equal(rgb[0, 1], rgb[0, 2])
+    with pytest.raises(ValueError, match="non-negative"):
+        label_colors(-labels)
+
+
+def test_save_training_curves(tmp_path):
+    rows = [
+        {"epoch": 1, "train_loss": 0.9, "val_loss": 1.0, "val_metric": 0.3},
+        {"epoch": 2, "train_loss": 0.6, "val_loss": None, "val_metric": None},
+        {"epoch": 3, "train_loss": 0.4, "val_loss": 0.5, "val_metric": 0.7},
+    ]
+    path = save_training_curves(tmp_path / "curves.png", rows, dpi=DPI)
+    (width, height), fmt = _png_size(path)
+    assert fmt == "PNG" and (width, height) == (round(9 * DPI), round(3.5 * DPI))
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    assert pyplot is None or not pyplot.get_fignums()  # no figure left in pyplot's registry
+
+
+def test_save_training_curves_partial_and_empty(tmp_path):
+    only_loss = save_training_curves(tmp_path / "loss.png", [{"train_loss": 1.0}], dpi=DPI)
+    assert only_loss.exists()
+    with pytest.raises(ValueError, match="empty"):
+        save_training_curves(tmp_path / "none.png", [], dpi=DPI)
