@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from pixlearn.app import figures
-from pixlearn.app.figures import label_colors, save_panel, save_training_curves
+from pixlearn.app.figures import label_colors, save_panel
 
 # import matplotlib at collection so that its import time is not charged to the first test
 pytest.importorskip("matplotlib.figure")
@@ -72,21 +70,5 @@ def test_label_colors_background_black_and_consistent():
         label_colors(-labels)
 
 
-def test_save_training_curves(tmp_path):
-    rows = [
-        {"epoch": 1, "train_loss": 0.9, "val_loss": 1.0, "val_metric": 0.3},
-        {"epoch": 2, "train_loss": 0.6, "val_loss": None, "val_metric": None},
-        {"epoch": 3, "train_loss": 0.4, "val_loss": 0.5, "val_metric": 0.7},
-    ]
-    path = save_training_curves(tmp_path / "curves.png", rows, dpi=DPI)
-    (width, height), fmt = _png_size(path)
-    assert fmt == "PNG" and (width, height) == (round(9 * DPI), round(3.5 * DPI))
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    assert pyplot is None or not pyplot.get_fignums()  # no figure left in pyplot's registry
 
 
-def test_save_training_curves_partial_and_empty(tmp_path):
-    only_loss = save_training_curves(tmp_path / "loss.png", [{"train_loss": 1.0}], dpi=DPI)
-    assert only_loss.exists()
-    with pytest.raises(ValueError, match="empty"):
-        save_training_curves(tmp_path / "none.png", [], dpi=DPI)

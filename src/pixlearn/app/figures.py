@@ -1,4 +1,4 @@
-"""PNG figures for results: image | truth | prediction | probability panels, training curves.
+"""PNG figures for results: image | truth | prediction | probability panels.
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
 ``pyplot``: no global figure registry, no backend switch, nothing left open after a call.
@@ -9,9 +9,8 @@ written to a temporary name and renamed into place (:func:`pixlearn.data.atomic.
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,70 +178,5 @@ def save_panel(
     return out
 
 
-def save_training_curves(
-    path: str | os.PathLike[str],
-    history_rows: Sequence[Mapping[str, Any]],
-    *,
-    loss_keys: Sequence[str] = ("train_loss", "val_loss"),
-    metric_keys: Sequence[str] = ("val_metric",),
-    dpi: int = 100,
-) -> Path:
-    """Write a PNG of losses (left panel) and validation metrics (right panel) per epoch.
-
-    Parameters
-    ----------
-    path : path-like
-        Target ``.png``; written atomically, parent folder created.
-    history_rows : sequence of mapping
-        One row per epoch, e.g. ``{"epoch": 3, "train_loss": 0.2, "val_loss": 0.3,
-        "val_metric": 0.8}``. A missing ``"epoch"`` counts rows from 1; missing, ``None`` or
-        non-finite values are skipped (validation that runs every few epochs).
-    loss_keys, metric_keys : sequence of str
-        Columns plotted in each panel; columns absent from every row are left out.
-    dpi : int
-
-    Returns
-    -------
-    path : Path
-
-    Raises
-    ------
-    ValueError
-        When `history_rows` is empty.
-    """
-    rows = list(history_rows)
-    if not rows:
-        raise ValueError("history_rows is empty: nothing to plot")
-    epochs = [float(r.get("epoch", i + 1)) for i, r in enumerate(rows)]
-    fig = _new_figure(2 * 4.5, 3.5, dpi)
-    panels = (("loss", loss_keys), ("validation metric", metric_keys))
-    for i, (ylabel, keys) in enumerate(panels):
-        ax = fig.add_subplot(1, 2, i + 1)
-        plotted = 0
-        for key in keys:
-            points = [(e, float(r[key])) for e, r in zip(epochs, rows) if _is_number(r.get(key))]
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, marker="o", markersize=3, label=key)
-                plotted += 1
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if plotted:
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    # fixed margins: tight_layout would draw the figure twice
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.15, top=0.95, wspace=0.3)
-    out = _save(fig, path, dpi)
-    logger.info("wrote %s", out)
-    return out
 
 
-def _is_number(value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

@@ -103,22 +103,3 @@ def apply_normalization(image: np.ndarray, low: np.ndarray, high: np.ndarray) ->
     return out
 
 
-def percentile_normalize(
-    image: np.ndarray, pmin: float = 1.0, pmax: float = 99.8, *, clip: bool = False
-) -> np.ndarray:
-    """Scale a canonical image so that percentiles `pmin`..`pmax` map to 0..1, per channel.
-
-    Parameters
-    ----------
-    image : ndarray of shape (..., C)
-    pmin, pmax : float
-    clip : bool
-        Clip the result to [0, 1].
-
-    Returns
-    -------
-    image : ndarray of shape (..., C), float32
-    """
-    low, high = compute_normalization(image, NormalizeConfig(pmin=pmin, pmax=pmax), max_values=image.size)
-    out = apply_normalization(image, low, high)
-    return np.clip(out, 0.0, 1.0, out=out) if clip else out

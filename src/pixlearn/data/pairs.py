@@ -139,37 +139,4 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return colour.mean(axis=-1, keepdims=True, dtype=np.float32)
 
 
-def fit_model_input(
-    image: np.ndarray, ndim: int, n_channels: int, path: str | os.PathLike[str] | None = None
-) -> np.ndarray:
-    """Check that a canonical image fits a model; colour images are made grey for grey models.
-
-    Parameters
-    ----------
-    image : ndarray of shape (..., C)
-    ndim : int
-        Spatial dimensionality the model takes.
-    n_channels : int
-        Channels the model takes.
-    path : path-like, optional
-        Named in the message.
-
-    Returns
-    -------
-    image : ndarray of shape (..., n_channels)
-
-    Raises
-    ------
-    PixlearnError
-        Wrong dimensionality or channel count.
-    """
-    got = image.ndim - 1
-    if got != ndim:
-        raise PixlearnError(f"is {got}D but the model takes {ndim}D images", path)
-    if image.shape[-1] in (3, 4) and n_channels == 1:
-        logger.info("%s: colour image given to a grey model; using the mean of its channels", path)
-        return to_grey(image)
-    if image.shape[-1] != n_channels:
-        raise PixlearnError(f"has {image.shape[-1]} channels but the model takes {n_channels}", path)
-    return image
 
