@@ -3,8 +3,97 @@
 Classical pixel classifiers (filter bank + random forest, SVM, gradient boosting) and fully
 convolutional networks (U-Net, 2D and 3D) for semantic segmentation, instance segmentation and
 restoration, saved as one portable model and applied to images of any size.
+
+The public API is importable from here; each name is imported on first use, so
+``import pixlearn`` is cheap and never imports torch (only the network names do).
+
+Examples
+--------
+>>> import numpy as np
+>>> import pixlearn
+>>> image = np.zeros((32, 32, 1), np.float32); image[8:24, 8:24] = 1.0
+>>> scribbles = np.full((32, 32), -1); scribbles[0:4] = 0; scribbles[14:18, 14:18] = 1
+>>> model = pixlearn.fit_pixel_classifier([image], [scribbles])
+>>> labels = pixlearn.apply_model(model, image)
+>>> int(labels[16, 16]), int(labels[2, 2])
+(1, 0)
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+# public name -> module that defines it (the room that owns it)
+_API: dict[str, str] = {
+    # data: image files, folders, pairs, normalisation
+    "read_image": "pixlearn.data.images",
+    "read_canonical": "pixlearn.data.images",
+    "read_labels": "pixlearn.data.images",
+    "write_image": "pixlearn.data.images",
+    "load_pairs": "pixlearn.data.pairs",
+    "NormalizeConfig": "pixlearn.data.normalize",
+    # classical pixel classifiers
+    "FeatureConfig": "pixlearn.classical.features",
+    "ClassifierConfig": "pixlearn.classical.config",
+    "PixelClassifier": "pixlearn.classical.model",
+    "fit_pixel_classifier": "pixlearn.classical.fit",
+    # networks (these import torch)
+    "UNetConfig": "pixlearn.nets.unet",
+    "TrainConfig": "pixlearn.nets.training",
+    "NetworkModel": "pixlearn.nets.model",
+    "fit_network": "pixlearn.nets.fit",
+    # model files
+    "save_model": "pixlearn.models.model_file",
+    "load_model": "pixlearn.models.model_file",
+    "describe": "pixlearn.models.model_file",
+    # application
+    "TileConfig": "pixlearn.predict.tiling",
+    "apply_model": "pixlearn.predict",
+    "predict_many": "pixlearn.predict",
+    "predict_tiled": "pixlearn.predict",
+    # post-processing and evaluation
+    "InstanceThresholds": "pixlearn.postprocess.instances",
+    "instances_from_outputs": "pixlearn.postprocess.instances",
+    "evaluate_folders": "pixlearn.metrics",
+    "matching": "pixlearn.metrics",
+    "semantic_scores": "pixlearn.metrics",
+    # synthetic data
+    "SyntheticConfig": "pixlearn.synthetic",
+    "make_nuclei": "pixlearn.synthetic",
+}
+
+__all__ = ["__version__", *sorted(_API)]
+
+if TYPE_CHECKING:  # the names as type checkers and IDEs see them
+    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.features import FeatureConfig
+    from pixlearn.classical.fit import fit_pixel_classifier
+    from pixlearn.classical.model import PixelClassifier
+    from pixlearn.data.images import read_canonical, read_image, read_labels, write_image
+    from pixlearn.data.normalize import NormalizeConfig
+    from pixlearn.data.pairs import load_pairs
+    from pixlearn.metrics import evaluate_folders, matching, semantic_scores
+    from pixlearn.models.model_file import describe, load_model, save_model
+    from pixlearn.nets.fit import fit_network
+    from pixlearn.nets.model import NetworkModel
+    from pixlearn.nets.training import TrainConfig
+    from pixlearn.nets.unet import UNetConfig
+    from pixlearn.postprocess.instances import InstanceThresholds, instances_from_outputs
+    from pixlearn.predict import apply_model, predict_many, predict_tiled
+    from pixlearn.predict.tiling import TileConfig
+    from pixlearn.synthetic import SyntheticConfig, make_nuclei
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from the room that owns it, on first use (PEP 562)."""
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pixlearn' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

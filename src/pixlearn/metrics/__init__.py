@@ -1,4 +1,6 @@
-"""Evaluation metrics as pure functions: semantic, instance and restoration scores.
+"""Evaluation: metrics as pure functions on arrays, and reports over folders of predictions.
+
+This room imports NumPy/SciPy and :mod:`pixlearn.data` only (never torch, never a model).
 
 Semantic segmentation (:mod:`pixlearn.metrics.semantic`)
     :func:`confusion_matrix`, :func:`pixel_accuracy`, :func:`iou`, :func:`dice`, and
@@ -9,6 +11,9 @@ Instance segmentation (:mod:`pixlearn.metrics.instance`)
     :func:`average_precision`.
 Restoration (:mod:`pixlearn.metrics.restoration`)
     :func:`psnr`, :func:`ssim`, :func:`nrmse`.
+Reports over folders (:mod:`pixlearn.metrics.report`)
+    :func:`evaluate_folders` pairs prediction and truth files by name and scores them;
+    :func:`write_report` writes ``metrics.json`` and ``metrics.csv``.
 
 Every score is a Python ``int``/``float`` (never a NumPy scalar), so results dump to JSON.
 Undefined per-class scores (a class absent from both images) are ``nan`` in arrays and ``None``
@@ -26,6 +31,7 @@ from pixlearn.metrics.instance import (
     matching,
     matching_dataset,
 )
+from pixlearn.metrics.report import evaluate_folders, evaluate_pairs, write_report
 from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim
 from pixlearn.metrics.semantic import (
     SemanticScores,
@@ -48,6 +54,8 @@ __all__ = [
     "confusion_matrix",
     "dice",
     "dice_from_confusion",
+    "evaluate_folders",
+    "evaluate_pairs",
     "iou",
     "iou_from_confusion",
     "matching",
@@ -59,4 +67,5 @@ __all__ = [
     "scores_from_confusion",
     "semantic_scores",
     "ssim",
+    "write_report",
 ]

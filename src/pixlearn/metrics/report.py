@@ -31,18 +31,9 @@ from pixlearn.data.atomic import atomic_path
 from pixlearn.data.folders import find_pairs
 from pixlearn.data.images import file_stem, read_canonical, read_labels
 from pixlearn.errors import PixlearnError
-from pixlearn.metrics import (
-    DEFAULT_IOU_THRESHOLDS,
-    aggregate_matchings,
-    average_precision,
-    confusion_matrix,
-    matching_dataset,
-    nrmse,
-    psnr,
-    scale_to_target,
-    scores_from_confusion,
-    ssim,
-)
+from pixlearn.metrics.instance import DEFAULT_IOU_THRESHOLDS, aggregate_matchings, average_precision, matching_dataset
+from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim
+from pixlearn.metrics.semantic import confusion_matrix, scores_from_confusion
 
 logger = logging.getLogger(__name__)
 
