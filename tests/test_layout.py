@@ -140,6 +140,7 @@ def test_loading_and_applying_a_classical_model_never_imports_torch() -> None:
 def test_every_public_name_resolves() -> None:
     for name in pixlearn.__all__:
         assert getattr(pixlearn, name) is not None, name
+    assert set(pixlearn.__all__) == {"__version__"} | set(pixlearn._API)  # the list and the map agree
     assert set(pixlearn.__all__) <= set(dir(pixlearn))
     with pytest.raises(AttributeError, match="no_such_thing"):
         pixlearn.no_such_thing  # noqa: B018

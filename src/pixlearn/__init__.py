@@ -65,7 +65,37 @@ _API: dict[str, str] = {
     "make_nuclei": "pixlearn.synthetic",
 }
 
-__all__ = ["__version__", *sorted(_API)]
+__all__ = [
+    "__version__",
+    "ClassifierConfig",
+    "FeatureConfig",
+    "InstanceThresholds",
+    "NetworkModel",
+    "NormalizeConfig",
+    "PixelClassifier",
+    "SyntheticConfig",
+    "TileConfig",
+    "TrainConfig",
+    "UNetConfig",
+    "apply_model",
+    "describe",
+    "evaluate_folders",
+    "fit_network",
+    "fit_pixel_classifier",
+    "instances_from_outputs",
+    "load_model",
+    "load_pairs",
+    "make_nuclei",
+    "matching",
+    "predict_many",
+    "predict_tiled",
+    "read_canonical",
+    "read_image",
+    "read_labels",
+    "save_model",
+    "semantic_scores",
+    "write_image",
+]
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.classical.config import ClassifierConfig
