@@ -50,6 +50,10 @@ _CATEGORICAL_FIELDS = ("is_categorical", "bitset_idx")  # always 0: no categoric
 
 def boosting_to_arrays(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Description and arrays of a fitted ``HistGradientBoostingClassifier`` (numeric features)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if type(model) is not HistGradientBoostingClassifier:
+        raise ValueError(f"{type(model).__qualname__} is not supported by the array format")
     if model._preprocessor is not None or (model.is_categorical_ is not None and np.any(model.is_categorical_)):
         raise ValueError("categorical features are not supported by the array format")
     mapper = model._bin_mapper

@@ -55,7 +55,9 @@ def _classes_of(type_name: str) -> tuple[type, type]:
 
 def forest_to_arrays(forest: Any, type_name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Description and arrays of a fitted forest (single output, integer classes)."""
-    _, tree_cls = _classes_of(type_name)
+    forest_cls, tree_cls = _classes_of(type_name)
+    if type(forest) is not forest_cls:
+        raise ValueError(f"{type(forest).__qualname__} is not supported by the array format (subclass of {type_name})")
     if forest.n_outputs_ != 1:
         raise ValueError("multi-output forests are not supported by the array format")
     meta: dict[str, Any] = {"params": scalar_params(forest.get_params(deep=False), type_name), "trees": []}
