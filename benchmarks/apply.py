@@ -219,7 +219,7 @@ def _write_synthetic(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]
 
 def _tiny_classifier(ndim: int) -> Any:
     """A random forest of 2 trees of depth 3 on one feature (Gaussian, sigma 1): cheap per pixel."""
-    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.config import ClassifierConfig, ForestConfig
     from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
 
@@ -228,7 +228,7 @@ def _tiny_classifier(ndim: int) -> Any:
     image[..., 16:48, 16:48] += 2000
     labels = (image > 2000).astype(np.int64)
     return fit_pixel_classifier([image[..., None]], [labels], FeatureConfig(sigmas=(1.0,), features=("gaussian",)),
-                                ClassifierConfig(n_estimators=2, max_depth=3, n_jobs=1, seed=0))
+                                ClassifierConfig(rf=ForestConfig(n_estimators=2, max_depth=3), n_jobs=1, seed=0))
 
 
 def _tiny_network(ndim: int) -> Any:

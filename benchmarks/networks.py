@@ -88,7 +88,7 @@ def _membrane_scores(truth: list[np.ndarray], predictions: list[np.ndarray]) -> 
 
 def isbi2012(minutes: float, quick: bool) -> dict[str, Any]:
     """Membrane segmentation: F1 (= Dice) of the membrane class and pixel error, U-Net vs RF."""
-    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.config import ClassifierConfig, ForestConfig
     from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
     from pixlearn.nets.fit import fit_network
@@ -106,7 +106,7 @@ def isbi2012(minutes: float, quick: bool) -> dict[str, Any]:
     f1, error = _membrane_scores(truth, _apply_all(model, [p.image for p in test]))
     start = time.perf_counter()
     forest = fit_pixel_classifier([p.image for p in train], targets, FeatureConfig(),
-                                  ClassifierConfig(n_estimators=100, max_samples_per_class=50_000, seed=0), class_names=["cell", "membrane"])
+                                  ClassifierConfig(rf=ForestConfig(n_estimators=100), max_samples_per_class=50_000, seed=0), class_names=["cell", "membrane"])
     rf_fit_s = time.perf_counter() - start
     f1_rf, error_rf = _membrane_scores(truth, _apply_all(forest, [p.image for p in test]))
     return {

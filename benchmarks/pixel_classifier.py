@@ -122,12 +122,13 @@ def _scores(predictions: list[np.ndarray], truth: list[np.ndarray]) -> tuple[flo
 
 
 def run_pixlearn(data: dict[str, Any], trees: dict[str, Any]) -> dict[str, Any]:
-    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.config import ClassifierConfig, ForestConfig
     from pixlearn.classical.features import FeatureConfig, compute_features_block
     from pixlearn.classical.fit import fit_pixel_classifier
 
     feature_cfg = FeatureConfig()  # ilastik default set
-    clf_cfg = ClassifierConfig(**trees)
+    forest = ForestConfig(**{k: trees[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_features")})
+    clf_cfg = ClassifierConfig(rf=forest, class_weight=trees["class_weight"], n_jobs=trees["n_jobs"], seed=trees["seed"])
     images = [im[..., None] for im in data["train"]]
     start = time.perf_counter()
     model = fit_pixel_classifier(images, data["targets"], feature_cfg, clf_cfg)

@@ -29,14 +29,14 @@ def _split_pairs(name, kind, n_train, n_test):
 
 
 def test_random_forest_on_isbi2012_membranes():
-    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.config import ClassifierConfig, ForestConfig
     from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
 
     train, test = _split_pairs("isbi2012_em", "dense", 5, 2)
     targets = [to_class_targets(p.labels, "dense", n_classes=2) for p in train]
     model = fit_pixel_classifier([p.image for p in train], targets, FeatureConfig(),
-                                 ClassifierConfig(n_estimators=50, max_samples_per_class=20_000, seed=0))
+                                 ClassifierConfig(rf=ForestConfig(n_estimators=50), max_samples_per_class=20_000, seed=0))
     matrix = sum(confusion_matrix(p.labels, np.asarray(apply_model(model, p.image)), 2) for p in test)
     scores = scores_from_confusion(matrix)
     # the random forest of the pixel-classifier benchmark scores about 0.58 IoU on all 5 test slices

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from pixlearn.classical.config import ClassifierConfig
-from pixlearn.classical.features import FeatureConfig, compute_features_block, pad_block
+from pixlearn.classical.config import BoostingConfig, ClassifierConfig, ForestConfig, SVMConfig
+from pixlearn.classical.features import FeatureConfig, compute_features_block
 from pixlearn.classical.fit import fit_pixel_classifier
 from pixlearn.classical.model import PixelClassifier
 from pixlearn.classical.predict import predict_stack
+from pixlearn.data.blocks import pad_block
 from pixlearn.data.labels import IGNORE
 from pixlearn.data.normalize import (
     NormalizeConfig,
@@ -24,12 +25,14 @@ from pixlearn.models.protocol import PixelModel
 
 SMALL = FeatureConfig(sigmas=(0.7, 1.6, 3.5))
 FAST = {
-    "rf": ClassifierConfig(n_estimators=10, seed=1, n_jobs=1),
-    "svm-linear": ClassifierConfig(method="svm", svm_kernel="linear", seed=1, n_jobs=1),
-    "svm-rbf": ClassifierConfig(method="svm", svm_kernel="rbf", svm_max_samples=300, seed=1, n_jobs=1),
+    "rf": ClassifierConfig(rf=ForestConfig(n_estimators=10), seed=1, n_jobs=1),
+    "svm-linear": ClassifierConfig(method="svm", svm=SVMConfig(kernel="linear"), seed=1, n_jobs=1),
+    "svm-rbf": ClassifierConfig(method="svm", svm=SVMConfig(kernel="rbf", max_samples=300), seed=1, n_jobs=1),
     # one thread: OpenMP spin-waiting makes tiny fits slow on a busy machine; no class weights:
     # scikit-learn 1.9 bins weighted samples with ~1 ms per threshold (seconds per fit)
-    "hgb": ClassifierConfig(method="hgb", hgb_max_iter=20, hgb_learning_rate=0.3, class_weight=None, seed=1, n_jobs=1),
+    "hgb": ClassifierConfig(
+        method="hgb", hgb=BoostingConfig(max_iter=20, learning_rate=0.3), class_weight=None, seed=1, n_jobs=1
+    ),
 }
 # IoU each method reaches on blobs_2d from ~15% scribbles (measured: rf 0.99, svm-linear 0.91,
 # svm-rbf 0.86 on a 300-pixel subsample, hgb 0.79 with scikit-learn's min_samples_leaf=20 on
@@ -203,23 +206,23 @@ def test_bad_prediction_inputs(blobs_2d):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "build, match",
     [
-        ({"method": "knn"}, "method"),
-        ({"n_estimators": 0}, "n_estimators"),
-        ({"max_features": "half"}, "max_features"),
-        ({"svm_kernel": "poly"}, "svm_kernel"),
-        ({"class_weight": "auto"}, "class_weight"),
-        ({"n_jobs": 0}, "n_jobs"),
+        (lambda: ClassifierConfig(method="knn"), "method"),
+        (lambda: ForestConfig(n_estimators=0), "n_estimators"),
+        (lambda: ForestConfig(max_features="half"), "max_features"),
+        (lambda: SVMConfig(kernel="poly"), "svm.kernel"),
+        (lambda: ClassifierConfig(class_weight="auto"), "class_weight"),
+        (lambda: ClassifierConfig(n_jobs=0), "n_jobs"),
     ],
 )
-def test_config_validation(kwargs, match):
+def test_config_validation(build, match):
     with pytest.raises(ValueError, match=match):
-        ClassifierConfig(**kwargs)
+        build()
 
 
 def test_config_round_trip():
-    cfg = ClassifierConfig(method="hgb", max_depth=12, class_weight=None, max_samples_per_class=None)
+    cfg = ClassifierConfig(method="hgb", rf=ForestConfig(max_depth=12), class_weight=None, max_samples_per_class=None)
     assert ClassifierConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -229,7 +232,7 @@ def test_forest_labels_stop_early_exactly(blobs_2d, n_classes):
     targets = _scribbles(labels)
     if n_classes == 3:  # odd-numbered discs become class 2
         targets[(targets == 1) & (labels % 2 == 1)] = 2
-    cfg = ClassifierConfig(n_estimators=40, seed=2, n_jobs=1)
+    cfg = ClassifierConfig(rf=ForestConfig(n_estimators=40), seed=2, n_jobs=1)
     model = fit_pixel_classifier([image[..., None]], [targets], SMALL, cfg)
     full = tuple(slice(0, n) for n in image.shape)
     stack = compute_features_block(_normalised(model, image[..., None]), full, SMALL, feature_axis="first")

@@ -18,10 +18,9 @@ from pixlearn.classical.features import (
     feature_halo,
     feature_names,
     features_last,
-    iter_blocks,
     n_features,
-    pad_block,
 )
+from pixlearn.data.blocks import block_grid, pad_block
 
 TRUNCATE = 3.0  # FeatureConfig's default (vigra/ilastik); SciPy's own default is 4
 
@@ -183,13 +182,13 @@ def test_blockwise_equals_whole_image(shape, block, spacing):
     halo = feature_halo(cfg, len(shape))
     assert all(h < s for h, s in zip(halo, shape))  # interior block edges are exercised
     seen = np.zeros(shape, bool)
-    for core in iter_blocks(shape, block):
+    for core in (b.core for b in block_grid(shape, block)):
         part = compute_features_block(image, core, cfg)
         np.testing.assert_array_equal(part, whole[core])
         seen[core] = True
     assert seen.all()
     # feature-major layout with a reused buffer
-    core = next(iter_blocks(shape, block))
+    core = block_grid(shape, block)[0].core
     buffer = np.empty((whole.shape[-1],) + tuple(s.stop - s.start for s in core), np.float32)
     first = compute_features_block(image, core, cfg, feature_axis="first", out=buffer)
     assert first is buffer
@@ -224,11 +223,11 @@ def test_helpers():
         (slice(0, 6), slice(3, 10)),
         (slice(0, 4), slice(3, 7)),
     )
-    assert len(list(iter_blocks((10, 7, 3), (4, 4, 4)))) == 3 * 2 * 1
+    assert len(block_grid((10, 7, 3), (4, 4, 4))) == 3 * 2 * 1
     stack = np.arange(24, dtype=np.float32).reshape(3, 2, 4)
     np.testing.assert_array_equal(features_last(stack, chunk=3), np.moveaxis(stack, 0, -1))
     with pytest.raises(ValueError, match="block_shape"):
-        list(iter_blocks((4, 4), (0, 2)))
+        block_grid((4, 4), (0, 2))
 
 
 @pytest.mark.parametrize(

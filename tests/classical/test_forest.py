@@ -13,7 +13,7 @@ pytest.importorskip("numba")
 
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-from pixlearn.classical.config import ClassifierConfig
+from pixlearn.classical.config import ClassifierConfig, ForestConfig
 from pixlearn.classical.features import FeatureConfig
 from pixlearn.classical.fit import fit_pixel_classifier
 from pixlearn.classical.forest import (
@@ -123,7 +123,7 @@ def test_pixel_classifier_same_as_sklearn_path(ndim):
     targets[pick] = truth[pick]
     feature_cfg = FeatureConfig(sigmas=(0.7, 1.6))
     model = fit_pixel_classifier(
-        [image], [targets], feature_cfg, ClassifierConfig(n_estimators=10, n_jobs=2), class_names=("a", "b")
+        [image], [targets], feature_cfg, ClassifierConfig(rf=ForestConfig(n_estimators=10), n_jobs=2), class_names=("a", "b")
     )
     assert model._compiled_forest() is not None
     probabilities = model.predict_probabilities(image)

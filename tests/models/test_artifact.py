@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from pixlearn.classical.config import ClassifierConfig
+from pixlearn.classical.config import ClassifierConfig, ForestConfig
 from pixlearn.classical.features import FeatureConfig
 from pixlearn.classical.fit import fit_pixel_classifier
 from pixlearn.data.normalize import apply_normalization, compute_normalization
@@ -27,7 +27,7 @@ def classifier(blobs_2d):
     image, labels = blobs_2d
     model = fit_pixel_classifier(
         [image[..., None]], [(labels > 0).astype(np.int64)],
-        FeatureConfig(sigmas=(0.7, 1.6, 3.5)), ClassifierConfig(n_estimators=8, seed=3),
+        FeatureConfig(sigmas=(0.7, 1.6, 3.5)), ClassifierConfig(rf=ForestConfig(n_estimators=8), seed=3),
         class_names=["background", "nucleus"],
     )
     return model, image[..., None]

@@ -528,7 +528,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
 def classifiers():
     """Tiny random forests, 2D and 3D, fitted on the conftest-style discs."""
     from conftest import _discs
-    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.config import ClassifierConfig, ForestConfig
     from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
 
@@ -537,7 +537,7 @@ def classifiers():
         image, labels = _discs(shape, 5, (3.0, 6.0), seed=3)
         models[ndim] = (fit_pixel_classifier(
             [image[..., None]], [(labels > 0).astype(np.int64)],
-            FeatureConfig(sigmas=(0.7, 1.6)), ClassifierConfig(n_estimators=4, max_depth=6, n_jobs=1, seed=1),
+            FeatureConfig(sigmas=(0.7, 1.6)), ClassifierConfig(rf=ForestConfig(n_estimators=4, max_depth=6), n_jobs=1, seed=1),
         ), image[..., None])
     return models
 

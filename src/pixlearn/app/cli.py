@@ -178,7 +178,7 @@ def train(
 
         overrides: dict[str, Any] = {"method": method.value, "seed": seed}
         if n_estimators is not None:
-            overrides["n_estimators"] = n_estimators
+            overrides["rf"] = {"n_estimators": n_estimators}
         feature_overrides = {"sigmas": [float(s) for s in sigmas.split(",")]} if sigmas else {}
         model = train_classical_model(pairs, label_kind=kind, sections=sections, n_classes=n_classes,
                                       classifier_overrides=overrides, feature_overrides=feature_overrides)

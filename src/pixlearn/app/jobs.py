@@ -95,7 +95,7 @@ def train_classical_model(
 
     sections = sections or {}
     feature_cfg = FeatureConfig.from_dict({**sections.get("features", {}), **(feature_overrides or {})})
-    clf_cfg = ClassifierConfig.from_dict({**sections.get("classifier", {}), **(classifier_overrides or {})})
+    clf_cfg = ClassifierConfig.from_dict(sections.get("classifier", {})).with_overrides(classifier_overrides or {})
     normalization = NormalizeConfig.from_dict(sections.get("normalization", {}))
     targets, k = class_targets(pairs, label_kind, n_classes)
     start = time.perf_counter()

@@ -1,1 +1,60 @@
-"""pixlearn.classical."""
+"""Classical pixel classification: filter-bank features and scikit-learn classifiers, no torch.
+
+The room owns the multi-scale filter bank (:mod:`~.features`), the nested classifier settings
+(:mod:`~.config`: ``ClassifierConfig`` with ``rf``/``svm``/``hgb`` sections) and the estimators
+they describe (:mod:`~.estimators`), fitting from labelled pixels (:mod:`~.fit`), prediction
+from feature stacks (:mod:`~.predict`) with the compiled random forest (:mod:`~.forest`, numba
+kernels in :mod:`~.forest_kernels`), and :class:`PixelClassifier`, the model that holds them
+(:mod:`~.model`).
+
+Imports: :mod:`pixlearn.data`, :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy, SciPy,
+scikit-learn (inside the calls that need it), threadpoolctl and, optionally, numba. Never torch,
+:mod:`pixlearn.predict` or :mod:`pixlearn.nets`. The names below are imported on first use, so
+``import pixlearn.classical`` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "METHODS": "config",
+    "LEGACY_KEYS": "config",
+    "BoostingConfig": "config",
+    "ClassifierConfig": "config",
+    "ForestConfig": "config",
+    "SVMConfig": "config",
+    "make_estimator": "estimators",
+    "n_threads": "estimators",
+    "FEATURES": "features",
+    "ILASTIK_SIGMAS": "features",
+    "FeatureConfig": "features",
+    "compute_features": "features",
+    "compute_features_block": "features",
+    "default_block_shape": "features",
+    "feature_halo": "features",
+    "feature_names": "features",
+    "features_last": "features",
+    "n_features": "features",
+    "fit_pixel_classifier": "fit",
+    "CompiledForest": "forest",
+    "compile_forest": "forest",
+    "predict_forest": "forest",
+    "predict_forest_labels": "forest",
+    "PixelClassifier": "model",
+    "compile_forest_or_none": "predict",
+    "predict_stack": "predict",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

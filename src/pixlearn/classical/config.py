@@ -1,18 +1,143 @@
-"""Classifier configuration and the scikit-learn estimators it builds."""
+"""Classifier configuration: the method, one section of settings per method, and the shared ones.
+
+``ClassifierConfig(method="rf", rf=ForestConfig(...), svm=SVMConfig(...), hgb=BoostingConfig(...),
+class_weight=..., max_samples_per_class=..., n_jobs=..., seed=...)``; only the section of
+`method` is used. Model files and config files written before the sections existed kept every
+setting at the top level with a prefix (``svm_kernel``, ``hgb_max_iter``) or none (the forest's
+``n_estimators``); :meth:`ClassifierConfig.from_dict` still reads them (:data:`LEGACY_KEYS`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 from typing import Any
+
+from typing_extensions import Self
 
 from pixlearn.config import Config
 
-logger = logging.getLogger(__name__)
-
-
 METHODS: tuple[str, ...] = ("rf", "svm", "hgb")
+
+# flat key of the layout before the sections -> (section, key)
+LEGACY_KEYS: dict[str, tuple[str, str]] = {
+    "n_estimators": ("rf", "n_estimators"),
+    "max_depth": ("rf", "max_depth"),
+    "min_samples_leaf": ("rf", "min_samples_leaf"),
+    "max_features": ("rf", "max_features"),
+    "svm_kernel": ("svm", "kernel"),
+    "svm_c": ("svm", "c"),
+    "svm_max_samples": ("svm", "max_samples"),
+    "hgb_max_iter": ("hgb", "max_iter"),
+    "hgb_learning_rate": ("hgb", "learning_rate"),
+    "hgb_max_leaf_nodes": ("hgb", "max_leaf_nodes"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ForestConfig(Config):
+    """Random forest (``method="rf"``).
+
+    Parameters
+    ----------
+    n_estimators : int
+        Trees.
+    max_depth : int, optional
+        Depth limit; ``None``: grow until pure.
+    min_samples_leaf : int
+        Smallest leaf.
+    max_features : {"sqrt", "log2", "all"}
+        Features tried per split.
+
+    Examples
+    --------
+    >>> ForestConfig(n_estimators=10).max_features
+    'sqrt'
+    """
+
+    n_estimators: int = 100
+    max_depth: int | None = None
+    min_samples_leaf: int = 1
+    max_features: str = "sqrt"
+
+    def __post_init__(self) -> None:
+        if self.n_estimators < 1:
+            raise ValueError(f"rf.n_estimators must be >= 1, got {self.n_estimators}")
+        if self.max_depth is not None and self.max_depth < 1:
+            raise ValueError(f"rf.max_depth must be >= 1 or None, got {self.max_depth}")
+        if self.min_samples_leaf < 1:
+            raise ValueError(f"rf.min_samples_leaf must be >= 1, got {self.min_samples_leaf}")
+        if self.max_features not in ("sqrt", "log2", "all"):
+            raise ValueError(f"rf.max_features must be sqrt, log2 or all, got {self.max_features!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SVMConfig(Config):
+    """Support-vector machine (``method="svm"``).
+
+    Both kernels standardise the features first and give sigmoid-calibrated (Platt) probabilities.
+
+    Parameters
+    ----------
+    kernel : {"rbf", "linear"}
+        ``"rbf"``: kernel SVM (``SVC``) fitted on a class-stratified subsample of at most
+        `max_samples` pixels; ``"linear"``: ``LinearSVC`` on all gathered pixels.
+    c : float
+        Regularisation strength, scikit-learn's ``C``.
+    max_samples : int
+        Pixel cap for the RBF kernel.
+
+    Examples
+    --------
+    >>> SVMConfig(kernel="linear").c
+    1.0
+    """
+
+    kernel: str = "rbf"
+    c: float = 1.0
+    max_samples: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.kernel not in ("rbf", "linear"):
+            raise ValueError(f"svm.kernel must be rbf or linear, got {self.kernel!r}")
+        if not self.c > 0:
+            raise ValueError(f"svm.c must be positive, got {self.c}")
+        if self.max_samples < 2:
+            raise ValueError(f"svm.max_samples must be >= 2, got {self.max_samples}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BoostingConfig(Config):
+    """Histogram gradient boosting (``method="hgb"``).
+
+    Parameters
+    ----------
+    max_iter : int
+        Boosting rounds.
+    learning_rate : float
+        Step size.
+    max_leaf_nodes : int
+        Leaves per tree.
+
+    Examples
+    --------
+    >>> BoostingConfig(max_iter=20).learning_rate
+    0.1
+    """
+
+    max_iter: int = 100
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+
+    def __post_init__(self) -> None:
+        if self.max_iter < 1:
+            raise ValueError(f"hgb.max_iter must be >= 1, got {self.max_iter}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"hgb.learning_rate must be positive, got {self.learning_rate}")
+        if self.max_leaf_nodes < 2:
+            raise ValueError(f"hgb.max_leaf_nodes must be >= 2, got {self.max_leaf_nodes}")
+
+
+_SECTIONS: dict[str, type[Config]] = {"rf": ForestConfig, "svm": SVMConfig, "hgb": BoostingConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,19 +148,12 @@ class ClassifierConfig(Config):
     ----------
     method : {"rf", "svm", "hgb"}
         Random forest, support-vector machine, or histogram gradient boosting.
-    n_estimators, max_depth, min_samples_leaf, max_features
-        Random forest: trees, depth limit (``None``: grow until pure), smallest leaf, and
-        features tried per split (``"sqrt"``, ``"log2"`` or ``"all"``).
-    svm_kernel : {"rbf", "linear"}
-        ``"rbf"``: kernel SVM (``SVC``) fitted on a stratified subsample of at most
-        `svm_max_samples` pixels; ``"linear"``: ``LinearSVC`` on all gathered pixels. Both
-        standardise the features first and give sigmoid-calibrated (Platt) probabilities.
-    svm_c : float
-        Regularisation strength ``C``.
-    svm_max_samples : int
-        Pixel cap for the RBF SVM.
-    hgb_max_iter, hgb_learning_rate, hgb_max_leaf_nodes
-        Gradient boosting: boosting rounds, step size, leaves per tree.
+    rf : ForestConfig
+        Settings of the random forest.
+    svm : SVMConfig
+        Settings of the support-vector machine.
+    hgb : BoostingConfig
+        Settings of gradient boosting.
     class_weight : {"balanced", None}
         ``"balanced"`` weights classes inversely to their pixel counts.
     max_samples_per_class : int, optional
@@ -48,21 +166,17 @@ class ClassifierConfig(Config):
 
     Examples
     --------
-    >>> ClassifierConfig(method="svm", svm_kernel="linear").method
-    'svm'
+    >>> cfg = ClassifierConfig(method="svm", svm=SVMConfig(kernel="linear"))
+    >>> cfg.svm.kernel, cfg.to_dict()["svm"]
+    ('linear', {'kernel': 'linear', 'c': 1.0, 'max_samples': 5000})
+    >>> ClassifierConfig.from_dict({"n_estimators": 5}).rf.n_estimators  # a model file of before
+    5
     """
 
     method: str = "rf"
-    n_estimators: int = 100
-    max_depth: int | None = None
-    min_samples_leaf: int = 1
-    max_features: str = "sqrt"
-    svm_kernel: str = "rbf"
-    svm_c: float = 1.0
-    svm_max_samples: int = 5000
-    hgb_max_iter: int = 100
-    hgb_learning_rate: float = 0.1
-    hgb_max_leaf_nodes: int = 31
+    rf: ForestConfig = dataclasses.field(default_factory=ForestConfig)
+    svm: SVMConfig = dataclasses.field(default_factory=SVMConfig)
+    hgb: BoostingConfig = dataclasses.field(default_factory=BoostingConfig)
     class_weight: str | None = "balanced"
     max_samples_per_class: int | None = 200_000
     n_jobs: int = -1
@@ -71,22 +185,9 @@ class ClassifierConfig(Config):
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"classifier method {self.method!r} is not one of {METHODS}")
-        if self.n_estimators < 1:
-            raise ValueError(f"n_estimators must be >= 1, got {self.n_estimators}")
-        if self.max_depth is not None and self.max_depth < 1:
-            raise ValueError(f"max_depth must be >= 1 or None, got {self.max_depth}")
-        if self.min_samples_leaf < 1:
-            raise ValueError(f"min_samples_leaf must be >= 1, got {self.min_samples_leaf}")
-        if self.max_features not in ("sqrt", "log2", "all"):
-            raise ValueError(f"max_features must be sqrt, log2 or all, got {self.max_features!r}")
-        if self.svm_kernel not in ("rbf", "linear"):
-            raise ValueError(f"svm_kernel must be rbf or linear, got {self.svm_kernel!r}")
-        if not self.svm_c > 0:
-            raise ValueError(f"svm_c must be positive, got {self.svm_c}")
-        if self.svm_max_samples < 2:
-            raise ValueError(f"svm_max_samples must be >= 2, got {self.svm_max_samples}")
-        if self.hgb_max_iter < 1 or self.hgb_max_leaf_nodes < 2 or not self.hgb_learning_rate > 0:
-            raise ValueError("hgb_max_iter >= 1, hgb_max_leaf_nodes >= 2 and hgb_learning_rate > 0 needed")
+        for name, kind in _SECTIONS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"ClassifierConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
         if self.max_samples_per_class is not None and self.max_samples_per_class < 1:
@@ -94,46 +195,76 @@ class ClassifierConfig(Config):
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ValueError(f"n_jobs must be -1 or >= 1, got {self.n_jobs}")
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from a dict; the flat keys of model files of before are read too.
 
-def _threads(n_jobs: int) -> int:
-    return max(1, os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+        Parameters
+        ----------
+        data : dict
+            As written by :meth:`to_dict` (sections ``rf``, ``svm``, ``hgb``), or with the
+            flat keys of :data:`LEGACY_KEYS` (``svm_kernel``, ``n_estimators``, ...), which go
+            into their sections.
+
+        Returns
+        -------
+        config : ClassifierConfig
+
+        Raises
+        ------
+        ValueError
+            Unknown keys, a flat key together with its sectioned form, or invalid values.
+        """
+        return super().from_dict(_sectioned(data))
+
+    def with_overrides(self, overrides: dict[str, Any]) -> ClassifierConfig:
+        """A copy with some values replaced, sections merged key by key.
+
+        Parameters
+        ----------
+        overrides : dict
+            In the layout of :meth:`from_dict`, e.g. ``{"method": "rf", "rf": {"n_estimators": 10}}``
+            (the other keys of ``rf`` are kept).
+
+        Returns
+        -------
+        config : ClassifierConfig
+            Validated again.
+
+        Examples
+        --------
+        >>> cfg = ClassifierConfig(rf=ForestConfig(max_depth=4))
+        >>> cfg.with_overrides({"rf": {"n_estimators": 7}}).rf
+        ForestConfig(n_estimators=7, max_depth=4, min_samples_leaf=1, max_features='sqrt')
+        """
+        data = self.to_dict()
+        for key, value in _sectioned(overrides).items():
+            if key in _SECTIONS and isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return type(self).from_dict(data)
 
 
-def _make_estimator(cfg: ClassifierConfig) -> Any:
-    """A fresh scikit-learn estimator for `cfg` (standard types only, for skops)."""
-    if cfg.method == "rf":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(
-            n_estimators=cfg.n_estimators,
-            max_depth=cfg.max_depth,
-            min_samples_leaf=cfg.min_samples_leaf,
-            max_features=None if cfg.max_features == "all" else cfg.max_features,
-            class_weight=cfg.class_weight,
-            n_jobs=cfg.n_jobs,
-            random_state=cfg.seed,
-        )
-    if cfg.method == "hgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        return HistGradientBoostingClassifier(
-            max_iter=cfg.hgb_max_iter,
-            learning_rate=cfg.hgb_learning_rate,
-            max_leaf_nodes=cfg.hgb_max_leaf_nodes,
-            class_weight=cfg.class_weight,
-            early_stopping=False,
-            random_state=cfg.seed,
-        )
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC, LinearSVC
-
-    if cfg.svm_kernel == "rbf":
-        base: Any = SVC(kernel="rbf", C=cfg.svm_c, gamma="scale", class_weight=cfg.class_weight)
-    else:
-        base = LinearSVC(C=cfg.svm_c, class_weight=cfg.class_weight, random_state=cfg.seed)
-    # probabilities: Platt scaling fitted on 3-fold out-of-fold decision values, one final SVM
-    svm = CalibratedClassifierCV(base, method="sigmoid", cv=3, ensemble=False)
-    return Pipeline([("scale", StandardScaler()), ("svm", svm)])
-
+def _sectioned(data: Any) -> Any:
+    """`data` with the flat keys of :data:`LEGACY_KEYS` moved into their sections."""
+    if not isinstance(data, dict) or not set(data) & set(LEGACY_KEYS):
+        return data
+    out: dict[str, Any] = {}
+    moved: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key in LEGACY_KEYS:
+            section, name = LEGACY_KEYS[key]
+            moved.setdefault(section, {})[name] = value
+        else:
+            out[key] = value
+    for section, values in moved.items():
+        given = out.get(section, {})
+        if not isinstance(given, dict):
+            raise ValueError(f"ClassifierConfig.{section}: expected a mapping, got {type(given).__name__}")
+        both = sorted(set(given) & set(values))
+        if both:
+            flat = sorted(k for k, (s, n) in LEGACY_KEYS.items() if s == section and n in both)
+            raise ValueError(f"ClassifierConfig: {flat} given both flat and in section {section!r} as {both}")
+        out[section] = {**given, **values}
+    return out

@@ -24,7 +24,7 @@ derivative filter per derivative order. Borders reflect ``G`` about the half-sam
 is what ``mode="reflect"`` does to the image. Scales below `derivative_min_sigma` (ilastik's 0.3)
 give the Gaussian only.
 
-Large images are processed block by block with a halo (:func:`iter_blocks`,
+Large images are processed block by block with a halo (:func:`pixlearn.data.blocks.block_grid`,
 :func:`compute_features_block`); the halo of :func:`feature_halo` makes a block's features equal
 to the whole-image features exactly, because the true image border is the only place where a
 block is padded by reflection.
@@ -36,13 +36,14 @@ import dataclasses
 import itertools
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from pixlearn.config import Config
+from pixlearn.data.blocks import pad_block
 
 logger = logging.getLogger(__name__)
 
@@ -357,67 +358,6 @@ def eigenvalues_sym3(
 # blocks
 
 
-def iter_blocks(shape: Sequence[int], block_shape: Sequence[int]) -> Iterator[tuple[slice, ...]]:
-    """Cover a spatial shape with non-overlapping blocks (the last one per axis may be smaller).
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Spatial shape ``(M, N)`` or ``(P, M, N)``.
-    block_shape : sequence of int
-        Core block size per axis.
-
-    Yields
-    ------
-    core : tuple of slice
-        The block's region in the image.
-
-    Examples
-    --------
-    >>> [tuple((s.start, s.stop) for s in b) for b in iter_blocks((5, 3), (2, 3))]
-    [((0, 2), (0, 3)), ((2, 4), (0, 3)), ((4, 5), (0, 3))]
-    """
-    if len(shape) != len(block_shape) or any(b < 1 for b in block_shape):
-        raise ValueError(f"block_shape {tuple(block_shape)} does not fit shape {tuple(shape)}")
-    ranges = [range(0, n, b) for n, b in zip(shape, block_shape)]
-    for starts in itertools.product(*ranges):
-        yield tuple(slice(s, min(s + b, n)) for s, b, n in zip(starts, block_shape, shape))
-
-
-def pad_block(
-    core: Sequence[slice], shape: Sequence[int], halo: Sequence[int]
-) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Grow a block by `halo`, clipped to the image, and say where the core lies inside it.
-
-    Parameters
-    ----------
-    core : sequence of slice
-        Region in the image (steps of 1).
-    shape : sequence of int
-        Spatial shape of the image.
-    halo : sequence of int
-
-    Returns
-    -------
-    padded : tuple of slice
-        Region to read from the image.
-    inner : tuple of slice
-        The core, relative to `padded`.
-
-    Examples
-    --------
-    >>> pad_block((slice(4, 8),), (10,), (3,))
-    ((slice(1, 10, None),), (slice(3, 7, None),))
-    """
-    padded, inner = [], []
-    for sl, n, h in zip(core, shape, halo):
-        start, stop, _ = sl.indices(n)
-        lo, hi = max(0, start - h), min(n, stop + h)
-        padded.append(slice(lo, hi))
-        inner.append(slice(start - lo, stop - lo))
-    return tuple(padded), tuple(inner)
-
-
 def default_block_shape(ndim: int) -> tuple[int, ...]:
     """Core block size used when none is given: about 1-4 M pixels per block."""
     _check_ndim(ndim)
@@ -665,7 +605,7 @@ def compute_features_block(
     image : array-like of shape (M, N, C) or (P, M, N, C)
         Normalised intensities; anything that supports slicing and ``np.asarray``.
     core : sequence of slice
-        The block's spatial region, e.g. from :func:`iter_blocks`.
+        The block's spatial region, e.g. a core of :func:`pixlearn.data.blocks.block_grid`.
     cfg : FeatureConfig
     spacing : sequence of float, optional
         Overrides ``cfg.spacing``.

@@ -20,7 +20,8 @@ every float32 feature value exactly as scikit-learn's float64 comparison does; c
 are summed tree by tree in float32 and scaled by ``1 / n_trees`` at the end (within 1e-6 of
 scikit-learn's float64 average).
 
-numba is imported lazily: without it :func:`compile_forest` raises ``ImportError``.
+The kernels are in :mod:`pixlearn.classical.forest_kernels`, imported (and so numba) at first
+use: without numba :func:`compile_forest` raises ``ImportError``.
 The compiled table is plain arrays rebuilt from the estimator; it is never stored.
 """
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,10 +40,6 @@ __all__ = ["CompiledForest", "compile_forest", "predict_forest", "predict_forest
 CHUNK = 16384  # pixels (copied pixel-major) that every tree is applied to in turn
 GROUP = 8  # pixels walked through a tree together, one level per pass
 TREE_GROUP = 8  # trees between early-stop checks of label prediction
-
-_kernels: dict[str, Any] = {}
-_kernels_lock = threading.Lock()
-
 
 @dataclasses.dataclass(frozen=True)
 class CompiledForest:
@@ -82,232 +79,19 @@ class CompiledForest:
         return int(self.values.shape[1])
 
 
-def _numba_kernels() -> dict[str, Any]:
-    """Compile (or load from numba's on-disk cache) the kernels, once per process.
+def _kernels() -> types.ModuleType:
+    """The numba kernels, :mod:`pixlearn.classical.forest_kernels`, imported at first use.
 
-    The kernels are written below as plain functions; this replaces the module globals by
-    their numba versions (helpers first, so that the kernels call compiled helpers).
+    Why a module and no cache of ours: numba compiles a decorated function on its first call (or
+    loads it from its on-disk cache) and keeps the machine code in the function's dispatcher,
+    and Python keeps an imported module in ``sys.modules``. Importing the kernels here therefore
+    compiles them lazily and once per process, with no lock, no memo and no module global
+    rewritten; without numba the import raises ``ImportError``, which callers turn into the
+    scikit-learn fallback.
     """
-    with _kernels_lock:
-        if _kernels:
-            return _kernels
-        from numba import (
-            njit,  # ImportError without numba: callers fall back to scikit-learn
-        )
+    from pixlearn.classical import forest_kernels  # ImportError without numba
 
-        g = globals()
-        for name in ("_tree_pass", "_copy_chunk", "_argmax_row"):  # first: the kernels call them
-            g[name] = njit(nogil=True, cache=True, inline="always")(g[name])
-        for name in ("_layout", "_proba", "_labels"):
-            g[name] = njit(nogil=True, cache=True)(g[name])
-        _kernels.update(layout=g["_layout"], proba=g["_proba"], labels=g["_labels"])
-        return _kernels
-
-
-# Kernels (compiled by _numba_kernels; never called as Python). ------------------------------
-
-
-def _layout(left, right, weight, depth_first):  # pragma: no cover - compiled
-    """New index of every node: siblings adjacent, heavier subtree first (or breadth first)."""
-    n = left.shape[0]
-    new = np.full(n, -1, np.int64)
-    new[0] = 0
-    todo = np.empty(n, np.int64)
-    head = 0
-    tail = 0
-    todo[tail] = 0
-    tail += 1
-    nxt = 1
-    while tail > head:
-        if depth_first:
-            tail -= 1
-            u = todo[tail]
-        else:
-            u = todo[head]
-            head += 1
-        a = left[u]
-        if a < 0:
-            continue
-        b = right[u]
-        new[a] = nxt
-        new[b] = nxt + 1
-        nxt += 2
-        if weight[a] >= weight[b]:  # pushed last, walked first
-            todo[tail] = b
-            todo[tail + 1] = a
-        else:
-            todo[tail] = a
-            todo[tail + 1] = b
-        tail += 2
-    return new
-
-def _tree_pass(x, n_features, nodes, thr, root, values, acc, n_pix, slot_pix, slot_node, nan_safe):
-    """Add the leaf fractions of the tree at `root` for rows ``0..n_pix-1`` into `acc`.
-
-    `x` is the chunk, pixel-major and flat (row ``p`` at ``p * n_features``); `nodes` and `thr`
-    are the flat node table (4 words per node). ``len(slot_pix)`` pixels walk the tree at once,
-    one level each per pass, so that their loads overlap; a pixel that reaches its leaf hands its
-    slot to the next. The child step is branch-free (``left + (value > threshold)``); with
-    `nan_safe` a NaN value takes scikit-learn's missing-value side instead. Indices are unsigned
-    (no negative-index wraparound code in the hot loop).
-    """
-    n_classes = values.shape[1]
-    group = slot_pix.shape[0]
-    u4 = np.uint64(4)
-    nxt = 0
-    live = 0
-    for j in range(group):
-        slot_node[j] = root
-        if nxt < n_pix:
-            slot_pix[j] = nxt
-            nxt += 1
-            live += 1
-        else:
-            slot_pix[j] = -1
-    while live > 0:
-        for j in range(group):
-            p = slot_pix[j]
-            if p < 0:
-                continue
-            nd = slot_node[j]
-            base = nd * u4
-            lo = np.uint64(nodes[base + np.uint64(2)])
-            if lo == nd:  # leaf: add its fractions, take the next pixel
-                row = nodes[base + np.uint64(3)]
-                for k in range(n_classes):
-                    acc[p, k] += values[row, k]
-                slot_node[j] = root
-                if nxt < n_pix:
-                    slot_pix[j] = nxt
-                    nxt += 1
-                else:
-                    slot_pix[j] = -1
-                    live -= 1
-            else:
-                v = x[np.uint64(p) * n_features + np.uint64(nodes[base])]
-                go = lo + np.uint64(v > thr[base + np.uint64(1)])
-                if nan_safe and v != v:
-                    go = lo + np.uint64(1 - nodes[base + np.uint64(3)])
-                slot_node[j] = go
-
-
-def _copy_chunk(features, c0, c1, buf):
-    """Rows ``c0:c1`` of `features` into the flat pixel-major `buf`; whether any is NaN.
-
-    Reads along the contiguous axis of `features` (a feature-major stack seen as (n, F) has
-    rows a few bytes apart and features megabytes apart).
-    """
-    n_features = features.shape[1]
-    nan = False
-    if features.strides[0] < features.strides[1]:
-        for f in range(n_features):
-            for r in range(c1 - c0):
-                v = features[c0 + r, f]
-                buf[r * n_features + f] = v
-                nan |= v != v
-    else:
-        for r in range(c1 - c0):
-            for f in range(n_features):
-                v = features[c0 + r, f]
-                buf[r * n_features + f] = v
-                nan |= v != v
-    return nan
-
-
-def _proba(features, nodes, thr, roots, values, out, start, stop, chunk, group):
-    """Sum of leaf fractions over all trees for rows ``start:stop``, into those rows of `out`."""
-    n_classes = values.shape[1]
-    n_features = np.uint64(features.shape[1])
-    flat_nodes = nodes.reshape(-1)
-    flat_thr = thr.reshape(-1)
-    buf = np.empty(chunk * features.shape[1], np.float32)
-    acc = np.empty((chunk, n_classes), np.float32)
-    slot_pix = np.empty(group, np.int64)
-    slot_node = np.empty(group, np.uint64)
-    for c0 in range(start, stop, chunk):
-        c1 = min(c0 + chunk, stop)
-        nan = _copy_chunk(features, c0, c1, buf)
-        acc[:] = 0.0
-        for t in range(roots.shape[0]):
-            root = np.uint64(roots[t])
-            if nan:
-                _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, acc, c1 - c0, slot_pix, slot_node, True)
-            else:
-                _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, acc, c1 - c0, slot_pix, slot_node, False)
-        for r in range(c1 - c0):
-            for k in range(n_classes):
-                out[c0 + r, k] = acc[r, k]
-
-
-def _argmax_row(votes, r):
-    best = 0
-    for k in range(1, votes.shape[1]):
-        if votes[r, k] > votes[r, best]:
-            best = k
-    return best
-
-
-def _labels(features, nodes, thr, roots, values, out, start, stop, chunk, group, tree_group):
-    """Column of the largest summed fraction per row, skipping trees that cannot matter.
-
-    After every `tree_group` trees, pixels whose lead is final get their label and leave: the
-    chunk's rows (features, votes) are compacted so that the active ones stay contiguous.
-    """
-    n_classes = values.shape[1]
-    n_trees = roots.shape[0]
-    nf = features.shape[1]
-    n_features = np.uint64(nf)
-    flat_nodes = nodes.reshape(-1)
-    flat_thr = thr.reshape(-1)
-    buf = np.empty(chunk * nf, np.float32)
-    votes = np.empty((chunk, n_classes), np.float32)
-    origin = np.empty(chunk, np.int64)
-    slot_pix = np.empty(group, np.int64)
-    slot_node = np.empty(group, np.uint64)
-    for c0 in range(start, stop, chunk):
-        n_active = min(chunk, stop - c0)
-        nan = _copy_chunk(features, c0, c0 + n_active, buf)
-        votes[:] = 0.0
-        for r in range(n_active):
-            origin[r] = c0 + r
-        for t0 in range(0, n_trees, tree_group):
-            t1 = min(n_trees, t0 + tree_group)
-            for t in range(t0, t1):
-                root = np.uint64(roots[t])
-                if nan:
-                    _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, votes, n_active, slot_pix, slot_node, True)
-                else:
-                    _tree_pass(buf, n_features, flat_nodes, flat_thr, root, values, votes, n_active, slot_pix, slot_node, False)
-            remaining = n_trees - t1
-            if remaining == 0:
-                break
-            kept = 0
-            for a in range(n_active):
-                first = -np.inf
-                second = -np.inf
-                for k in range(n_classes):
-                    v = votes[a, k]
-                    if v > first:
-                        second = first
-                        first = v
-                    elif v > second:
-                        second = v
-                # each tree adds at most 1 to any class: a larger lead is final
-                if first - second > remaining + 1e-3:
-                    out[origin[a]] = _argmax_row(votes, a)
-                    continue
-                if kept != a:
-                    for f in range(nf):
-                        buf[kept * nf + f] = buf[a * nf + f]
-                    for k in range(n_classes):
-                        votes[kept, k] = votes[a, k]
-                    origin[kept] = origin[a]
-                kept += 1
-            n_active = kept
-            if n_active == 0:
-                break
-        for a in range(n_active):
-            out[origin[a]] = _argmax_row(votes, a)
+    return forest_kernels
 
 
 def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
@@ -349,7 +133,7 @@ def compile_forest(estimator: Any, *, order: str = "depth") -> CompiledForest:
     >>> compile_forest(rf).n_trees
     3
     """
-    kernels = _numba_kernels()
+    kernels = _kernels()
     if order not in ("depth", "breadth"):
         raise ValueError(f"order must be 'depth' or 'breadth', got {order!r}")
     trees = getattr(estimator, "estimators_", None)
@@ -366,7 +150,7 @@ def compile_forest(estimator: Any, *, order: str = "depth") -> CompiledForest:
         t = tree.tree_
         left = np.asarray(t.children_left, np.int64)
         right = np.asarray(t.children_right, np.int64)
-        new = kernels["layout"](left, right, np.asarray(t.weighted_n_node_samples, np.float64), order == "depth")
+        new = kernels.layout_nodes(left, right, np.asarray(t.weighted_n_node_samples, np.float64), order == "depth")
         n = left.shape[0]
         is_leaf = left < 0
         old = np.empty(n, np.int64)
@@ -467,9 +251,9 @@ def predict_forest(
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     if n == 0:
         return out
-    kernels = _numba_kernels()
+    kernels = _kernels()
     c = compiled
-    _run(kernels["proba"], n, n_threads, (x, c.nodes, c.thresholds, c.roots, c.values, out), (min(CHUNK, n), GROUP))
+    _run(kernels.sum_fractions, n, n_threads, (x, c.nodes, c.thresholds, c.roots, c.values, out), (min(CHUNK, n), GROUP))
     out *= np.float32(1.0 / c.n_trees)
     return out
 
@@ -509,10 +293,10 @@ def predict_forest_labels(
     out = np.empty(n, np.int64)
     if n == 0:
         return out
-    kernels = _numba_kernels()
+    kernels = _kernels()
     c = compiled
     _run(
-        kernels["labels"], n, n_threads,
+        kernels.forest_labels, n, n_threads,
         (x, c.nodes, c.thresholds, c.roots, c.values, out), (min(CHUNK, n), GROUP, TREE_GROUP),
     )
     return out

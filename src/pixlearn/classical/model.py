@@ -29,30 +29,14 @@ from pixlearn.classical.features import (
     compute_features_block,
     default_block_shape,
     feature_halo,
-    iter_blocks,
     n_features,
 )
 from pixlearn.classical.predict import compile_forest_or_none, predict_stack
-from pixlearn.data.normalize import (
-    NormalizeConfig,
-    apply_normalization,
-    compute_normalization,
-)
+from pixlearn.data.blocks import block_grid
+from pixlearn.data.normalize import NormalizeConfig, compute_normalization, normalized_view
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger(__name__)
-
-
-class _Normalized:
-    """A lazy view of a canonical image that normalises whatever region is read."""
-
-    def __init__(self, image: Any, low: np.ndarray, high: np.ndarray) -> None:
-        self.image, self.low, self.high = image, low, high
-        self.shape = tuple(image.shape)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, region: Any) -> np.ndarray:
-        return apply_normalization(np.asarray(self.image[region]), self.low, self.high)
 
 
 @dataclasses.dataclass
@@ -211,10 +195,10 @@ class PixelClassifier:
 
     def _blocks(self, image: Any, block_shape: Sequence[int] | None, *, labels: bool = False) -> Any:
         low, high = compute_normalization(image, self.normalization)
-        view = _Normalized(image, low, high)
+        view = normalized_view(image, low, high)
         shape = block_shape or default_block_shape(self.ndim)
         stack = None
-        for core in iter_blocks(image.shape[:-1], shape):
+        for core in (block.core for block in block_grid(image.shape[:-1], shape)):
             want = (self.n_features,) + tuple(s.stop - s.start for s in core)
             if stack is None or stack.shape != want:
                 stack = np.empty(want, np.float32)  # reused: fresh pages are slow to fault in

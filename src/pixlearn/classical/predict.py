@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pixlearn.classical.config import _threads
+from pixlearn.classical.estimators import n_threads
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +96,9 @@ def predict_stack(
         from pixlearn.classical.forest import predict_forest, predict_forest_labels
 
         if labels:
-            return classes[predict_forest_labels(compiled, flat.T, n_threads=_threads(n_jobs))].reshape(spatial)
+            return classes[predict_forest_labels(compiled, flat.T, n_threads=n_threads(n_jobs))].reshape(spatial)
         out = np.zeros((n, n_classes), np.float32)
-        out[:, classes] = predict_forest(compiled, flat.T, n_threads=_threads(n_jobs))
+        out[:, classes] = predict_forest(compiled, flat.T, n_threads=n_threads(n_jobs))
         return out.reshape(spatial + (n_classes,))
     out = np.zeros((n, n_classes), np.float32)
     tables = _forest_tables(estimator)
@@ -121,7 +121,7 @@ def predict_stack(
         out[start : start + x.shape[0], classes] = acc
 
     starts = range(0, n, _CHUNK)
-    threads = _threads(n_jobs)
+    threads = n_threads(n_jobs)
     if tables is None:  # SVM pipelines, gradient boosting: their own (OpenMP/BLAS) threads
         with threadpool_limits(limits=threads):
             for start in starts:

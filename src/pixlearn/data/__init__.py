@@ -1,1 +1,74 @@
-"""pixlearn.data."""
+"""Data in and out, NumPy only: image files, folders and pairs, axes, normalisation, targets.
+
+The room owns reading and writing image files atomically (:mod:`~.images`, :mod:`~.atomic`),
+finding image/annotation pairs in folders (:mod:`~.folders`, :mod:`~.pairs`), axes strings and
+the canonical ``(..., C)`` layout with its one lazy view, :class:`CanonicalView`, which can also
+transform each block it reads (:mod:`~.axes`), the one block grid (:mod:`~.blocks`), intensity
+normalisation (:mod:`~.normalize`), and annotation kinds turned into class targets
+(:mod:`~.labels`).
+
+Imports: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy and the image-file libraries
+(tifffile, zarr, Pillow, inside the calls that need them). Never torch, nor any other room of
+pixlearn. The names below are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "atomic_path": "atomic",
+    "CanonicalView": "axes",
+    "canonical_axes": "axes",
+    "canonical_view": "axes",
+    "from_canonical": "axes",
+    "full_slices": "axes",
+    "grey_view": "axes",
+    "infer_axes": "axes",
+    "normalize_axes": "axes",
+    "spatial_ndim": "axes",
+    "to_canonical": "axes",
+    "transformed_view": "axes",
+    "Block": "blocks",
+    "block_grid": "blocks",
+    "block_numbers": "blocks",
+    "pad_block": "blocks",
+    "find_pairs": "folders",
+    "list_images": "folders",
+    "read_split": "folders",
+    "IMAGE_SUFFIXES": "images",
+    "check_finite": "images",
+    "create_zarr": "images",
+    "file_stem": "images",
+    "is_image_file": "images",
+    "open_image": "images",
+    "read_canonical": "images",
+    "read_image": "images",
+    "read_labels": "images",
+    "write_image": "images",
+    "IGNORE": "labels",
+    "LABEL_KINDS": "labels",
+    "check_label_kind": "labels",
+    "count_classes": "labels",
+    "to_class_targets": "labels",
+    "NormalizeConfig": "normalize",
+    "apply_normalization": "normalize",
+    "compute_normalization": "normalize",
+    "normalized_view": "normalize",
+    "Pair": "pairs",
+    "load_pairs": "pairs",
+    "to_grey": "pairs",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -21,10 +21,13 @@ A ``(C, M, N)`` multichannel 2D image cannot be told from a stack: pass ``axes="
 
 Images too large for memory (Zarr, memory-mapped TIFF) get the canonical layout lazily:
 :func:`canonical_view` wraps them in a :class:`CanonicalView` that reads only the slices asked for.
+The same view, given a per-block transform, is the lazy normalised or grey image that block-wise
+code reads (:func:`transformed_view`, :func:`grey_view`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -223,9 +226,12 @@ def full_slices(key: Any, ndim: int) -> tuple[slice, ...]:
 class CanonicalView:
     """A lazy array in the canonical layout ``(..., C)`` over any stored layout.
 
-    Slicing reads only the requested part of the underlying array (Zarr, memory map, TIFF
-    store) and returns a NumPy array. ``T``/``Q`` axes of length 1 are dropped, a missing
-    channel axis is added.
+    The one lazy view of pixlearn. Slicing reads only the requested part of the underlying
+    array (Zarr, memory map, TIFF store, another view) and returns a NumPy array. ``T``/``Q``
+    axes of length 1 are dropped, a missing channel axis is added. An optional `transform` is
+    applied to every block read, with all its channels, before the channel index is applied:
+    normalisation (:func:`pixlearn.data.normalize.normalized_view`) or the mean of the colours
+    (:func:`grey_view`) seen lazily.
 
     Parameters
     ----------
@@ -233,31 +239,59 @@ class CanonicalView:
         Supports ``shape``, ``dtype`` and basic slicing.
     axes : str
         Axes of `array`, e.g. ``"CZYX"``.
+    transform : callable, optional
+        ``transform(block) -> block``: a canonical block ``(..., C)`` to ``(..., n_channels)``,
+        pixel by pixel (a pixel's output depends on that pixel's channels only, so any region
+        gives the same values as the whole image); must not modify its input.
+    n_channels : int, optional
+        Channels after `transform` (default: those of `array`).
+    dtype : dtype, optional
+        Data type after `transform` (default: that of `array`).
 
     Examples
     --------
     >>> view = CanonicalView(np.arange(24).reshape(2, 3, 4), "CYX")
     >>> view.shape, view[1:2, :2].tolist()
     ((3, 4, 2), [[[4, 16], [5, 17]]])
+    >>> doubled = CanonicalView(np.arange(6).reshape(2, 3), "YX", lambda b: 2 * b)
+    >>> doubled[1:, 1:].tolist()
+    [[[8], [10]]]
     """
 
-    def __init__(self, array: Any, axes: str) -> None:
+    def __init__(
+        self,
+        array: Any,
+        axes: str,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        *,
+        n_channels: int | None = None,
+        dtype: Any = None,
+    ) -> None:
         axes = normalize_axes(axes, len(array.shape))
         for extra in "TQ":
             if extra in axes and array.shape[axes.index(extra)] != 1:
                 raise ValueError(f"axis {extra} has length {array.shape[axes.index(extra)]}: one time point per file")
+        if transform is None and (n_channels is not None or dtype is not None):
+            raise ValueError("n_channels and dtype describe a transform's output: give a transform")
         self._array = array
         self._axes = axes
         self._kept = [a for a in axes if a not in "TQ"]
         self._target = ("ZYX" if "Z" in axes else "YX") + "C"
+        self._transform = transform
         sizes = dict(zip(axes, array.shape))
-        self.shape = tuple(int(sizes.get(a, 1)) for a in self._target)
-        self.dtype = np.dtype(array.dtype)
+        shape = [int(sizes.get(a, 1)) for a in self._target]
+        if n_channels is not None:
+            shape[-1] = int(n_channels)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(array.dtype if dtype is None else dtype)
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = full_slices(key, self.ndim)
         by_axis = dict(zip(self._target, key))
+        channels = by_axis["C"]
+        if self._transform is not None:  # the transform needs every channel
+            by_axis["C"] = slice(None)
         source_key = tuple(0 if a in "TQ" else by_axis[a] for a in self._axes)
         block = np.asarray(self._array[source_key])
         if "C" not in self._kept:
@@ -266,11 +300,70 @@ class CanonicalView:
             block = block[..., by_axis["C"]]
         else:
             kept = self._kept
-        return np.transpose(block, [kept.index(a) for a in self._target])
+        block = np.transpose(block, [kept.index(a) for a in self._target])
+        if self._transform is None:
+            return block
+        return np.asarray(self._transform(block), dtype=self.dtype)[..., channels]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         block = self[...]
         return block if dtype is None else block.astype(dtype, copy=False)
+
+
+def transformed_view(
+    image: Any,
+    transform: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_channels: int | None = None,
+    dtype: Any = None,
+) -> CanonicalView:
+    """A lazy :class:`CanonicalView` of a canonical image with `transform` applied to every block read.
+
+    Parameters
+    ----------
+    image : array-like of shape (M, N, C) or (P, M, N, C)
+        Canonical layout; may be lazy.
+    transform, n_channels, dtype
+        As for :class:`CanonicalView`.
+
+    Returns
+    -------
+    view : CanonicalView
+
+    Examples
+    --------
+    >>> view = transformed_view(np.ones((2, 3, 1)), lambda b: b + 1, dtype=np.float32)
+    >>> view.shape, view[:1, :2].tolist()
+    ((2, 3, 1), [[[2.0], [2.0]]])
+    """
+    if len(image.shape) not in (3, 4):
+        raise ValueError(f"expected a canonical (M, N, C) or (P, M, N, C) image, got shape {tuple(image.shape)}")
+    return CanonicalView(image, "ZYXC"[-len(image.shape):], transform, n_channels=n_channels, dtype=dtype)
+
+
+def _mean_of_colours(block: np.ndarray) -> np.ndarray:
+    return block[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
+
+
+def grey_view(image: Any) -> CanonicalView:
+    """A lazy one-channel view of a canonical colour image: the mean of its colours (alpha dropped).
+
+    Parameters
+    ----------
+    image : array-like of shape (..., C)
+        Canonical layout, ``C`` 3 (RGB) or 4 (RGBA); may be lazy.
+
+    Returns
+    -------
+    view : CanonicalView of shape (..., 1), float32
+
+    Examples
+    --------
+    >>> rgba = np.zeros((1, 2, 4)); rgba[..., 0] = 3; rgba[..., 3] = 9
+    >>> grey_view(rgba)[...].tolist()
+    [[[1.0], [1.0]]]
+    """
+    return transformed_view(image, _mean_of_colours, n_channels=1, dtype=np.float32)
 
 
 def canonical_view(array: Any, axes: str) -> Any:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 
 from pixlearn.config import Config
+from pixlearn.data.axes import CanonicalView, transformed_view
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,3 +105,27 @@ def apply_normalization(image: np.ndarray, low: np.ndarray, high: np.ndarray) ->
     return out
 
 
+
+
+def normalized_view(image: Any, low: np.ndarray, high: np.ndarray) -> CanonicalView:
+    """A lazy view of a canonical image that normalises whatever region is read.
+
+    Parameters
+    ----------
+    image : array-like of shape (M, N, C) or (P, M, N, C)
+        Raw intensities; may be lazy (Zarr, memory map): only the slices read are loaded.
+    low, high : ndarray of shape (C,)
+        As :func:`compute_normalization` gives.
+
+    Returns
+    -------
+    view : CanonicalView, float32
+        ``view[region]`` equals ``apply_normalization(image[region], low, high)``.
+
+    Examples
+    --------
+    >>> view = normalized_view(np.full((2, 2, 1), 3.0), np.array([1.0]), np.array([5.0]))
+    >>> view[:1, :1].tolist()
+    [[[0.5]]]
+    """
+    return transformed_view(image, functools.partial(apply_normalization, low=low, high=high), dtype=np.float32)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn.data.atomic import atomic_path
-from pixlearn.data.axes import canonical_view, full_slices
+from pixlearn.data.axes import canonical_view, grey_view
 from pixlearn.data.images import open_image, write_image
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
@@ -45,27 +45,8 @@ def _canonical_input(path: Path, axes: str | None, n_channels: int | None = None
         raise PixlearnError(str(exc), path) from None
     if n_channels == 1 and view.shape[-1] in (3, 4) and view.ndim == 3:
         logger.info("%s: colour image for a grey model; using the mean of its colours", path)
-        return _GreyView(view)
+        return grey_view(view)
     return view
-
-
-class _GreyView:
-    """Lazy mean of the colour channels (alpha dropped) of a canonical image, as one channel."""
-
-    def __init__(self, view: Any) -> None:
-        self._view = view
-        self.shape = tuple(view.shape[:-1]) + (1,)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = full_slices(key, self.ndim)
-        colour = np.asarray(self._view[key[:-1] + (slice(0, 3),)])
-        return colour.mean(axis=-1, keepdims=True, dtype=np.float32)[..., key[-1]]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        block = self[...]
-        return block if dtype is None else block.astype(dtype, copy=False)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pixlearn.config import Config
+from pixlearn.data.blocks import block_grid
 
 BLEND_MODES: tuple[str, ...] = ("constant", "gaussian", "cosine")
 TILE_MODES: tuple[str, ...] = ("auto", "exact", "blended")
@@ -248,29 +249,8 @@ def core_grid(
     >>> [t.region for t in core_grid((10,), 4, 1)]
     [(slice(0, 5, None),), (slice(3, 9, None),), (slice(7, 10, None),)]
     """
-    shape = tuple(int(s) for s in shape)
-    ndim = len(shape)
-    cores = _per_axis(core_shape, ndim, "core_shape")
-    halos = _per_axis(halo, ndim, "halo")
-    divisors = _per_axis(divisor, ndim, "divisor")
-    bounds = [(0, s) for s in shape] if region is None else [
-        (r.start or 0, length if r.stop is None else min(r.stop, length)) for r, length in zip(region, shape)
-    ]
-    per_axis = []
-    for length, core, h, div, (first, end) in zip(shape, cores, halos, divisors, bounds):
-        if core < 1 or h < 0:
-            raise ValueError(f"core length {core} must be positive and halo {h} non-negative")
-        core = max(div, core // div * div)
-        axis = []
-        for start in range(first, end, core):
-            stop = min(start + core, end)
-            lo = max(0, (start - h) // div * div)
-            axis.append((slice(lo, min(length, stop + h)), slice(start, stop)))
-        per_axis.append(axis)
-    return [
-        CoreTile(tuple(a[0] for a in combo), tuple(a[1] for a in combo))
-        for combo in itertools.product(*per_axis)
-    ]
+    blocks = block_grid(shape, core_shape, halo, divisor=divisor, region=region)
+    return [CoreTile(b.region, b.core) for b in blocks]
 
 
 @functools.lru_cache(maxsize=64)
