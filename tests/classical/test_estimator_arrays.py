@@ -12,7 +12,8 @@ import pytest
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from pixlearn.classical.config import ClassifierConfig, _make_estimator
+from pixlearn.classical.config import BoostingConfig, ClassifierConfig, ForestConfig, SVMConfig
+from pixlearn.classical.estimators import make_estimator
 from pixlearn.classical.estimator_arrays import (
     estimator_from_arrays,
     estimator_to_arrays,
@@ -57,18 +58,18 @@ def test_forest_round_trip_is_exact(cls: type, n_classes: int, max_depth: int | 
 @pytest.mark.parametrize(
     ("cfg", "nan"),
     [
-        (ClassifierConfig(method="rf", n_estimators=3, n_jobs=1, max_features="all"), True),
-        (ClassifierConfig(method="hgb", hgb_max_iter=4, hgb_max_leaf_nodes=5), True),
-        (ClassifierConfig(method="hgb", hgb_max_iter=3, class_weight=None), False),
-        (ClassifierConfig(method="svm", svm_kernel="rbf"), False),
-        (ClassifierConfig(method="svm", svm_kernel="linear"), False),
+        (ClassifierConfig(method="rf", rf=ForestConfig(n_estimators=3, max_features="all"), n_jobs=1), True),
+        (ClassifierConfig(method="hgb", hgb=BoostingConfig(max_iter=4, max_leaf_nodes=5)), True),
+        (ClassifierConfig(method="hgb", hgb=BoostingConfig(max_iter=3), class_weight=None), False),
+        (ClassifierConfig(method="svm", svm=SVMConfig(kernel="rbf")), False),
+        (ClassifierConfig(method="svm", svm=SVMConfig(kernel="linear")), False),
     ],
     ids=["rf", "hgb-nan", "hgb", "svm-rbf", "svm-linear"],
 )
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_config_estimators_round_trip_is_exact(cfg: ClassifierConfig, nan: bool, n_classes: int) -> None:
     features, labels = _data(n_classes, nan=nan)
-    estimator = _make_estimator(cfg).fit(features, labels)
+    estimator = make_estimator(cfg).fit(features, labels)
     again = _round_trip(estimator)
     test_features, _ = _data(n_classes, nan=nan, seed=2)
     np.testing.assert_array_equal(again.predict_proba(test_features), estimator.predict_proba(test_features))
@@ -186,7 +187,7 @@ def test_truncated_bytes_are_refused() -> None:
 
 def _boosting() -> Any:
     features, labels = _data(3, nan=True)
-    return _make_estimator(ClassifierConfig(method="hgb", hgb_max_iter=2, hgb_max_leaf_nodes=4)).fit(features, labels)
+    return make_estimator(ClassifierConfig(method="hgb", hgb=BoostingConfig(max_iter=2, max_leaf_nodes=4))).fit(features, labels)
 
 
 HGB_CRAFTED = {
@@ -214,7 +215,7 @@ def test_crafted_boosting_is_refused(case: str) -> None:
 
 def _svm() -> Any:
     features, labels = _data(3, nan=False)
-    return _make_estimator(ClassifierConfig(method="svm")).fit(features, labels)
+    return make_estimator(ClassifierConfig(method="svm")).fit(features, labels)
 
 
 SVM_CRAFTED = {
