@@ -143,7 +143,7 @@ def train_network_model(
     -------
     model : pixlearn.nets.model.NetworkModel
     """
-    from pixlearn.nets.fit import fit_network
+    from pixlearn.nets.fit import FitOptions, fit_network
     from pixlearn.nets.training import TrainConfig
     from pixlearn.nets.unet import UNetConfig
 
@@ -166,6 +166,7 @@ def train_network_model(
     return fit_network(
         [p.image for p in pairs], targets_of(pairs), task,
         unet=unet, train_config=train_cfg, normalization=normalization, validation=validation,
-        class_names=class_names, checkpoint_dir=checkpoint_dir, resume=resume, progress=True, device=device,
+        class_names=class_names,
+        options=FitOptions(checkpoint_dir=checkpoint_dir, resume=resume, progress=True, device=device),
     )
 

@@ -1,4 +1,4 @@
-"""Network training: :class:`TrainConfig` and the :func:`train` loop.
+"""Network training: the :func:`train` loop (its :class:`TrainConfig` lives in :mod:`pixlearn.nets.config`).
 
 :func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
 early stopping, a time limit, best and last checkpoints, resumption). The checkpoint files
@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixlearn.config import Config
 from pixlearn.nets.checkpoints import (
     cpu_state,
     load_best,
@@ -34,100 +33,10 @@ from pixlearn.nets.checkpoints import (
     save_checkpoint,
     write_logs,
 )
-from pixlearn.nets.losses import LOSSES, make_loss
-from pixlearn.nets.patches import AugmentConfig
+from pixlearn.nets.config import TrainConfig
+from pixlearn.nets.losses import make_loss
 
 logger = logging.getLogger(__name__)
-
-SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
-SWITCHES: tuple[str, ...] = ("auto", "on", "off")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(Config):
-    """How a network is trained.
-
-    Parameters
-    ----------
-    epochs, steps_per_epoch : int
-        Length of training (an epoch is `steps_per_epoch` batches).
-    batch_size : int
-    patch_shape : tuple of int
-        Spatial patch shape; empty means "choose from the data"
-        (:func:`pixlearn.nets.autoconfig.auto_config`).
-    lr, weight_decay : float
-        AdamW learning rate and decoupled weight decay.
-    schedule : {"cosine", "plateau"}
-        Cosine decay from `lr` to ``lr / 100`` over the run, or halve on a validation plateau.
-        With a `time_limit_s` the cosine follows whichever ends first, the steps of `epochs` or
-        the wall-clock budget, so a time-limited run still ends at the low learning rate.
-    grad_clip : float
-        Largest gradient norm; 0 disables clipping.
-    patience : int
-        Stop after this many epochs without a better validation loss; 0 disables.
-    val_fraction : float
-        Share of the pairs held out for validation when no validation set is given.
-    val_patches : int
-        Number of (fixed, unaugmented) validation patches.
-    loss : str
-        A key of :data:`pixlearn.nets.losses.LOSSES`.
-    foreground_fraction : float
-        Share of patches centred on foreground.
-    augmentation : AugmentConfig
-    seed : int
-    time_limit_s : float or None
-        Stop when this much wall time is spent, keeping the best model.
-    autocast : {"auto", "on", "off"}
-        Mixed precision: bf16 autocast on CPU, AMP (bf16, else fp16 with a gradient scaler) on
-        CUDA. ``"auto"``: on for CUDA, off for CPU (on AVX2-only CPUs bf16 is slower).
-    channels_last : {"auto", "on", "off"}
-        Channels-last memory format for 2D networks. ``"auto"``: on for CUDA, off for CPU.
-    num_workers : int
-        DataLoader worker processes (0: load in the training process).
-    """
-
-    epochs: int = 100
-    steps_per_epoch: int = 50
-    batch_size: int = 8
-    patch_shape: tuple[int, ...] = ()
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    grad_clip: float = 1.0
-    patience: int = 20
-    val_fraction: float = 0.15
-    val_patches: int = 32
-    loss: str = "ce_dice"
-    foreground_fraction: float = 0.33
-    augmentation: AugmentConfig = AugmentConfig()
-    seed: int = 0
-    time_limit_s: float | None = None
-    autocast: str = "auto"
-    channels_last: str = "auto"
-    num_workers: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "steps_per_epoch", "batch_size", "val_patches"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if any(int(p) < 1 for p in self.patch_shape) or len(self.patch_shape) not in (0, 2, 3):
-            raise ValueError(f"TrainConfig.patch_shape must be empty or 2/3 positive sizes, got {self.patch_shape}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("TrainConfig: lr must be > 0, weight_decay and grad_clip >= 0")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule {self.schedule!r} is not one of {SCHEDULES}")
-        if self.patience < 0 or self.num_workers < 0:
-            raise ValueError("TrainConfig: patience and num_workers must be >= 0")
-        if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.foreground_fraction <= 1.0:
-            raise ValueError("TrainConfig: val_fraction must be in [0, 1), foreground_fraction in [0, 1]")
-        if self.loss not in LOSSES:
-            raise ValueError(f"TrainConfig.loss {self.loss!r} is not one of {sorted(LOSSES)}")
-        if self.time_limit_s is not None and self.time_limit_s <= 0:
-            raise ValueError(f"TrainConfig.time_limit_s must be positive, got {self.time_limit_s}")
-        for name in ("autocast", "channels_last"):
-            if getattr(self, name) not in SWITCHES:
-                raise ValueError(f"TrainConfig.{name} must be one of {SWITCHES}, got {getattr(self, name)!r}")
-
 
 @dataclasses.dataclass
 class History:
