@@ -79,7 +79,8 @@ class ExperimentConfig(Config):
                     "unet": (UNetConfig, type(None)), "train": TrainConfig, "tile": TileConfig}
         for name, kind in sections.items():
             if not isinstance(getattr(self, name), kind):
-                raise ValueError(f"ExperimentConfig.{name} must be a {kind}, got {type(getattr(self, name)).__name__}")
+                wanted = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+                raise ValueError(f"ExperimentConfig.{name} must be a {wanted}, got {type(getattr(self, name)).__name__}")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> ExperimentConfig:
