@@ -234,7 +234,7 @@ def _tiny_classifier(ndim: int) -> Any:
 def _tiny_network(ndim: int) -> Any:
     """A tiny U-Net (depth 1, 4 base channels, 2x space-to-depth stem) trained for a few seconds on
     a small crop of the synthetic image (a different noise draw) to segment its blobs."""
-    from pixlearn.nets.fit import fit_network
+    from pixlearn.nets.fit import FitOptions, fit_network
     from pixlearn.nets.training import TrainConfig
     from pixlearn.nets.unet import UNetConfig
 
@@ -245,7 +245,7 @@ def _tiny_network(ndim: int) -> Any:
     cfg = TrainConfig(epochs=6, steps_per_epoch=10, batch_size=4, patch_shape=patch, lr=1e-2, patience=0, seed=0,
                       val_patches=4)
     return fit_network([image[..., None]], [truth.astype(np.int64)], "semantic", unet=unet, train_config=cfg,
-                       device="cpu")
+                       options=FitOptions(device="cpu"))
 
 
 def _tiny_model(kind: str, ndim: int) -> Any:

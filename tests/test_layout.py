@@ -28,7 +28,10 @@ ALLOWED: dict[str, set[str]] = {
     "nets": LOWER | {"metrics", "postprocess", "nets", "models.protocol"},
     "predict": LOWER | {"metrics", "postprocess", "predict", "models.protocol"},
     "models": LOWER | {"metrics", "postprocess", "models", "classical", "nets"},
-    "app": {"base", "data", "synthetic", "metrics", "postprocess", "classical", "nets", "predict", "models", "app", "api"},
+    # the experiment: one typed section per stage (the config classes of the rooms), read by the app
+    "experiment": LOWER | {"classical", "nets", "predict", "models"},
+    "app": {"base", "data", "synthetic", "metrics", "postprocess", "classical", "nets", "predict", "models", "app",
+            "api", "experiment"},
 }
 TORCH_FREE = {"base", "data", "synthetic", "metrics", "postprocess", "classical", "predict"}
 

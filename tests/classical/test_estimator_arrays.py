@@ -13,13 +13,13 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from pixlearn.classical.config import BoostingConfig, ClassifierConfig, ForestConfig, SVMConfig
-from pixlearn.classical.estimators import make_estimator
 from pixlearn.classical.estimator_arrays import (
     estimator_from_arrays,
     estimator_to_arrays,
     load_estimator_bytes,
     save_estimator_bytes,
 )
+from pixlearn.classical.estimators import make_estimator
 
 
 def _data(n_classes: int, *, nan: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

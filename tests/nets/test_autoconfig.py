@@ -27,3 +27,40 @@ def test_auto_config_2d_and_3d(blobs_2d, blobs_3d):
     assert len(cfg3.patch_shape) == 3 and all(p <= s for p, s in zip(cfg3.patch_shape, image3.shape))
     _, cfg_restore = auto_config([image[..., None]], None, "restore", "YXC", out_channels=1, device="cpu")
     assert cfg_restore.loss == "l1" and not cfg_restore.augmentation.intensity
+
+
+def test_resolve_setup_keeps_an_explicit_batch_size_equal_to_the_old_default(blobs_2d):
+    """Regression: ``batch_size=8`` (the former dataclass default) was taken for "not given"."""
+    from pixlearn.nets.autoconfig import choose_batch_size
+    from pixlearn.nets.fit import resolve_setup
+    from pixlearn.nets.training import TrainConfig
+
+    image, labels = blobs_2d
+    images, labs = [image[..., None]], [(labels > 0).astype(np.int64)]
+    auto_unet, auto_cfg = resolve_setup(images, labs, "semantic", out_channels=2, device="cpu")
+    assert auto_cfg.is_resolved and auto_cfg.batch_size != 8  # so the test below can tell them apart
+    assert auto_cfg.batch_size == choose_batch_size(auto_unet, auto_cfg.patch_shape, device="cpu")
+    _, cfg = resolve_setup(images, labs, "semantic", out_channels=2, train_config=TrainConfig(batch_size=8),
+                           device="cpu")
+    assert cfg.batch_size == 8 and cfg.patch_shape == auto_cfg.patch_shape
+    _, cfg = resolve_setup(images, labs, "semantic", out_channels=2,
+                           train_config=TrainConfig(patch_shape=(16, 16)), device="cpu")
+    assert cfg.patch_shape == (16, 16) and cfg.batch_size == choose_batch_size(auto_unet, (16, 16), device="cpu")
+
+
+def test_resolve_setup_keeps_an_explicit_network(blobs_2d):
+    from pixlearn.nets.fit import resolve_setup
+    from pixlearn.nets.unet import UNetConfig
+
+    image, labels = blobs_2d
+    unet = UNetConfig(ndim=2, out_channels=2, depth=4, base_channels=4)  # depth 4: UNetConfig's default
+    chosen, cfg = resolve_setup([image[..., None]], [labels], "instances", out_channels=2, unet=unet, device="cpu")
+    assert chosen == unet and cfg.loss == "instance" and cfg.is_resolved
+
+
+def test_train_config_none_means_choose():
+    from pixlearn.nets.training import TrainConfig
+
+    assert TrainConfig().batch_size is None and TrainConfig().patch_shape is None
+    assert TrainConfig(patch_shape=()).patch_shape is None  # as files of the previous layout write it
+    assert not TrainConfig(batch_size=8).is_resolved and TrainConfig(batch_size=8, patch_shape=(8, 8)).is_resolved

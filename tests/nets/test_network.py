@@ -14,10 +14,11 @@ from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.nets import UNetConfig
-from pixlearn.nets.fit import fit_network
+from pixlearn.nets.fit import FitOptions, fit_network
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.training import TrainConfig
 
+CPU = FitOptions(device="cpu")
 QUICK = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_shape=(16, 16), val_patches=2)
 
 
@@ -46,7 +47,7 @@ def test_semantic_fit_predict_and_round_trip(blobs_2d, tmp_path):
     images, labels = _pairs(blobs_2d)
     targets = [(lab > 0).astype(np.int64) for lab in labels]
     model = fit_network(images, targets, "semantic", unet=_tiny(), train_config=QUICK, class_names=("bg", "nuclei"),
-                        checkpoint_dir=tmp_path, device="cpu")
+                        options=FitOptions(checkpoint_dir=tmp_path, device="cpu"))
     assert isinstance(model, PixelModel)
     assert (model.kind, model.task, model.ndim, model.n_channels, model.n_outputs) == ("network", "semantic", 2, 1, 2)
     assert model.halo == (28, 28) and model.size_divisor == 4
@@ -76,7 +77,7 @@ def test_predict_batch_matches_single(blobs_2d):
 
 def test_instances_fit_tunes_thresholds(blobs_2d):
     images, labels = _pairs(blobs_2d, 3)
-    model = fit_network(images, labels, "instances", unet=_tiny(), train_config=QUICK, device="cpu")
+    model = fit_network(images, labels, "instances", unet=_tiny(), train_config=QUICK, options=CPU)
     assert model.n_outputs == 2 and set(model.thresholds) >= {"prob_thresh", "seed_thresh"}
     out = model.predict_raw(images[0])
     assert out.shape == images[0].shape[:-1] + (2,) and 0.0 <= out.min() and out.max() <= 1.0
@@ -90,7 +91,7 @@ def test_restore_fit(blobs_2d):
     clean = ((labels > 0) * 0.6 + 0.2).astype(np.float32)[..., None] * 100
     noisy = image[..., None] * 100
     model = fit_network([noisy, noisy[::-1]], [clean, clean[::-1]], "restore", unet=_tiny(out_channels=1),
-                        train_config=QUICK, normalization=NormalizeConfig(pmin=0.5, pmax=99.5), device="cpu")
+                        train_config=QUICK, normalization=NormalizeConfig(pmin=0.5, pmax=99.5), options=CPU)
     assert model.task == "restore" and model.n_outputs == 1
     assert model.train_config.loss == "l1" and not model.train_config.augmentation.intensity
     assert model.predict_raw(noisy.astype(np.float32)).shape == noisy.shape
@@ -103,7 +104,7 @@ def test_fit_3d_and_patch_shrinking(blobs_3d, caplog):
     cfg = QUICK.replace(patch_shape=(16, 16, 16))  # deeper than the 10-plane stacks: shrunk
     unet = _tiny(ndim=3, pool_kernels=((1, 2, 2), (2, 2, 2)))
     with caplog.at_level("WARNING"):
-        model = fit_network(images, targets, "semantic", unet=unet, train_config=cfg, device="cpu")
+        model = fit_network(images, targets, "semantic", unet=unet, train_config=cfg, options=CPU)
     assert model.train_config.patch_shape == (10, 16, 16)
     assert "does not fit" in caplog.text
     assert model.predict_raw(images[0].astype(np.float32)).shape == images[0].shape[:-1] + (2,)
@@ -114,7 +115,7 @@ def test_scribbles_train(blobs_2d):
     scribbles = np.full(labels.shape, -1, np.int64)
     scribbles[labels == 1] = 1
     scribbles[:3, :] = 0
-    model = fit_network([image[..., None]], [scribbles], "semantic", unet=_tiny(), train_config=QUICK, device="cpu")
+    model = fit_network([image[..., None]], [scribbles], "semantic", unet=_tiny(), train_config=QUICK, options=CPU)
     assert np.isfinite(model.history["best_val_loss"])
 
 
@@ -150,3 +151,12 @@ def test_from_metadata_rejects_wrong_weights():
         NetworkModel.from_metadata(meta, model.state_dict())
     with pytest.raises(ValueError, match="2 network outputs"):
         NetworkModel(_tiny(3), "instances")
+
+
+def test_fit_keeps_explicit_batch_size(blobs_2d):
+    images, labels = _pairs(blobs_2d)
+    targets = [(lab > 0).astype(np.int64) for lab in labels]
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=8, val_patches=2)  # patch shape: from the data
+    model = fit_network(images, targets, "semantic", unet=_tiny(), train_config=cfg, options=CPU)
+    assert model.train_config.batch_size == 8 and model.train_config.is_resolved
+    assert model.to_metadata()["train"]["batch_size"] == 8

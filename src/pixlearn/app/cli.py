@@ -99,24 +99,43 @@ def _guard(fn: Any) -> Any:
     return wrapper
 
 
-def _read_config_file(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
+def _experiment(
+    config: Path | None,
+    method: Method,
+    *,
+    sigmas: str | None,
+    n_estimators: int | None,
+    epochs: int | None,
+    time_limit: str | None,
+    seed: int | None,
+) -> Any:
+    """The config file's :class:`~pixlearn.experiment.ExperimentConfig` with the given options applied.
 
-    from pixlearn.errors import PixlearnError
+    An option replaces the field it names (``dataclasses.replace`` on its section); an option
+    left out keeps the file's value. ``--method`` always decides the classifier.
+    """
+    import dataclasses
 
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PixlearnError(f"cannot read config ({exc})", path) from None
-    if not isinstance(data, dict):
-        raise PixlearnError("config must be a mapping of sections", path)
-    known = {"features", "classifier", "normalization", "unet", "train"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise PixlearnError(f"unknown config sections {unknown}; known: {sorted(known)}", path)
-    return data
+    from pixlearn.experiment import ExperimentConfig
+
+    experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
+    if method == Method.unet:
+        train: dict[str, Any] = {"seed": seed} if seed is not None else {}
+        if epochs is not None:
+            train["epochs"] = epochs
+        if time_limit:
+            train["time_limit_s"] = parse_duration(time_limit)
+        return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
+    classifier: dict[str, Any] = {"method": method.value}
+    if seed is not None:
+        classifier["seed"] = seed
+    if n_estimators is not None:
+        classifier["rf"] = {"n_estimators": n_estimators}
+    features = experiment.features
+    if sigmas:
+        features = dataclasses.replace(features, sigmas=tuple(float(s) for s in sigmas.split(",")))
+    return dataclasses.replace(experiment, features=features,
+                               classifier=experiment.classifier.with_overrides(classifier))
 
 
 @app.command()
@@ -132,7 +151,7 @@ def train(
         typer.Option(help="dense: class per pixel 0..K-1; scribbles: 0 unlabelled, classes 1..K; instances: 0 background, 1..N objects. Default: dense, or instances for --task instances."),
     ] = None,
     axes: Annotated[str | None, typer.Option(help="Axes of the raw images, e.g. YX, ZYX, CYX (default: inferred).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON file with sections features, classifier, normalization, unet, train.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file with sections normalization, features, classifier, unet, train, tile (options given here override its values).")] = None,
     sigmas: Annotated[str | None, typer.Option(help="Feature scales, comma separated (classical).")] = None,
     n_estimators: Annotated[int | None, typer.Option(help="Trees of the random forest.")] = None,
     n_classes: Annotated[int | None, typer.Option(help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
@@ -141,17 +160,18 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Training epochs (networks).")] = None,
     time_limit: Annotated[str | None, typer.Option(help="Stop training after this long and keep the best model, e.g. 20m.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted network training from its last checkpoint.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the config file's, else 0).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model from pairs of raw images and annotations."""
     _setup_logging(verbose)
-    _set_threads(threads, seed=seed)
     from pixlearn.data.pairs import load_pairs
 
-    sections = _read_config_file(config)
+    experiment = _experiment(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
+                             time_limit=time_limit, seed=seed)
+    _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
     if method != Method.unet and task != Task.semantic:
         raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
     kind = label_kind.value if label_kind else ("instances" if task == Task.instances else "dense")
@@ -160,31 +180,21 @@ def train(
     pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
     if method == Method.unet:
         from pixlearn.app.jobs import train_network_model
+        from pixlearn.nets.fit import FitOptions
 
-        duration = parse_duration(time_limit) if time_limit else None
         val_pairs = load_pairs(val_images, val_labels, label_kind=kind, axes=axes) if val_images and val_labels else None
-        overrides: dict[str, Any] = {"seed": seed}
-        if epochs is not None:
-            overrides["epochs"] = epochs
-        if duration is not None:
-            overrides["time_limit_s"] = duration
-        model = train_network_model(
-            pairs, task=task.value, label_kind=kind, sections=sections, val_pairs=val_pairs,
-            train_overrides=overrides, checkpoint_dir=output.with_name(output.name + ".checkpoints"),
-            resume=resume, device=device,
-        )
+        options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume,
+                             progress=True, device=device)
+        model = train_network_model(pairs, task=task.value, label_kind=kind, experiment=experiment,
+                                    val_pairs=val_pairs, options=options)
     else:
         from pixlearn.app.jobs import train_classical_model
 
-        overrides: dict[str, Any] = {"method": method.value, "seed": seed}
-        if n_estimators is not None:
-            overrides["rf"] = {"n_estimators": n_estimators}
-        feature_overrides = {"sigmas": [float(s) for s in sigmas.split(",")]} if sigmas else {}
-        model = train_classical_model(pairs, label_kind=kind, sections=sections, n_classes=n_classes,
-                                      classifier_overrides=overrides, feature_overrides=feature_overrides)
+        model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes)
+    from pixlearn.app.jobs import resolved_experiment
     from pixlearn.models.model_file import save_model
 
-    save_model(model, output)
+    save_model(model, output, experiment=resolved_experiment(experiment, model))
     typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
 
 

@@ -6,17 +6,17 @@ summary; the CLI only parses options and calls them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import time
 from typing import Any
 
 import numpy as np
 
 from pixlearn.data.labels import IGNORE, count_classes, to_class_targets
-from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.data.pairs import Pair
 from pixlearn.errors import PixlearnError
+from pixlearn.experiment import ExperimentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ def train_classical_model(
     pairs: list[Pair],
     *,
     label_kind: str,
-    sections: dict[str, Any] | None = None,
-    classifier_overrides: dict[str, Any] | None = None,
-    feature_overrides: dict[str, Any] | None = None,
+    experiment: ExperimentConfig | None = None,
     n_classes: int | None = None,
 ) -> Any:
     """Fit a classical pixel classifier on loaded pairs.
@@ -78,10 +76,8 @@ def train_classical_model(
     ----------
     pairs : list of Pair
     label_kind : {"dense", "scribbles", "instances"}
-    sections : dict, optional
-        Config-file sections ``features``, ``classifier``, ``normalization``.
-    classifier_overrides, feature_overrides : dict, optional
-        Command-line values that replace the config file's.
+    experiment : ExperimentConfig, optional
+        Its ``features``, ``classifier`` and ``normalization`` sections are used.
     n_classes : int, optional
         Declared number of classes; label values outside them are an error.
 
@@ -89,21 +85,16 @@ def train_classical_model(
     -------
     model : pixlearn.classical.model.PixelClassifier
     """
-    from pixlearn.classical.config import ClassifierConfig
-    from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
 
-    sections = sections or {}
-    feature_cfg = FeatureConfig.from_dict({**sections.get("features", {}), **(feature_overrides or {})})
-    clf_cfg = ClassifierConfig.from_dict(sections.get("classifier", {})).with_overrides(classifier_overrides or {})
-    normalization = NormalizeConfig.from_dict(sections.get("normalization", {}))
+    experiment = ExperimentConfig() if experiment is None else experiment
     targets, k = class_targets(pairs, label_kind, n_classes)
     start = time.perf_counter()
     model = fit_pixel_classifier(
-        [p.image for p in pairs], targets, feature_cfg, clf_cfg,
-        normalization=normalization, class_names=class_names_for(label_kind, k),
+        [p.image for p in pairs], targets, experiment.features, experiment.classifier,
+        normalization=experiment.normalization, class_names=class_names_for(label_kind, k),
     )
-    logger.info("fitted %s on %d images in %.1f s", clf_cfg.method, len(pairs), time.perf_counter() - start)
+    logger.info("fitted %s on %d images in %.1f s", experiment.classifier.method, len(pairs), time.perf_counter() - start)
     return model
 
 
@@ -112,12 +103,9 @@ def train_network_model(
     *,
     task: str,
     label_kind: str,
-    sections: dict[str, Any] | None = None,
+    experiment: ExperimentConfig | None = None,
     val_pairs: list[Pair] | None = None,
-    train_overrides: dict[str, Any] | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    device: str | None = None,
+    options: Any = None,
 ) -> Any:
     """Train a U-Net on loaded pairs for a semantic, instance or restoration task.
 
@@ -127,30 +115,23 @@ def train_network_model(
     task : {"semantic", "instances", "restore"}
     label_kind : {"dense", "scribbles", "instances", "restore"}
         How the annotations of `pairs` were read.
-    sections : dict, optional
-        Config-file sections ``unet``, ``train``, ``normalization`` (missing ones are chosen
-        from the data, see :func:`pixlearn.nets.autoconfig.auto_config`).
+    experiment : ExperimentConfig, optional
+        Its ``unet``, ``train`` and ``normalization`` sections are used (a ``None`` network and
+        the ``None`` training fields are chosen from the data, see
+        :func:`pixlearn.nets.fit.resolve_setup`).
     val_pairs : list of Pair, optional
         Validation pairs; default a split of `pairs`.
-    train_overrides : dict, optional
-        ``TrainConfig`` fields from the command line (epochs, time_limit_s, seed, ...).
-    checkpoint_dir : path-like, optional
-        Checkpoints, per-epoch log and curves; needed for `resume`.
-    resume : bool
-    device : str, optional
+    options : pixlearn.nets.fit.FitOptions, optional
+        Checkpoint folder (needed for resuming), resumption, progress bar, device.
 
     Returns
     -------
     model : pixlearn.nets.model.NetworkModel
+        Holding the resolved configuration (:func:`resolved_experiment` gathers it).
     """
     from pixlearn.nets.fit import fit_network
-    from pixlearn.nets.training import TrainConfig
-    from pixlearn.nets.unet import UNetConfig
 
-    sections = sections or {}
-    unet = UNetConfig.from_dict(sections["unet"]) if "unet" in sections else None
-    train_cfg = TrainConfig.from_dict({**sections.get("train", {}), **(train_overrides or {})})
-    normalization = NormalizeConfig.from_dict(sections.get("normalization", {}))
+    experiment = ExperimentConfig() if experiment is None else experiment
 
     def targets_of(chunk: list[Pair]) -> list[np.ndarray]:
         if task == "semantic":
@@ -165,7 +146,28 @@ def train_network_model(
         validation = ([p.image for p in val_pairs], targets_of(val_pairs))
     return fit_network(
         [p.image for p in pairs], targets_of(pairs), task,
-        unet=unet, train_config=train_cfg, normalization=normalization, validation=validation,
-        class_names=class_names, checkpoint_dir=checkpoint_dir, resume=resume, progress=True, device=device,
+        unet=experiment.unet, train_config=experiment.train, normalization=experiment.normalization,
+        validation=validation, class_names=class_names, options=options,
     )
 
+
+def resolved_experiment(experiment: ExperimentConfig, model: Any) -> ExperimentConfig:
+    """`experiment` with the choices training made: a network's architecture and complete
+    training set-up (patch shape, batch size, loss), as `model` holds them.
+
+    Parameters
+    ----------
+    experiment : ExperimentConfig
+        What the model was trained with.
+    model : PixelModel
+        The trained model.
+
+    Returns
+    -------
+    experiment : ExperimentConfig
+        For classical models `experiment` itself (nothing is chosen from the data).
+    """
+    if model.kind != "network":
+        return experiment
+    return dataclasses.replace(experiment, unet=model.unet, train=model.train_config,
+                               normalization=model.normalization)

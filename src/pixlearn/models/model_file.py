@@ -2,9 +2,10 @@
 
 Layout::
 
-    MODEL/ model.json           format, schema_version, kind, library versions, and the model's
+    MODEL/ model.json           format, schema_version, kind, library versions, the model's
                                 metadata (task, axes, channels, normalisation, classes, configs,
-                                training history)
+                                training history) and, when given, the resolved experiment
+                                configuration ("experiment"; older files have none)
            classifier.skops     classical models: the scikit-learn estimator (skops format)
            weights.safetensors  networks: tensors only
            thresholds.json      post-processing parameters tuned on validation data (if any)
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn import __version__
+from pixlearn.config import Config
 from pixlearn.data.atomic import atomic_path
 from pixlearn.errors import ModelFileError
 from pixlearn.models.protocol import PixelModel
@@ -96,7 +98,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def save_model(model: PixelModel, path: str | os.PathLike[str]) -> Path:
+def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: Config | None = None) -> Path:
     """Write a trained model to a folder, or to one zip file when `path` ends in ``.zip``.
 
     The target appears only when complete (written under a temporary name, then renamed);
@@ -107,13 +109,17 @@ def save_model(model: PixelModel, path: str | os.PathLike[str]) -> Path:
     model : PixelModel
         A :class:`~pixlearn.classical.model.PixelClassifier` or :class:`~pixlearn.nets.model.NetworkModel`.
     path : path-like
+    experiment : Config, optional
+        The resolved :class:`pixlearn.experiment.ExperimentConfig` the model was trained with,
+        written as ``"experiment"`` in ``model.json`` (read it back with
+        :meth:`~pixlearn.experiment.ExperimentConfig.from_model`).
 
     Returns
     -------
     path : Path
     """
     path = Path(path)
-    members = _serialise(model)
+    members = _serialise(model, experiment)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".zip":
@@ -128,7 +134,7 @@ def save_model(model: PixelModel, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _serialise(model: PixelModel) -> dict[str, bytes]:
+def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str, bytes]:
     meta = model.to_metadata()
     members: dict[str, bytes] = {}
     if model.kind == "classical":
@@ -153,6 +159,8 @@ def _serialise(model: PixelModel) -> dict[str, bytes]:
         "versions": _versions(),
         "model": meta,
     }
+    if experiment is not None:
+        header["experiment"] = experiment.to_dict()
     members[MODEL_JSON] = json.dumps(header, indent=2).encode()
     return members
 

@@ -1,22 +1,57 @@
-"""PyTorch networks and losses (imports torch)."""
+"""Networks: everything of pixlearn that imports torch.
+
+What the room owns, one module each: the U-Net and its tiling geometry (:mod:`~pixlearn.nets.unet`),
+losses (:mod:`~pixlearn.nets.losses`), device and precision choices with the training loop
+(:mod:`~pixlearn.nets.training`), training patches and augmentation (:mod:`~pixlearn.nets.patches`),
+per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration from the data
+(:mod:`~pixlearn.nets.autoconfig`), checkpoints (:mod:`~pixlearn.nets.checkpoints`), the
+eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
+(:mod:`~pixlearn.nets.model`) and :func:`fit_network` (:mod:`~pixlearn.nets.fit`). Its
+configuration dataclasses live in :mod:`~pixlearn.nets.config`, which does not import torch.
+
+Imports allowed: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, :mod:`pixlearn.data`,
+:mod:`pixlearn.postprocess`, :mod:`pixlearn.metrics` and :mod:`pixlearn.models.protocol`; never
+:mod:`pixlearn.classical`, :mod:`pixlearn.predict` or :mod:`pixlearn.app`.
+
+The names below are imported on first use, so that ``import pixlearn.nets.config`` (and the
+torch-free :mod:`~pixlearn.nets.patches`) stays free of torch.
+"""
 
 from __future__ import annotations
 
-from pixlearn.nets.losses import LOSSES, make_loss
-from pixlearn.nets.unet import (
-    UNet,
-    UNetConfig,
-    anisotropic_pool_kernels,
-    receptive_field_halo,
-    size_divisor,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "LOSSES",
-    "UNet",
-    "UNetConfig",
-    "anisotropic_pool_kernels",
-    "make_loss",
-    "receptive_field_halo",
-    "size_divisor",
-]
+_PUBLIC: dict[str, str] = {
+    "AugmentConfig": "pixlearn.nets.config",
+    "TrainConfig": "pixlearn.nets.config",
+    "UNetConfig": "pixlearn.nets.config",
+    "FitOptions": "pixlearn.nets.fit",
+    "fit_network": "pixlearn.nets.fit",
+    "resolve_setup": "pixlearn.nets.fit",
+    "auto_config": "pixlearn.nets.autoconfig",
+    "LOSSES": "pixlearn.nets.losses",
+    "make_loss": "pixlearn.nets.losses",
+    "NetworkModel": "pixlearn.nets.model",
+    "History": "pixlearn.nets.training",
+    "resolve_device": "pixlearn.nets.training",
+    "train": "pixlearn.nets.training",
+    "UNet": "pixlearn.nets.unet",
+    "anisotropic_pool_kernels": "pixlearn.nets.unet",
+    "receptive_field_halo": "pixlearn.nets.unet",
+    "size_divisor": "pixlearn.nets.unet",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

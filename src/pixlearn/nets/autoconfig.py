@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixlearn.nets.patches import AugmentConfig
-from pixlearn.nets.training import TrainConfig, resolve_device
-from pixlearn.nets.unet import UNetConfig, anisotropic_pool_kernels, size_divisor
+from pixlearn.nets.config import AugmentConfig, TrainConfig, UNetConfig
+from pixlearn.nets.training import resolve_device
+from pixlearn.nets.unet import anisotropic_pool_kernels, size_divisor
 
 logger = logging.getLogger(__name__)
 
@@ -103,51 +103,16 @@ def auto_config(
     """
     device = resolve_device(device)
     ndim = 3 if "Z" in axes.upper() else 2
-    in_channels = int(images[0].shape[-1])
     median_shape = np.median(np.array([im.shape[:-1] for im in images]), axis=0)
     diameter = _object_diameter(labels, task) if labels is not None and task != "restore" else None
     cpu = device.type != "cuda"
     stem = 2 if cpu and ndim == 2 and diameter is not None and diameter >= 16 else 1
-    cap = 256 if cpu else 512
-    target = float(np.clip(8 * (diameter or 32), 64, cap))
-    if ndim == 2:
-        wanted = [target, target]
-        kernels: tuple[tuple[int, ...], ...] = ()
-        z_ratio = 1.0
-    else:
-        z_ratio = float(spacing[0] / np.mean(spacing[1:])) if spacing is not None else 1.0
-        plane = min(target, 128 if cpu else 192)
-        wanted = [max(8.0, plane / max(z_ratio, 1.0) / 2), plane, plane]
-    depth = 5
-    while depth > 1:
-        kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
-        cfg = UNetConfig(ndim=ndim, depth=depth, pool_kernels=kernels, stem_factor=stem)
-        divisor = size_divisor(cfg)
-        coarsest = [min(w, m) / d for w, m, d in zip(wanted, median_shape, divisor)]
-        if min(coarsest) >= 8 or depth == 1:
-            break
-        depth -= 1
-    kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
-    base = 16 if cpu else 32
-    unet = UNetConfig(ndim=ndim, in_channels=in_channels, out_channels=out_channels, depth=depth,
-                      base_channels=base, pool_kernels=kernels, stem_factor=stem,
-                      max_channels=256 if cpu else 320, **(LEAN_CPU if cpu else {}))
+    wanted, z_ratio = _wanted_patch(ndim, diameter, spacing, cpu)
+    depth = _choose_depth(wanted, median_shape, z_ratio, stem)
+    unet = _choose_network(ndim, int(images[0].shape[-1]), out_channels, depth, z_ratio, stem, cpu)
     divisor = size_divisor(unet)
     patch = tuple(_round_down(min(w, m), d) for w, m, d in zip(wanted, median_shape, divisor))
-    budget = memory_mib
-    if budget is None:
-        budget = 2048.0
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            budget = free / 4 / 2**20
-    # activations kept for backward: ~6 tensors of each level's width per conv, float32
-    per_patch = 0.0
-    pixels = float(np.prod(patch)) / float(np.prod(unet.stem_factors))
-    for level, width in enumerate(unet.channels):
-        per_patch += 2 * unet.convs_per_block * 4 * width * pixels * 4
-        if level < depth:
-            pixels /= float(np.prod(unet.level_pool_kernels[level]))
-    batch = int(np.clip(budget * 2**20 / max(per_patch, 1.0), 2, 16))
+    batch = choose_batch_size(unet, patch, memory_mib=memory_mib, device=device)
     loss = {"semantic": "ce_dice", "instances": "instance", "restore": "l1"}[task]
     augmentation = AugmentConfig(intensity=task != "restore")
     train_cfg = TrainConfig(patch_shape=patch, batch_size=batch, loss=loss, augmentation=augmentation,
@@ -157,4 +122,79 @@ def auto_config(
     return unet, train_cfg
 
 
-__all__ = ["LEAN_CPU", "auto_config"]
+def _wanted_patch(
+    ndim: int, diameter: float | None, spacing: Sequence[float] | None, cpu: bool
+) -> tuple[list[float], float]:
+    """Patch size to aim for (before fitting the images) and the Z/XY spacing ratio."""
+    target = float(np.clip(8 * (diameter or 32), 64, 256 if cpu else 512))
+    if ndim == 2:
+        return [target, target], 1.0
+    z_ratio = float(spacing[0] / np.mean(spacing[1:])) if spacing is not None else 1.0
+    plane = min(target, 128 if cpu else 192)
+    return [max(8.0, plane / max(z_ratio, 1.0) / 2), plane, plane], z_ratio
+
+
+def _choose_depth(wanted: Sequence[float], median_shape: np.ndarray, z_ratio: float, stem: int) -> int:
+    """The most poolings (at most 5) that keep the coarsest level of the patch at least 8 pixels."""
+    ndim = len(wanted)
+    depth = 5
+    while depth > 1:
+        kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
+        divisor = size_divisor(UNetConfig(ndim=ndim, depth=depth, pool_kernels=kernels, stem_factor=stem))
+        if min(min(w, m) / d for w, m, d in zip(wanted, median_shape, divisor)) >= 8:
+            break
+        depth -= 1
+    return depth
+
+
+def _choose_network(
+    ndim: int, in_channels: int, out_channels: int, depth: int, z_ratio: float, stem: int, cpu: bool
+) -> UNetConfig:
+    """The classic U-Net on CUDA, the lean :data:`LEAN_CPU` variant (half the width) on a CPU."""
+    kernels = anisotropic_pool_kernels(depth, z_ratio) if ndim == 3 else ()
+    return UNetConfig(ndim=ndim, in_channels=in_channels, out_channels=out_channels, depth=depth,
+                      base_channels=16 if cpu else 32, pool_kernels=kernels, stem_factor=stem,
+                      max_channels=256 if cpu else 320, **(LEAN_CPU if cpu else {}))
+
+
+def choose_batch_size(
+    unet: UNetConfig, patch_shape: Sequence[int], *, memory_mib: float | None = None, device: Any = None
+) -> int:
+    """Patches per batch that fit a memory budget, between 2 and 16.
+
+    Parameters
+    ----------
+    unet : UNetConfig
+    patch_shape : sequence of int
+        Spatial patch shape.
+    memory_mib : float, optional
+        Budget; default a quarter of the free GPU memory on CUDA, else 2 GiB.
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    batch_size : int
+
+    Examples
+    --------
+    >>> choose_batch_size(UNetConfig(depth=2, base_channels=4), (64, 64), device="cpu")
+    16
+    """
+    device = resolve_device(device)
+    budget = memory_mib
+    if budget is None:
+        budget = 2048.0
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            budget = free / 4 / 2**20
+    # activations kept for backward: ~6 tensors of each level's width per conv, float32
+    per_patch = 0.0
+    pixels = float(np.prod(patch_shape)) / float(np.prod(unet.stem_factors))
+    for level, width in enumerate(unet.channels):
+        per_patch += 2 * unet.convs_per_block * 4 * width * pixels * 4
+        if level < unet.depth:
+            pixels /= float(np.prod(unet.level_pool_kernels[level]))
+    return int(np.clip(budget * 2**20 / max(per_patch, 1.0), 2, 16))
+
+
+__all__ = ["LEAN_CPU", "auto_config", "choose_batch_size"]

@@ -1,7 +1,16 @@
-"""Fitting a U-Net to image/annotation pairs: :func:`fit_network`."""
+"""Fitting a U-Net to image/annotation pairs: :func:`fit_network`, in named steps.
+
+The steps, in order: check the pairs, make the per-task targets, resolve the set-up
+(:func:`resolve_setup`: what the caller left ``None`` is chosen from the data by
+:func:`pixlearn.nets.autoconfig.auto_config`, what the caller gave is kept), normalise and split
+train/validation, build the patch datasets, train (:func:`pixlearn.nets.training.train`), tune the
+instance thresholds on the validation images, and build the :class:`NetworkModel`. The resolved
+configuration is what the model stores (``NetworkModel.unet`` and ``.train_config``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -14,7 +23,7 @@ from pixlearn.data.labels import IGNORE
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import TASKS
-from pixlearn.nets.autoconfig import auto_config
+from pixlearn.nets.autoconfig import auto_config, choose_batch_size
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
 from pixlearn.nets.training import History, TrainConfig, resolve_device, train
@@ -96,6 +105,40 @@ def _split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])
 
 
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """How :func:`fit_network` runs, as opposed to what it learns (that is the configs).
+
+    Parameters
+    ----------
+    checkpoint_dir : path-like, optional
+        Checkpoints, logs and curves (see :func:`pixlearn.nets.training.train`).
+    resume : bool
+        Continue from the last checkpoint in `checkpoint_dir`.
+    progress : bool
+        Show a progress bar.
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    """
+
+    checkpoint_dir: str | os.PathLike[str] | None = None
+    resume: bool = False
+    progress: bool = False
+    device: Any = None
+
+
+@dataclasses.dataclass
+class _Data:
+    """Normalised training and validation images with their targets (one fit's working set)."""
+
+    images: list[np.ndarray]
+    targets: list[np.ndarray]
+    masks: list[np.ndarray | None]
+    val_images: list[np.ndarray]
+    val_targets: list[np.ndarray]
+    val_labels: list[np.ndarray]
+
+
 def fit_network(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
@@ -106,10 +149,7 @@ def fit_network(
     normalization: NormalizeConfig | None = None,
     validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
     class_names: Sequence[str] = (),
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    progress: bool = False,
-    device: Any = None,
+    options: FitOptions | None = None,
 ) -> NetworkModel:
     """Train a U-Net on canonical image/label pairs and return it ready to predict.
 
@@ -122,27 +162,25 @@ def fit_network(
         (:func:`pixlearn.data.labels.to_class_targets`); ``instances``: instance label images;
         ``restore``: canonical target images ``(M, N, K)``, normalised here like the inputs.
     task : {"semantic", "instances", "restore"}
-    unet, train_config : UNetConfig, TrainConfig, optional
-        Default from :func:`pixlearn.nets.autoconfig.auto_config`; an empty ``patch_shape`` is filled in
-        from the data too (with the batch size, unless it differs from the default 8). A loss
-        that does not fit the task is replaced by the task's default.
+    unet : UNetConfig, optional
+        Default chosen from the data (:func:`pixlearn.nets.autoconfig.auto_config`).
+    train_config : TrainConfig, optional
+        Its ``None`` fields (`patch_shape`, `batch_size`) are chosen from the data; given values
+        are kept (see :func:`resolve_setup`). A loss that does not fit the task is replaced by
+        the task's default.
     normalization : NormalizeConfig, optional
         Default percentile 1..99.8.
     validation : (images, labels), optional
         Validation pairs; default a ``train_config.val_fraction`` split of the training pairs.
     class_names : sequence of str, optional
-    checkpoint_dir : path-like, optional
-        Checkpoints, logs and curves (see :func:`pixlearn.nets.training.train`).
-    resume : bool
-        Continue from the last checkpoint in `checkpoint_dir`.
-    progress : bool
-    device : str or torch.device, optional
+    options : FitOptions, optional
+        Checkpoint folder, resumption, progress bar, device.
 
     Returns
     -------
     model : NetworkModel
-        With the best validation weights; for ``instances`` also post-processing thresholds
-        tuned on the validation images.
+        With the best validation weights and the resolved configuration; for ``instances``
+        also post-processing thresholds tuned on the validation images.
 
     Raises
     ------
@@ -150,80 +188,178 @@ def fit_network(
         Pairs of different shapes, no foreground in any label, images smaller than the network's
         minimum input, or a network that does not match the data.
     """
+    options = FitOptions() if options is None else options
+    images, labels, validation = _check_inputs(images, labels, task, validation)
+    normalization = NormalizeConfig() if normalization is None else normalization
+    device = resolve_device(options.device)
+    targets, masks, n_outputs = _targets(labels, task)
+    unet, cfg = resolve_setup(images, labels, task, out_channels=n_outputs, unet=unet, train_config=train_config,
+                              device=device)
+    data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
+    cfg = cfg.replace(patch_shape=_fit_patch(cfg.patch_shape, data.images + data.val_images, size_divisor(unet)))
+    train_set, val_set = _datasets(data, cfg, task)
+    net, history = _train_network(unet, train_set, val_set, cfg, options, device)
+    model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
+                         history=history.summary(), train_config=cfg, device=device)
+    if task == "instances":
+        _tune_instance_thresholds(model, data)
+    return model
+
+
+def _check_inputs(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    task: str,
+    validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None,
+) -> tuple[list[np.ndarray], list[np.ndarray], tuple[list[np.ndarray], list[np.ndarray]] | None]:
+    """The pairs (and validation pairs) as arrays, checked for the task."""
     if task not in TASKS:
         raise PixlearnError(f"task {task!r} is not one of {TASKS}")
     images = [np.asarray(im) for im in images]
     labels = [np.asarray(lab) for lab in labels]
     _check_pairs(images, labels, task)
     if validation is not None:
-        _check_pairs([np.asarray(v) for v in validation[0]], [np.asarray(v) for v in validation[1]], task)
-    normalization = NormalizeConfig() if normalization is None else normalization
-    device = resolve_device(device)
-    targets, masks, n_outputs = _targets(labels, task)
+        validation = ([np.asarray(v) for v in validation[0]], [np.asarray(v) for v in validation[1]])
+        _check_pairs(validation[0], validation[1], task)
+    return images, labels, validation
 
-    axes = "ZYXC" if images[0].ndim == 4 else "YXC"
-    auto_unet, auto_train = auto_config(images, None if task == "restore" else labels, task, axes,
-                                        out_channels=n_outputs, device=device)
-    unet = auto_unet if unet is None else unet
-    if unet.in_channels != images[0].shape[-1] or unet.out_channels != n_outputs or unet.ndim != images[0].ndim - 1:
+
+def resolve_setup(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    task: str,
+    *,
+    out_channels: int,
+    unet: UNetConfig | None = None,
+    train_config: TrainConfig | None = None,
+    device: Any = None,
+) -> tuple[UNetConfig, TrainConfig]:
+    """The network and a complete training set-up: given values kept, ``None`` ones chosen.
+
+    A ``None`` `unet` and the ``None`` fields of `train_config` (`patch_shape`, `batch_size`)
+    come from :func:`pixlearn.nets.autoconfig.auto_config`; the batch size is chosen for the
+    resolved network and patch shape (:func:`pixlearn.nets.autoconfig.choose_batch_size`). A value
+    the caller gave is never replaced, even one equal to a default. Two corrections follow the
+    task: a loss that does not fit it becomes the task's default, and restoration trains
+    without intensity augmentation (the target's intensities must follow the input's).
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (M, N, C) or (P, M, N, C)
+        Canonical training images.
+    labels : sequence of ndarray
+        Their annotations (ignored for ``restore``).
+    task : {"semantic", "instances", "restore"}
+    out_channels : int
+        Raw network outputs the task needs.
+    unet : UNetConfig, optional
+    train_config : TrainConfig, optional
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    unet : UNetConfig
+    train_config : TrainConfig
+        With `patch_shape` and `batch_size` set (:attr:`TrainConfig.is_resolved`).
+
+    Raises
+    ------
+    PixlearnError
+        A network or patch shape that does not match the data.
+    """
+    device = resolve_device(device)
+    cfg = TrainConfig() if train_config is None else train_config
+    ndim = images[0].ndim - 1
+    if unet is None or cfg.patch_shape is None:
+        axes = "ZYXC" if ndim == 3 else "YXC"
+        auto_unet, auto_train = auto_config(images, None if task == "restore" else labels, task, axes,
+                                            out_channels=out_channels, device=device)
+        unet = auto_unet if unet is None else unet
+        if cfg.patch_shape is None:
+            cfg = cfg.replace(patch_shape=auto_train.patch_shape)
+    if unet.in_channels != images[0].shape[-1] or unet.out_channels != out_channels or unet.ndim != ndim:
         raise PixlearnError(
             f"network takes {unet.ndim}D images with {unet.in_channels} channel(s) and gives {unet.out_channels} "
-            f"output(s), but the data is {images[0].ndim - 1}D with {images[0].shape[-1]} channel(s) and needs {n_outputs}"
+            f"output(s), but the data is {ndim}D with {images[0].shape[-1]} channel(s) and needs {out_channels}"
         )
-    cfg = auto_train if train_config is None else train_config
-    if not cfg.patch_shape:  # the data decides; so does memory, unless a batch size was chosen
-        default_batch = TrainConfig.__dataclass_fields__["batch_size"].default
-        batch = auto_train.batch_size if cfg.batch_size == default_batch else cfg.batch_size
-        cfg = cfg.replace(patch_shape=auto_train.patch_shape, batch_size=batch)
+    if len(cfg.patch_shape) != unet.ndim:
+        raise PixlearnError(f"patch shape {cfg.patch_shape} does not match the {unet.ndim}D network")
+    if cfg.batch_size is None:
+        cfg = cfg.replace(batch_size=choose_batch_size(unet, cfg.patch_shape, device=device))
     if cfg.loss not in TASK_LOSSES[task]:
         logger.info("loss %r does not fit the %s task: using %r", cfg.loss, task, TASK_LOSSES[task][0])
         cfg = cfg.replace(loss=TASK_LOSSES[task][0])
     if task == "restore" and cfg.augmentation.intensity:
         cfg = cfg.replace(augmentation=cfg.augmentation.replace(intensity=False))
-    if len(cfg.patch_shape) != unet.ndim:
-        raise PixlearnError(f"patch shape {cfg.patch_shape} does not match the {unet.ndim}D network")
+    return unet, cfg
 
+
+def _split_data(
+    images: list[np.ndarray],
+    labels: list[np.ndarray],
+    targets: list[np.ndarray],
+    masks: list[np.ndarray | None],
+    task: str,
+    validation: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    normalization: NormalizeConfig,
+    cfg: TrainConfig,
+) -> _Data:
+    """Normalise, then hold out validation pairs (a seeded split unless `validation` is given)."""
     normalised = normalize_images(images, normalization)
     if task == "restore":
         targets = normalize_images(targets, normalization)
     if validation is None:
         train_idx, val_idx = _split(len(images), cfg.val_fraction, cfg.seed)
-        val_images = [normalised[i] for i in val_idx]
-        val_targets, val_labels = [targets[i] for i in val_idx], [labels[i] for i in val_idx]
-        normalised, targets, masks = ([seq[i] for i in train_idx] for seq in (normalised, targets, masks))
-    else:
-        val_images = normalize_images([np.asarray(v) for v in validation[0]], normalization)
-        val_labels = [np.asarray(v) for v in validation[1]]
-        val_targets, _, _ = _targets(val_labels, task)
-        if task == "restore":
-            val_targets = normalize_images(val_targets, normalization)
-    patch = _fit_patch(tuple(cfg.patch_shape), list(normalised) + list(val_images), size_divisor(unet))
-    cfg = cfg.replace(patch_shape=patch)
+        return _Data(
+            images=[normalised[i] for i in train_idx], targets=[targets[i] for i in train_idx],
+            masks=[masks[i] for i in train_idx], val_images=[normalised[i] for i in val_idx],
+            val_targets=[targets[i] for i in val_idx], val_labels=[labels[i] for i in val_idx],
+        )
+    val_images = normalize_images(validation[0], normalization)
+    val_targets, _, _ = _targets(validation[1], task)
+    if task == "restore":
+        val_targets = normalize_images(val_targets, normalization)
+    return _Data(images=normalised, targets=targets, masks=masks, val_images=val_images,
+                 val_targets=val_targets, val_labels=validation[1])
 
+
+def _datasets(data: _Data, cfg: TrainConfig, task: str) -> tuple[PatchDataset, PatchDataset]:
+    """Augmented training patches (``steps_per_epoch * batch_size`` per epoch) and fixed validation ones."""
     fraction = cfg.foreground_fraction
     if task == "semantic":
-        annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in targets) / sum(t.size for t in targets)
+        annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in data.targets) / sum(t.size for t in data.targets)
         if annotated < 0.5:  # sparse scribbles: centre most patches on annotated pixels
             fraction = max(fraction, 0.9)
-    train_set = PatchDataset(normalised, targets, patch, cfg.steps_per_epoch * cfg.batch_size, seed=cfg.seed,
-                             augmentation=cfg.augmentation, foreground=masks, foreground_fraction=fraction)
-    val_set = PatchDataset(val_images, val_targets, patch, cfg.val_patches, seed=cfg.seed + 1,
+    train_set = PatchDataset(data.images, data.targets, cfg.patch_shape, cfg.steps_per_epoch * cfg.batch_size,
+                             seed=cfg.seed, augmentation=cfg.augmentation, foreground=data.masks,
+                             foreground_fraction=fraction)
+    val_set = PatchDataset(data.val_images, data.val_targets, cfg.patch_shape, cfg.val_patches, seed=cfg.seed + 1,
                            augmentation=NO_AUGMENT, foreground_fraction=0.0)
+    return train_set, val_set
 
+
+def _train_network(
+    unet: UNetConfig, train_set: PatchDataset, val_set: PatchDataset, cfg: TrainConfig, options: FitOptions,
+    device: torch.device,
+) -> tuple[UNet, History]:
+    """A seeded fresh network, trained (it holds its best validation weights afterwards)."""
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching global state
         torch.manual_seed(cfg.seed)
         net = UNet(unet)
-    history: History = train(net, train_set, val_set, cfg, checkpoint_dir=checkpoint_dir, resume=resume,
-                             progress=progress, device=device)
-    model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
-                         history=history.summary(), train_config=cfg, device=device)
-    if task == "instances":
-        from pixlearn.postprocess.tuning import tune_instance_thresholds
+    history = train(net, train_set, val_set, cfg, checkpoint_dir=options.checkpoint_dir, resume=options.resume,
+                    progress=options.progress, device=device)
+    return net, history
 
-        outputs = [model.predict_raw(im) for im in val_images]
-        best, score = tune_instance_thresholds(outputs, val_labels)
-        model.thresholds = best.to_dict()
-        model.history["val_instance_score"] = float(score)
-        logger.info("instance thresholds %s (validation accuracy at IoU 0.5: %.3f)", model.thresholds, score)
-    return model
 
+def _tune_instance_thresholds(model: NetworkModel, data: _Data) -> None:
+    """Set `model`'s instance post-processing thresholds to the best on the validation images."""
+    from pixlearn.postprocess.tuning import tune_instance_thresholds
+
+    outputs = [model.predict_raw(im) for im in data.val_images]
+    best, score = tune_instance_thresholds(outputs, data.val_labels)
+    model.thresholds = best.to_dict()
+    model.history["val_instance_score"] = float(score)
+    logger.info("instance thresholds %s (validation accuracy at IoU 0.5: %.3f)", model.thresholds, score)
+
+
+__all__ = ["TASK_LOSSES", "FitOptions", "fit_network", "resolve_setup"]

@@ -11,69 +11,20 @@ which makes resumed training repeat an uninterrupted run exactly.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from pixlearn.config import Config
 from pixlearn.data.normalize import (
     NormalizeConfig,
     apply_normalization,
     compute_normalization,
 )
 from pixlearn.errors import PixlearnError
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig(Config):
-    """Random augmentation of training patches (see :func:`augment`).
-
-    Parameters
-    ----------
-    flips : bool
-        Flip each spatial axis with probability 1/2.
-    rotations : bool
-        Rotate by a random multiple of 90 degrees in the row/column plane (square patches only;
-        others get 0 or 180 degrees).
-    intensity : bool
-        Random intensity scale, shift and gamma, and Gaussian noise, on the image only. Turn off
-        for restoration, where the target's intensities must follow the input's.
-    scale_range, shift_range, gamma_range : tuple of float
-        ``image * scale + shift``; gamma applied on the patch's min..max range.
-    noise_std : float
-        Largest standard deviation of additive noise (drawn uniformly in 0..noise_std).
-    elastic : bool
-        Smooth random elastic deformation (slower).
-    elastic_alpha_px, elastic_sigma_px : float
-        Displacement amplitude and smoothness of the deformation, in pixels.
-    """
-
-    flips: bool = True
-    rotations: bool = True
-    intensity: bool = True
-    scale_range: tuple[float, float] = (0.8, 1.25)
-    shift_range: tuple[float, float] = (-0.1, 0.1)
-    gamma_range: tuple[float, float] = (0.75, 1.33)
-    noise_std: float = 0.03
-    elastic: bool = False
-    elastic_alpha_px: float = 8.0
-    elastic_sigma_px: float = 6.0
-
-    def __post_init__(self) -> None:
-        for name in ("scale_range", "shift_range", "gamma_range"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"AugmentConfig.{name}: low {low} > high {high}")
-        if self.scale_range[0] <= 0 or self.gamma_range[0] <= 0:
-            raise ValueError("AugmentConfig: scale and gamma ranges must be positive")
-        if self.noise_std < 0 or self.elastic_alpha_px < 0 or self.elastic_sigma_px <= 0:
-            raise ValueError("AugmentConfig: noise_std, elastic_alpha_px must be >= 0, elastic_sigma_px > 0")
-
-
-NO_AUGMENT = AugmentConfig(flips=False, rotations=False, intensity=False, elastic=False)
+from pixlearn.nets.config import NO_AUGMENT as NO_AUGMENT  # re-exported from its new home
+from pixlearn.nets.config import AugmentConfig
 
 
 def normalize_images(images: Sequence[np.ndarray], cfg: NormalizeConfig) -> list[np.ndarray]:

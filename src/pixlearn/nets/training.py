@@ -1,4 +1,4 @@
-"""Network training: :class:`TrainConfig` and the :func:`train` loop.
+"""Network training: the :func:`train` loop (its :class:`TrainConfig` lives in :mod:`pixlearn.nets.config`).
 
 :func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
 early stopping, a time limit, best and last checkpoints, resumption). The checkpoint files
@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixlearn.config import Config
 from pixlearn.nets.checkpoints import (
     cpu_state,
     load_best,
@@ -34,100 +33,10 @@ from pixlearn.nets.checkpoints import (
     save_checkpoint,
     write_logs,
 )
-from pixlearn.nets.losses import LOSSES, make_loss
-from pixlearn.nets.patches import AugmentConfig
+from pixlearn.nets.config import TrainConfig
+from pixlearn.nets.losses import make_loss
 
 logger = logging.getLogger(__name__)
-
-SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
-SWITCHES: tuple[str, ...] = ("auto", "on", "off")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(Config):
-    """How a network is trained.
-
-    Parameters
-    ----------
-    epochs, steps_per_epoch : int
-        Length of training (an epoch is `steps_per_epoch` batches).
-    batch_size : int
-    patch_shape : tuple of int
-        Spatial patch shape; empty means "choose from the data"
-        (:func:`pixlearn.nets.autoconfig.auto_config`).
-    lr, weight_decay : float
-        AdamW learning rate and decoupled weight decay.
-    schedule : {"cosine", "plateau"}
-        Cosine decay from `lr` to ``lr / 100`` over the run, or halve on a validation plateau.
-        With a `time_limit_s` the cosine follows whichever ends first, the steps of `epochs` or
-        the wall-clock budget, so a time-limited run still ends at the low learning rate.
-    grad_clip : float
-        Largest gradient norm; 0 disables clipping.
-    patience : int
-        Stop after this many epochs without a better validation loss; 0 disables.
-    val_fraction : float
-        Share of the pairs held out for validation when no validation set is given.
-    val_patches : int
-        Number of (fixed, unaugmented) validation patches.
-    loss : str
-        A key of :data:`pixlearn.nets.losses.LOSSES`.
-    foreground_fraction : float
-        Share of patches centred on foreground.
-    augmentation : AugmentConfig
-    seed : int
-    time_limit_s : float or None
-        Stop when this much wall time is spent, keeping the best model.
-    autocast : {"auto", "on", "off"}
-        Mixed precision: bf16 autocast on CPU, AMP (bf16, else fp16 with a gradient scaler) on
-        CUDA. ``"auto"``: on for CUDA, off for CPU (on AVX2-only CPUs bf16 is slower).
-    channels_last : {"auto", "on", "off"}
-        Channels-last memory format for 2D networks. ``"auto"``: on for CUDA, off for CPU.
-    num_workers : int
-        DataLoader worker processes (0: load in the training process).
-    """
-
-    epochs: int = 100
-    steps_per_epoch: int = 50
-    batch_size: int = 8
-    patch_shape: tuple[int, ...] = ()
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    grad_clip: float = 1.0
-    patience: int = 20
-    val_fraction: float = 0.15
-    val_patches: int = 32
-    loss: str = "ce_dice"
-    foreground_fraction: float = 0.33
-    augmentation: AugmentConfig = AugmentConfig()
-    seed: int = 0
-    time_limit_s: float | None = None
-    autocast: str = "auto"
-    channels_last: str = "auto"
-    num_workers: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "steps_per_epoch", "batch_size", "val_patches"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if any(int(p) < 1 for p in self.patch_shape) or len(self.patch_shape) not in (0, 2, 3):
-            raise ValueError(f"TrainConfig.patch_shape must be empty or 2/3 positive sizes, got {self.patch_shape}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("TrainConfig: lr must be > 0, weight_decay and grad_clip >= 0")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule {self.schedule!r} is not one of {SCHEDULES}")
-        if self.patience < 0 or self.num_workers < 0:
-            raise ValueError("TrainConfig: patience and num_workers must be >= 0")
-        if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.foreground_fraction <= 1.0:
-            raise ValueError("TrainConfig: val_fraction must be in [0, 1), foreground_fraction in [0, 1]")
-        if self.loss not in LOSSES:
-            raise ValueError(f"TrainConfig.loss {self.loss!r} is not one of {sorted(LOSSES)}")
-        if self.time_limit_s is not None and self.time_limit_s <= 0:
-            raise ValueError(f"TrainConfig.time_limit_s must be positive, got {self.time_limit_s}")
-        for name in ("autocast", "channels_last"):
-            if getattr(self, name) not in SWITCHES:
-                raise ValueError(f"TrainConfig.{name} must be one of {SWITCHES}, got {getattr(self, name)!r}")
-
 
 @dataclasses.dataclass
 class History:
@@ -323,128 +232,199 @@ def train(
         `resume` without `checkpoint_dir`, or a training set shorter than one epoch.
     """
     device = resolve_device(device)
-    loss_fn = make_loss(cfg.loss)
-    use_autocast = _switch(cfg.autocast, device)
-    channels_last = _switch(cfg.channels_last, device) and _spatial_ndim(model) == 2
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
-                                  and not torch.cuda.is_bf16_supported())
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs a checkpoint_dir")
-    if len(train_data) < cfg.steps_per_epoch * cfg.batch_size:
-        raise ValueError(f"training data has {len(train_data)} items; an epoch needs {cfg.steps_per_epoch * cfg.batch_size}")
+    _check_arguments(train_data, cfg, resume, checkpoint_dir)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-
-    model.to(device=device, memory_format=memory_format)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  fused=device.type in ("cpu", "cuda"))
-    scheduler = _make_scheduler(optimizer, cfg)
-    history = History()
-    best_state = cpu_state(model)
-    start_epoch, elapsed_before, global_step = 0, 0.0, 0
-    loaded = load_checkpoint(directory) if resume and directory is not None else None
-    if loaded is not None:
-        weights, optimizer_state, state = loaded
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(optimizer_state)
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        global_step = int(state.get("step", 0))
-        history = History.from_dict(state["history"])
-        start_epoch = int(state["epoch"])
-        elapsed_before = float(state["elapsed_s"])
-        best_state = load_best(directory) or best_state
-        logger.info("resuming after epoch %d from %s", start_epoch, directory)
-    elif resume:
-        logger.info("no checkpoint in %s: starting afresh", directory)
-
-    started = time.monotonic() - elapsed_before
+    step = _Step.create(model, cfg, device)
+    run = _start(step, directory, resume)
+    started = time.monotonic() - run.elapsed_before
     train_loader = _loader(train_data, cfg)
     val_loader = _loader(val_data, cfg)
-    bar = _Progress(progress, (cfg.epochs - start_epoch) * cfg.steps_per_epoch)
-    stale_epochs = 0 if not history.records else history.records[-1]["epoch"] - max(history.best_epoch, 0)
+    bar = _Progress(progress, (cfg.epochs - run.start_epoch) * cfg.steps_per_epoch)
+    history = run.history
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
             epoch_start = time.monotonic()
             if hasattr(train_data, "set_epoch"):
                 train_data.set_epoch(epoch)
-            model.train()
-            losses, out_of_time = [], False
-            for step, (x, y) in enumerate(train_loader):
-                if step >= cfg.steps_per_epoch:
-                    break
-                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                y = y.to(device, non_blocking=True)
-                if scheduler is None:
-                    rate = cosine_learning_rate(cfg, global_step, time.monotonic() - started)
-                    for group in optimizer.param_groups:
-                        group["lr"] = rate
-                optimizer.zero_grad(set_to_none=True)
-                with _autocast(use_autocast, device):
-                    loss = loss_fn(model(x), y)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                global_step += 1
-                losses.append(float(loss.detach()))
-                bar.advance(f"epoch {epoch} loss {losses[-1]:.4f}")
-                if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
-                    out_of_time = True
-                    break
-
-            model.eval()
-            val_losses, val_weights = [], []
-            with torch.no_grad(), _autocast(use_autocast, device):
-                for x, y in val_loader:
-                    x = x.to(device).contiguous(memory_format=memory_format)
-                    val_losses.append(float(loss_fn(model(x), y.to(device))))
-                    val_weights.append(len(x))
-            val_loss = float(np.average(val_losses, weights=val_weights))
+            losses, out_of_time = _train_epoch(step, train_loader, run, started, bar, epoch)
+            val_loss = _validate(step, val_loader)
             if cfg.schedule == "plateau":
-                scheduler.step(val_loss)
+                step.scheduler.step(val_loss)
             record = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)) if losses else math.nan,
                 "val_loss": val_loss,
-                "lr": float(optimizer.param_groups[0]["lr"]),
+                "lr": float(step.optimizer.param_groups[0]["lr"]),
                 "seconds": time.monotonic() - epoch_start,
                 "elapsed_s": time.monotonic() - started,
             }
             history.records.append(record)
             logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
-            if val_loss < history.best_val_loss:
-                history.best_val_loss, history.best_epoch, stale_epochs = val_loss, epoch, 0
-                best_state = cpu_state(model)
-                if directory is not None:
-                    save_best(directory, best_state)
-            else:
-                stale_epochs += 1
-
+            _keep_best(step, run, val_loss, epoch, directory)
+            patience_spent = bool(cfg.patience) and run.stale_epochs >= cfg.patience
             if out_of_time:
                 history.stop_reason = "time_limit"
-            elif cfg.patience and stale_epochs >= cfg.patience:
+            elif patience_spent:
                 history.stop_reason = "early_stopping"
             if directory is not None:
-                state = {"epoch": epoch, "step": global_step, "elapsed_s": record["elapsed_s"], "history": history.to_dict(),
-                         "config": cfg.to_dict(), "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
-                save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
-                write_logs(directory, history)
+                _save_epoch(step, run, directory, epoch, record)
             stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
             if stop and history.stop_reason == "completed":
                 history.stop_reason = "callback"
-            if out_of_time or stop or (cfg.patience and stale_epochs >= cfg.patience):
+            if out_of_time or stop or patience_spent:
                 logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
                 break
     finally:
         bar.close()
-    model.load_state_dict(best_state)
+    model.load_state_dict(run.best_state)
     model.to(memory_format=torch.contiguous_format)
     return history
+
+
+# --------------------------------------------------------------------------------------------
+# the steps of the loop
+
+
+def _check_arguments(train_data: Any, cfg: TrainConfig, resume: bool, checkpoint_dir: Any) -> None:
+    if cfg.batch_size is None:
+        raise ValueError("TrainConfig.batch_size is None ('choose from the data'): give one, or resolve the "
+                         "configuration first (pixlearn.nets.fit.resolve_setup)")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir")
+    if len(train_data) < cfg.steps_per_epoch * cfg.batch_size:
+        raise ValueError(f"training data has {len(train_data)} items; an epoch needs {cfg.steps_per_epoch * cfg.batch_size}")
+
+
+@dataclasses.dataclass
+class _Step:
+    """What one optimiser or validation step needs: the model on its device, the optimiser, the
+    schedule, the loss, and the precision and memory-format choices."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    device: torch.device
+    loss_fn: Callable[..., torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    use_autocast: bool
+    memory_format: torch.memory_format
+
+    @classmethod
+    def create(cls, model: nn.Module, cfg: TrainConfig, device: torch.device) -> _Step:
+        """Move `model` to `device` in the chosen memory format and build its optimiser and schedule."""
+        loss_fn = make_loss(cfg.loss)
+        use_autocast = _switch(cfg.autocast, device)
+        channels_last = _switch(cfg.channels_last, device) and _spatial_ndim(model) == 2
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
+                                      and not torch.cuda.is_bf16_supported())
+        model.to(device=device, memory_format=memory_format)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                      fused=device.type in ("cpu", "cuda"))
+        return cls(model, cfg, device, loss_fn, optimizer, _make_scheduler(optimizer, cfg), scaler,
+                   use_autocast, memory_format)
+
+
+@dataclasses.dataclass
+class _Run:
+    """Where a run stands: history, best weights, optimiser steps, epochs without improvement."""
+
+    history: History
+    best_state: dict[str, torch.Tensor]
+    start_epoch: int = 0
+    elapsed_before: float = 0.0
+    global_step: int = 0
+    stale_epochs: int = 0
+
+
+def _start(step: _Step, directory: Path | None, resume: bool) -> _Run:
+    """A fresh run, or the state of the last checkpoint in `directory` when resuming."""
+    run = _Run(history=History(), best_state=cpu_state(step.model))
+    loaded = load_checkpoint(directory) if resume and directory is not None else None
+    if loaded is not None:
+        weights, optimizer_state, state = loaded
+        step.model.load_state_dict(weights)
+        step.optimizer.load_state_dict(optimizer_state)
+        if step.scheduler is not None:
+            step.scheduler.load_state_dict(state["scheduler"])
+        run.global_step = int(state.get("step", 0))
+        run.history = History.from_dict(state["history"])
+        run.start_epoch = int(state["epoch"])
+        run.elapsed_before = float(state["elapsed_s"])
+        run.best_state = load_best(directory) or run.best_state
+        logger.info("resuming after epoch %d from %s", run.start_epoch, directory)
+    elif resume:
+        logger.info("no checkpoint in %s: starting afresh", directory)
+    records = run.history.records
+    run.stale_epochs = 0 if not records else records[-1]["epoch"] - max(run.history.best_epoch, 0)
+    return run
+
+
+def _train_epoch(step: _Step, loader: Any, run: _Run, started: float, bar: _Progress, epoch: int) -> tuple[list[float], bool]:
+    """One epoch of optimiser steps; returns the batch losses and whether the time limit was hit."""
+    cfg, model, optimizer, scaler = step.cfg, step.model, step.optimizer, step.scaler
+    model.train()
+    losses: list[float] = []
+    for index, (x, y) in enumerate(loader):
+        if index >= cfg.steps_per_epoch:
+            break
+        x = x.to(step.device, non_blocking=True).contiguous(memory_format=step.memory_format)
+        y = y.to(step.device, non_blocking=True)
+        if step.scheduler is None:
+            rate = cosine_learning_rate(cfg, run.global_step, time.monotonic() - started)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(step.use_autocast, step.device):
+            loss = step.loss_fn(model(x), y)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        run.global_step += 1
+        losses.append(float(loss.detach()))
+        bar.advance(f"epoch {epoch} loss {losses[-1]:.4f}")
+        if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
+            return losses, True
+    return losses, False
+
+
+def _validate(step: _Step, loader: Any) -> float:
+    """Mean loss over the validation items (weighted by batch length), in eval mode."""
+    step.model.eval()
+    val_losses, val_weights = [], []
+    with torch.no_grad(), _autocast(step.use_autocast, step.device):
+        for x, y in loader:
+            x = x.to(step.device).contiguous(memory_format=step.memory_format)
+            val_losses.append(float(step.loss_fn(step.model(x), y.to(step.device))))
+            val_weights.append(len(x))
+    return float(np.average(val_losses, weights=val_weights))
+
+
+def _keep_best(step: _Step, run: _Run, val_loss: float, epoch: int, directory: Path | None) -> None:
+    """Remember (and write) the weights of a new best epoch, else count one more stale epoch."""
+    if val_loss < run.history.best_val_loss:
+        run.history.best_val_loss, run.history.best_epoch, run.stale_epochs = val_loss, epoch, 0
+        run.best_state = cpu_state(step.model)
+        if directory is not None:
+            save_best(directory, run.best_state)
+    else:
+        run.stale_epochs += 1
+
+
+def _save_epoch(step: _Step, run: _Run, directory: Path, epoch: int, record: dict[str, float]) -> None:
+    """The checkpoint after `epoch` (for resumption) and the updated logs and curves."""
+    cfg = step.cfg
+    state = {"epoch": epoch, "step": run.global_step, "elapsed_s": record["elapsed_s"],
+             "history": run.history.to_dict(), "config": cfg.to_dict(),
+             "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
+    save_checkpoint(directory, epoch, step.model, step.optimizer, step.scheduler, state)
+    write_logs(directory, run.history)
 
 
 def _spatial_ndim(model: nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""A 2D/3D U-Net built from a frozen :class:`UNetConfig`, and its tiling geometry.
+"""A 2D/3D U-Net built from a frozen :class:`UNetConfig` (:mod:`pixlearn.nets.config`), and its tiling geometry.
 
 The network takes ``(B, C, *spatial)`` tensors of any spatial size: ``forward`` pads the high end
 of each axis (edge replication) to a multiple of :func:`size_divisor` and crops the output back.
@@ -21,146 +21,13 @@ replication, exactly as it does for the whole image).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixlearn.config import Config
-
-NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")
-SKIP_MERGES: tuple[str, ...] = ("concat", "add")
-UPSAMPLES: tuple[str, ...] = ("transpose", "nearest")
-DOWNSAMPLES: tuple[str, ...] = ("maxpool", "conv")
-
-
-@dataclasses.dataclass(frozen=True)
-class UNetConfig(Config):
-    """Architecture of a :class:`UNet`.
-
-    Parameters
-    ----------
-    ndim : {2, 3}
-        Spatial dimensions.
-    in_channels, out_channels : int
-        Channels of the input image and of the raw output (logits or regression values).
-    depth : int
-        Number of down-sampling steps; the network has ``depth + 1`` resolution levels.
-    base_channels : int
-        Feature channels at the first level.
-    channel_growth : float
-        Factor between the channels of consecutive levels (level ``l`` has
-        ``round(base_channels * channel_growth ** l)``, at most `max_channels`).
-    max_channels : int
-        Upper bound on the channels of any level.
-    convs_per_block : int
-        3x3(x3) convolutions (each followed by normalisation and ReLU) per level and path.
-    kernel_size : int
-        Odd convolution kernel size.
-    norm : {"batch", "instance", "group", "none"}
-        Normalisation after each convolution.
-    residual : bool
-        Add a (1x1-projected) shortcut around each block.
-    pool_kernels : tuple of tuple of int
-        Per level, the pooling factor per spatial axis (planes, rows, columns), e.g.
-        ``((1, 2, 2), (1, 2, 2), (2, 2, 2))`` for a stack whose Z spacing is 4x coarser than XY
-        (see :func:`anisotropic_pool_kernels`). Empty: 2 on every axis at every level.
-    stem_factor : int
-        Space-to-depth factor applied to the row and column axes before the first level (and
-        depth-to-space after the last): ``2`` runs the whole U-Net at half resolution in-plane,
-        which is about 4x cheaper, and still predicts every pixel. ``1`` disables it.
-    skip_merge : {"concat", "add"}
-        How a decoder level joins the up-sampled features with the encoder's skip connection:
-        channel concatenation (classic U-Net) or addition (LinkNet/FPN style, whose decoder
-        convolutions see half the channels: about 2x cheaper decoders).
-    downsample : {"maxpool", "conv"}
-        Encoder down-sampling: max pooling before a level's convolutions, or a stride equal to
-        the pooling factor in the level's first convolution (as nnU-Net and MONAI do).
-    upsample : {"transpose", "nearest"}
-        Decoder up-sampling: a transposed convolution with kernel = stride = pooling factor, or
-        a 1x1 convolution at the coarse level followed by nearest-neighbour enlargement (several
-        times cheaper on CPUs; the block's convolutions after the merge do the refinement).
-    final_activation : {"none"}
-        The network returns raw values; losses and :mod:`pixlearn.nets.model` apply softmax/sigmoid.
-
-    Examples
-    --------
-    >>> UNetConfig(ndim=2, depth=2, base_channels=4).channels
-    (4, 8, 16)
-    """
-
-    ndim: int = 2
-    in_channels: int = 1
-    out_channels: int = 1
-    depth: int = 4
-    base_channels: int = 16
-    channel_growth: float = 2.0
-    max_channels: int = 512
-    convs_per_block: int = 2
-    kernel_size: int = 3
-    norm: str = "batch"
-    residual: bool = False
-    pool_kernels: tuple[tuple[int, ...], ...] = ()
-    stem_factor: int = 1
-    skip_merge: str = "concat"
-    downsample: str = "maxpool"
-    upsample: str = "transpose"
-    final_activation: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.ndim not in (2, 3):
-            raise ValueError(f"UNetConfig.ndim must be 2 or 3, got {self.ndim}")
-        for name in ("in_channels", "out_channels", "base_channels", "max_channels", "convs_per_block", "stem_factor"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"UNetConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.depth < 0:
-            raise ValueError(f"UNetConfig.depth must be >= 0, got {self.depth}")
-        if self.channel_growth <= 0:
-            raise ValueError(f"UNetConfig.channel_growth must be > 0, got {self.channel_growth}")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"UNetConfig.kernel_size must be odd, got {self.kernel_size}")
-        if self.norm not in NORMS:
-            raise ValueError(f"UNetConfig.norm {self.norm!r} is not one of {NORMS}")
-        if self.skip_merge not in SKIP_MERGES:
-            raise ValueError(f"UNetConfig.skip_merge {self.skip_merge!r} is not one of {SKIP_MERGES}")
-        if self.downsample not in DOWNSAMPLES:
-            raise ValueError(f"UNetConfig.downsample {self.downsample!r} is not one of {DOWNSAMPLES}")
-        if self.upsample not in UPSAMPLES:
-            raise ValueError(f"UNetConfig.upsample {self.upsample!r} is not one of {UPSAMPLES}")
-        if self.final_activation != "none":
-            raise ValueError("UNetConfig.final_activation must be 'none' (activations live in the losses)")
-        if self.pool_kernels:
-            if len(self.pool_kernels) != self.depth:
-                raise ValueError(
-                    f"UNetConfig.pool_kernels has {len(self.pool_kernels)} levels but depth is {self.depth}"
-                )
-            for kernel in self.pool_kernels:
-                if len(kernel) != self.ndim or any(int(k) < 1 for k in kernel):
-                    raise ValueError(
-                        f"UNetConfig.pool_kernels: {kernel} must have {self.ndim} factors >= 1"
-                    )
-
-    @property
-    def channels(self) -> tuple[int, ...]:
-        """Feature channels per level, ``depth + 1`` entries."""
-        return tuple(
-            min(self.max_channels, max(1, round(self.base_channels * self.channel_growth**level)))
-            for level in range(self.depth + 1)
-        )
-
-    @property
-    def level_pool_kernels(self) -> tuple[tuple[int, ...], ...]:
-        """Pooling factor per level and axis (`pool_kernels` or 2 everywhere)."""
-        if self.pool_kernels:
-            return tuple(tuple(int(k) for k in kernel) for kernel in self.pool_kernels)
-        return tuple((2,) * self.ndim for _ in range(self.depth))
-
-    @property
-    def stem_factors(self) -> tuple[int, ...]:
-        """Space-to-depth factor per spatial axis (1 along planes in 3D)."""
-        return (1,) * (self.ndim - 2) + (self.stem_factor,) * 2
+from pixlearn.nets.config import UNetConfig
 
 
 def anisotropic_pool_kernels(depth: int, z_ratio: float) -> tuple[tuple[int, int, int], ...]:

@@ -1,0 +1,319 @@
+"""The nets room's configuration dataclasses, importable without torch.
+
+:class:`UNetConfig` (architecture), :class:`TrainConfig` (how a network is trained) and
+:class:`AugmentConfig` (random augmentation of training patches) are plain frozen
+:class:`pixlearn.config.Config` dataclasses. They live here, apart from the torch code they
+configure (:mod:`pixlearn.nets.unet`, :mod:`pixlearn.nets.training`, :mod:`pixlearn.nets.patches`,
+which re-export them), so that :class:`pixlearn.experiment.ExperimentConfig` and the command line
+can read, check and write them without importing torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pixlearn.config import Config
+
+LOSS_NAMES: tuple[str, ...] = ("ce", "ce_dice", "bce", "bce_dice", "l1", "mse", "instance")
+"""Names of the losses of :data:`pixlearn.nets.losses.LOSSES` (a test checks they agree)."""
+
+NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")
+SKIP_MERGES: tuple[str, ...] = ("concat", "add")
+UPSAMPLES: tuple[str, ...] = ("transpose", "nearest")
+DOWNSAMPLES: tuple[str, ...] = ("maxpool", "conv")
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig(Config):
+    """Architecture of a :class:`UNet`.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensions.
+    in_channels, out_channels : int
+        Channels of the input image and of the raw output (logits or regression values).
+    depth : int
+        Number of down-sampling steps; the network has ``depth + 1`` resolution levels.
+    base_channels : int
+        Feature channels at the first level.
+    channel_growth : float
+        Factor between the channels of consecutive levels (level ``l`` has
+        ``round(base_channels * channel_growth ** l)``, at most `max_channels`).
+    max_channels : int
+        Upper bound on the channels of any level.
+    convs_per_block : int
+        3x3(x3) convolutions (each followed by normalisation and ReLU) per level and path.
+    kernel_size : int
+        Odd convolution kernel size.
+    norm : {"batch", "instance", "group", "none"}
+        Normalisation after each convolution.
+    residual : bool
+        Add a (1x1-projected) shortcut around each block.
+    pool_kernels : tuple of tuple of int
+        Per level, the pooling factor per spatial axis (planes, rows, columns), e.g.
+        ``((1, 2, 2), (1, 2, 2), (2, 2, 2))`` for a stack whose Z spacing is 4x coarser than XY
+        (see :func:`anisotropic_pool_kernels`). Empty: 2 on every axis at every level.
+    stem_factor : int
+        Space-to-depth factor applied to the row and column axes before the first level (and
+        depth-to-space after the last): ``2`` runs the whole U-Net at half resolution in-plane,
+        which is about 4x cheaper, and still predicts every pixel. ``1`` disables it.
+    skip_merge : {"concat", "add"}
+        How a decoder level joins the up-sampled features with the encoder's skip connection:
+        channel concatenation (classic U-Net) or addition (LinkNet/FPN style, whose decoder
+        convolutions see half the channels: about 2x cheaper decoders).
+    downsample : {"maxpool", "conv"}
+        Encoder down-sampling: max pooling before a level's convolutions, or a stride equal to
+        the pooling factor in the level's first convolution (as nnU-Net and MONAI do).
+    upsample : {"transpose", "nearest"}
+        Decoder up-sampling: a transposed convolution with kernel = stride = pooling factor, or
+        a 1x1 convolution at the coarse level followed by nearest-neighbour enlargement (several
+        times cheaper on CPUs; the block's convolutions after the merge do the refinement).
+    final_activation : {"none"}
+        The network returns raw values; losses and :mod:`pixlearn.nets.model` apply softmax/sigmoid.
+
+    Examples
+    --------
+    >>> UNetConfig(ndim=2, depth=2, base_channels=4).channels
+    (4, 8, 16)
+    """
+
+    ndim: int = 2
+    in_channels: int = 1
+    out_channels: int = 1
+    depth: int = 4
+    base_channels: int = 16
+    channel_growth: float = 2.0
+    max_channels: int = 512
+    convs_per_block: int = 2
+    kernel_size: int = 3
+    norm: str = "batch"
+    residual: bool = False
+    pool_kernels: tuple[tuple[int, ...], ...] = ()
+    stem_factor: int = 1
+    skip_merge: str = "concat"
+    downsample: str = "maxpool"
+    upsample: str = "transpose"
+    final_activation: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.ndim not in (2, 3):
+            raise ValueError(f"UNetConfig.ndim must be 2 or 3, got {self.ndim}")
+        for name in ("in_channels", "out_channels", "base_channels", "max_channels", "convs_per_block", "stem_factor"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"UNetConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.depth < 0:
+            raise ValueError(f"UNetConfig.depth must be >= 0, got {self.depth}")
+        if self.channel_growth <= 0:
+            raise ValueError(f"UNetConfig.channel_growth must be > 0, got {self.channel_growth}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"UNetConfig.kernel_size must be odd, got {self.kernel_size}")
+        if self.norm not in NORMS:
+            raise ValueError(f"UNetConfig.norm {self.norm!r} is not one of {NORMS}")
+        if self.skip_merge not in SKIP_MERGES:
+            raise ValueError(f"UNetConfig.skip_merge {self.skip_merge!r} is not one of {SKIP_MERGES}")
+        if self.downsample not in DOWNSAMPLES:
+            raise ValueError(f"UNetConfig.downsample {self.downsample!r} is not one of {DOWNSAMPLES}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"UNetConfig.upsample {self.upsample!r} is not one of {UPSAMPLES}")
+        if self.final_activation != "none":
+            raise ValueError("UNetConfig.final_activation must be 'none' (activations live in the losses)")
+        if self.pool_kernels:
+            if len(self.pool_kernels) != self.depth:
+                raise ValueError(
+                    f"UNetConfig.pool_kernels has {len(self.pool_kernels)} levels but depth is {self.depth}"
+                )
+            for kernel in self.pool_kernels:
+                if len(kernel) != self.ndim or any(int(k) < 1 for k in kernel):
+                    raise ValueError(
+                        f"UNetConfig.pool_kernels: {kernel} must have {self.ndim} factors >= 1"
+                    )
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Feature channels per level, ``depth + 1`` entries."""
+        return tuple(
+            min(self.max_channels, max(1, round(self.base_channels * self.channel_growth**level)))
+            for level in range(self.depth + 1)
+        )
+
+    @property
+    def level_pool_kernels(self) -> tuple[tuple[int, ...], ...]:
+        """Pooling factor per level and axis (`pool_kernels` or 2 everywhere)."""
+        if self.pool_kernels:
+            return tuple(tuple(int(k) for k in kernel) for kernel in self.pool_kernels)
+        return tuple((2,) * self.ndim for _ in range(self.depth))
+
+    @property
+    def stem_factors(self) -> tuple[int, ...]:
+        """Space-to-depth factor per spatial axis (1 along planes in 3D)."""
+        return (1,) * (self.ndim - 2) + (self.stem_factor,) * 2
+
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig(Config):
+    """Random augmentation of training patches (see :func:`augment`).
+
+    Parameters
+    ----------
+    flips : bool
+        Flip each spatial axis with probability 1/2.
+    rotations : bool
+        Rotate by a random multiple of 90 degrees in the row/column plane (square patches only;
+        others get 0 or 180 degrees).
+    intensity : bool
+        Random intensity scale, shift and gamma, and Gaussian noise, on the image only. Turn off
+        for restoration, where the target's intensities must follow the input's.
+    scale_range, shift_range, gamma_range : tuple of float
+        ``image * scale + shift``; gamma applied on the patch's min..max range.
+    noise_std : float
+        Largest standard deviation of additive noise (drawn uniformly in 0..noise_std).
+    elastic : bool
+        Smooth random elastic deformation (slower).
+    elastic_alpha_px, elastic_sigma_px : float
+        Displacement amplitude and smoothness of the deformation, in pixels.
+    """
+
+    flips: bool = True
+    rotations: bool = True
+    intensity: bool = True
+    scale_range: tuple[float, float] = (0.8, 1.25)
+    shift_range: tuple[float, float] = (-0.1, 0.1)
+    gamma_range: tuple[float, float] = (0.75, 1.33)
+    noise_std: float = 0.03
+    elastic: bool = False
+    elastic_alpha_px: float = 8.0
+    elastic_sigma_px: float = 6.0
+
+    def __post_init__(self) -> None:
+        for name in ("scale_range", "shift_range", "gamma_range"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"AugmentConfig.{name}: low {low} > high {high}")
+        if self.scale_range[0] <= 0 or self.gamma_range[0] <= 0:
+            raise ValueError("AugmentConfig: scale and gamma ranges must be positive")
+        if self.noise_std < 0 or self.elastic_alpha_px < 0 or self.elastic_sigma_px <= 0:
+            raise ValueError("AugmentConfig: noise_std, elastic_alpha_px must be >= 0, elastic_sigma_px > 0")
+
+
+NO_AUGMENT = AugmentConfig(flips=False, rotations=False, intensity=False, elastic=False)
+
+
+SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
+SWITCHES: tuple[str, ...] = ("auto", "on", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """How a network is trained.
+
+    Parameters
+    ----------
+    epochs, steps_per_epoch : int
+        Length of training (an epoch is `steps_per_epoch` batches).
+    batch_size : int or None
+        Patches per optimiser step; ``None`` means "choose from the data and the memory"
+        (:func:`pixlearn.nets.fit.resolve_setup`). An explicit value is always kept, also one
+        equal to a default.
+    patch_shape : tuple of int or None
+        Spatial patch shape; ``None`` (or empty, as older files write it) means "choose from the
+        data" (:func:`pixlearn.nets.autoconfig.auto_config`).
+    lr, weight_decay : float
+        AdamW learning rate and decoupled weight decay.
+    schedule : {"cosine", "plateau"}
+        Cosine decay from `lr` to ``lr / 100`` over the run, or halve on a validation plateau.
+        With a `time_limit_s` the cosine follows whichever ends first, the steps of `epochs` or
+        the wall-clock budget, so a time-limited run still ends at the low learning rate.
+    grad_clip : float
+        Largest gradient norm; 0 disables clipping.
+    patience : int
+        Stop after this many epochs without a better validation loss; 0 disables.
+    val_fraction : float
+        Share of the pairs held out for validation when no validation set is given.
+    val_patches : int
+        Number of (fixed, unaugmented) validation patches.
+    loss : str
+        A key of :data:`pixlearn.nets.losses.LOSSES`.
+    foreground_fraction : float
+        Share of patches centred on foreground.
+    augmentation : AugmentConfig
+    seed : int
+    time_limit_s : float or None
+        Stop when this much wall time is spent, keeping the best model.
+    autocast : {"auto", "on", "off"}
+        Mixed precision: bf16 autocast on CPU, AMP (bf16, else fp16 with a gradient scaler) on
+        CUDA. ``"auto"``: on for CUDA, off for CPU (on AVX2-only CPUs bf16 is slower).
+    channels_last : {"auto", "on", "off"}
+        Channels-last memory format for 2D networks. ``"auto"``: on for CUDA, off for CPU.
+    num_workers : int
+        DataLoader worker processes (0: load in the training process).
+    """
+
+    epochs: int = 100
+    steps_per_epoch: int = 50
+    batch_size: int | None = None
+    patch_shape: tuple[int, ...] | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    patience: int = 20
+    val_fraction: float = 0.15
+    val_patches: int = 32
+    loss: str = "ce_dice"
+    foreground_fraction: float = 0.33
+    augmentation: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    time_limit_s: float | None = None
+    autocast: str = "auto"
+    channels_last: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.patch_shape is not None:
+            object.__setattr__(self, "patch_shape", tuple(int(p) for p in self.patch_shape) or None)
+        for name in ("epochs", "steps_per_epoch", "batch_size", "val_patches"):
+            value = getattr(self, name)
+            if (value is not None or name != "batch_size") and int(value) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {value}")
+        patch = self.patch_shape or ()
+        if any(p < 1 for p in patch) or len(patch) not in (0, 2, 3):
+            raise ValueError(f"TrainConfig.patch_shape must be None or 2/3 positive sizes, got {self.patch_shape}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("TrainConfig: lr must be > 0, weight_decay and grad_clip >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule {self.schedule!r} is not one of {SCHEDULES}")
+        if self.patience < 0 or self.num_workers < 0:
+            raise ValueError("TrainConfig: patience and num_workers must be >= 0")
+        if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.foreground_fraction <= 1.0:
+            raise ValueError("TrainConfig: val_fraction must be in [0, 1), foreground_fraction in [0, 1]")
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"TrainConfig.loss {self.loss!r} is not one of {sorted(LOSS_NAMES)}")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError(f"TrainConfig.time_limit_s must be positive, got {self.time_limit_s}")
+        for name in ("autocast", "channels_last"):
+            if getattr(self, name) not in SWITCHES:
+                raise ValueError(f"TrainConfig.{name} must be one of {SWITCHES}, got {getattr(self, name)!r}")
+
+
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether every "choose from the data" field (`batch_size`, `patch_shape`) has a value."""
+        return self.batch_size is not None and self.patch_shape is not None
+
+
+__all__ = [
+    "DOWNSAMPLES",
+    "LOSS_NAMES",
+    "NORMS",
+    "NO_AUGMENT",
+    "SCHEDULES",
+    "SKIP_MERGES",
+    "SWITCHES",
+    "UPSAMPLES",
+    "AugmentConfig",
+    "TrainConfig",
+    "UNetConfig",
+]
