@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,7 @@ def predict_many(
     tasks = _plan_tasks(model, [Path(p) for p in inputs], out_dir, options, output_format, return_probabilities)
     if not overwrite:
         tasks = [task for task in tasks if not _skip_finished(task)]
+    seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
     if dask_address:
         seconds = predict_tasks_dask(model, tasks, options, dask_address, progress=progress)
     else:
