@@ -20,9 +20,9 @@ from pixlearn.postprocess.stitching import (
     apply_label_mapping,
     merge_tile_labels,
     resolve_equivalences,
-    stitch_labels,
 )
 from pixlearn.postprocess.tuning import tune_instance_thresholds
+from pixlearn.predict import label_tiled  # the tiler that runs the merge protocol
 
 
 def test_doctests() -> None:
@@ -256,17 +256,21 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
 
 
-@pytest.mark.parametrize("write", ["box", "core"])
-def test_stitch_exact_tiles_gives_one_label_per_object(write) -> None:
-    truth = _border_objects()
-    rng = np.random.default_rng(0)
-    tiles = []
-    for box, core in _grid_boxes(truth.shape, 40, 12):
-        # each tile has its own, shuffled ids, as an independent segmentation would
-        local = truth[box]
+def _shuffled_ids(seed: int):
+    """An instance function that returns the ids of a label channel, shuffled anew per tile, as
+    independent segmentations of the tiles would number them."""
+    rng = np.random.default_rng(seed)
+
+    def label(outputs: np.ndarray) -> np.ndarray:
         perm = np.concatenate([[0], rng.permutation(np.arange(1, 200)) + 1000])
-        tiles.append((box, perm[local]) if write == "box" else (box, perm[local], core))
-    out = stitch_labels(tiles, truth.shape)
+        return perm[outputs[..., 0].astype(np.int64)]
+
+    return label
+
+
+def test_stitch_exact_tiles_gives_one_label_per_object() -> None:
+    truth = _border_objects()
+    out = label_tiled(truth[..., None].astype(np.float32), _shuffled_ids(0), core_shape=28, margin=6)
     assert out.dtype == np.uint32
     assert _same_partition(truth, out)
     assert len(np.unique(out)) == len(np.unique(truth))
@@ -277,12 +281,7 @@ def test_stitch_segmented_tiles_matches_whole_image_3d() -> None:
     targets = instance_targets(truth)
     whole = instances_from_outputs(targets)
     assert matching(truth, whole, 0.5).accuracy == 1.0
-    tiles = [
-        (box, instances_from_outputs(targets[box]), core)
-        for box, core in _grid_boxes(truth.shape, 28, 12)
-    ]
-    assert len(tiles) >= 9
-    out = stitch_labels(tiles, truth.shape)
+    out = label_tiled(targets, instances_from_outputs, core_shape=16, margin=6)
     m = matching(whole, out, 0.8)
     assert (m.tp, m.fp, m.fn) == (20, 0, 0)
     assert matching(truth, out, 0.5).accuracy == 1.0
@@ -298,7 +297,8 @@ def test_stitch_naive_tiling_would_cut_objects() -> None:
         local = truth[box][inner]
         naive[core] = np.where(local > 0, local + 1000 * k, 0)
     assert matching(truth, naive, 0.9).accuracy < 0.6
-    stitched = stitch_labels([(b, truth[b] + 7 * (truth[b] > 0), c) for b, c in boxes], truth.shape)
+    stitched = label_tiled(truth[..., None].astype(np.float32), lambda o: o[..., 0].astype(np.int64) * 7,
+                           core_shape=28, margin=6)
     assert matching(truth, stitched, 0.9).accuracy == 1.0
 
 
@@ -335,6 +335,5 @@ def test_stitch_into_zarr(tmp_path) -> None:
 
     truth = _border_objects()
     out = create_zarr(tmp_path / "labels.zarr", truth.shape, np.uint32, chunks=(32, 32))
-    tiles = [(b, truth[b], c) for b, c in _grid_boxes(truth.shape, 40, 12)]
-    result = stitch_labels(tiles, truth.shape, out=out)
+    result = label_tiled(truth[..., None].astype(np.float32), _shuffled_ids(1), out, core_shape=28, margin=6)
     assert result is out and _same_partition(truth, np.asarray(out[...]))

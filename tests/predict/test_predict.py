@@ -27,9 +27,8 @@ from pixlearn.predict import (
     read_manifest,
     with_tta,
 )
-from pixlearn.predict import apply as apply_module
+from pixlearn.predict import _machinery as machinery_module
 from pixlearn.predict import distributed as distributed_module
-from pixlearn.predict import files as files_module
 from pixlearn.predict.tiling import TileConfig
 
 
@@ -195,19 +194,19 @@ def test_blended_writes_finished_blocks_while_streaming(rng, shape):
 def test_blended_stream_equals_reference_sums_bitwise(rng, shape, tile):
     # the streaming band recomputes each cell's weight sum at the end: the values must equal
     # plain full-size sums over all tiles in the same order (margins of halo 1, Gaussian weights)
-    from pixlearn.predict.blended import _make_plan, _run_blended
+    from pixlearn.predict.blended import make_blend_plan, run_blended
     from pixlearn.predict.tiling import blend_weights
 
     image = rng.normal(size=shape).astype(np.float32)
     fn = lambda block: np.concatenate([np.tanh(block), block**2], axis=-1)
     spatial = shape[:-1]
-    plan = _make_plan(spatial, tile, (4,) * len(tile), (1,) * len(tile), (1,) * len(tile), TileConfig())
+    plan = make_blend_plan(spatial, tile, (4,) * len(tile), (1,) * len(tile), (1,) * len(tile), TileConfig())
     out = np.zeros(spatial + (2,), np.float32)
 
     def write(region, block):
         out[region] = block
 
-    _run_blended(image, plan, fn, write, 3, False, None)
+    run_blended(image, plan, fn, write, 3, False, None)
     acc, wsum = np.zeros_like(out), np.zeros(spatial, np.float32)
     for idx in plan.tiles:
         region = plan.region(idx)
@@ -274,6 +273,9 @@ class FilterModel:
     n_outputs: int = 2
     halo: tuple[int, ...] = (2, 2)
     normalization: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
+    tile_mode: str = "exact"
+    size_divisor: int = 1
+    bytes_per_pixel: float = 64.0
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
         smooth = _mean_filter(2)(image).mean(axis=-1, keepdims=True)
@@ -281,6 +283,15 @@ class FilterModel:
             return np.repeat(smooth, self.n_outputs, axis=-1)
         foreground = 1.0 / (1.0 + np.exp(-12.0 * (smooth - 0.5)))
         return np.concatenate([1 - foreground, foreground], axis=-1).astype(np.float32)
+
+    def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
+        return np.stack([self.predict_raw(block) for block in blocks])
+
+    def memory_budget_bytes(self) -> float | None:
+        return None
+
+    def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        return ndimage.label(np.argmax(outputs, -1) > 0)[0]
 
     def to_metadata(self) -> dict[str, Any]:
         return {"task": self.task}
@@ -318,9 +329,9 @@ def test_apply_model_equals_whole_image(rng, blobs_2d, task):
         assert abs(float(result.mean()) - float(image.mean())) < 0.05 * float(image.std())
 
 
-def test_apply_model_network_kind_blends(blobs_3d):
+def test_apply_model_blended_tile_mode_blends(blobs_3d):
     image = blobs_3d[0][..., None]
-    model = FilterModel(kind="network", ndim=3, halo=(2, 2, 2))
+    model = FilterModel(tile_mode="blended", ndim=3, halo=(2, 2, 2))
     probs = apply_model(model, image, tile_cfg=TileConfig(tile_shape=(8, 12, 12), batch_size=2),
                         return_probabilities=True)[1]
     np.testing.assert_allclose(probs, _whole(model, image), rtol=0, atol=1e-5)
@@ -484,8 +495,8 @@ class _FullDisk:
 
 
 def test_disk_full_removes_partial_output(tmp_path, folder, monkeypatch):
-    real = files_module._create_output
-    monkeypatch.setattr(files_module, "_create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
+    real = machinery_module.create_output
+    monkeypatch.setattr(machinery_module, "create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
     with pytest.raises(PixlearnError, match="disk full"):
         predict_many(FilterModel(), [folder / "img0.tif"], tmp_path / "out", output_format="zarr")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
@@ -501,7 +512,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
     predict_many(model, inputs, tmp_path / "single", tile_cfg=cfg, output_format="zarr", return_probabilities=True)
     # make the block size small so that one image is also split into blocks over the workers
     monkeypatch.setitem(distributed_module.DASK_BLOCK_PIXELS, 2, 256)
-    monkeypatch.setattr(apply_module, "OUTPUT_CHUNKS", (16, 16))
+    monkeypatch.setattr(machinery_module, "OUTPUT_CHUNKS", (16, 16))
     blocks = []  # the block split happens in this process, the blocks run on the workers
     real_split = distributed_module._block_regions
     monkeypatch.setattr(distributed_module, "_block_regions", lambda *a: blocks.extend(real_split(*a)) or real_split(*a))

@@ -99,6 +99,41 @@ class PixelClassifier:
         """Approximate working memory per block pixel (features, filter temporaries, output)."""
         return 4.0 * (self.n_features + 24 + self.n_outputs)
 
+    # ---------------------------------------------------------------- PixelModel tiling members
+    #: Filter-bank features are exactly local: disjoint cores read with halo context.
+    tile_mode: ClassVar[str] = "exact"
+    #: Any tile start is fine.
+    size_divisor: ClassVar[int] = 1
+
+    def memory_budget_bytes(self) -> float | None:
+        """``None``: runs in host memory, which the prediction engine budgets itself."""
+        return None
+
+    def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
+        """Class probabilities of a stack of normalised blocks, one :meth:`predict_raw` each.
+
+        Parameters
+        ----------
+        blocks : ndarray of shape (B, M, N, C) or (B, P, M, N, C), float32
+
+        Returns
+        -------
+        probabilities : ndarray of shape (B, M, N, K) or (B, P, M, N, K), float32
+        """
+        blocks = np.asarray(blocks)
+        if len(blocks) == 0:
+            return np.zeros(blocks.shape[:-1] + (self.n_outputs,), np.float32)
+        return np.stack([self.predict_raw(block) for block in blocks])
+
+    def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Objects of a probabilities block: connected components of the non-background classes.
+
+        See :func:`pixlearn.postprocess.labels.label_foreground`.
+        """
+        from pixlearn.postprocess.labels import label_foreground
+
+        return label_foreground(outputs)
+
     def _check(self, image: Any) -> None:
         if image.ndim != self.ndim + 1:
             raise PixlearnError(

@@ -1,8 +1,9 @@
 """What every trained model offers to the prediction engine, whatever its kind.
 
 Classical pixel classifiers (:class:`pixlearn.classical.model.PixelClassifier`) and networks
-(:class:`pixlearn.nets.model.NetworkModel`) both satisfy :class:`PixelModel`. The tiled engine in
-:mod:`pixlearn.predict` only uses these members, so it knows nothing of scikit-learn or torch.
+(:class:`pixlearn.nets.model.NetworkModel`) both satisfy :class:`PixelModel`. The engine in
+:mod:`pixlearn.predict` uses these members and nothing else: it never asks which kind a model
+is, never probes for optional members, and knows nothing of scikit-learn or torch.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import numpy as np
 from pixlearn.data.normalize import NormalizeConfig
 
 TASKS: tuple[str, ...] = ("semantic", "instances", "restore")
+#: Values of :attr:`PixelModel.tile_mode`.
+MODEL_TILE_MODES: tuple[str, ...] = ("exact", "blended")
 
 
 @runtime_checkable
 class PixelModel(Protocol):
-    """Interface of a trained model.
+    """Interface of a trained model: the whole contract of :mod:`pixlearn.predict`.
 
     Attributes
     ----------
     kind : str
-        ``"classical"`` or ``"network"``: selects the loader in :mod:`pixlearn.models.model_file`.
+        ``"classical"`` or ``"network"``: only selects the loader in
+        :mod:`pixlearn.models.model_file`; prediction never reads it.
     task : str
         ``"semantic"``, ``"instances"`` or ``"restore"``.
     ndim : int
@@ -37,18 +41,65 @@ class PixelModel(Protocol):
         Context each tile needs on each side, per spatial axis, for the tiled result to equal
         the whole-image result (feature-filter support or network receptive-field margin).
     normalization : NormalizeConfig
+    tile_mode : {"exact", "blended"}
+        How ``TileConfig(mode="auto")`` tiles this model: disjoint cores read with halo context
+        (models whose output is exactly local, such as filter banks), or overlapping tiles
+        averaged with smooth weights (networks).
+    size_divisor : int
+        Tiles start at multiples of it, and blended tiles are multiples of it (a U-Net with
+        ``k`` poolings: ``2**k``; else 1).
+    bytes_per_pixel : float
+        Working memory per tile pixel while predicting (features or activations, outputs), to
+        size tiles to a memory budget.
     """
 
-    kind: str
-    task: str
-    ndim: int
-    n_channels: int
-    n_outputs: int
-    halo: tuple[int, ...]
-    normalization: NormalizeConfig
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    @property
+    def n_channels(self) -> int: ...
+
+    @property
+    def n_outputs(self) -> int: ...
+
+    @property
+    def halo(self) -> tuple[int, ...]: ...
+
+    @property
+    def normalization(self) -> NormalizeConfig: ...
+
+    @property
+    def tile_mode(self) -> str: ...
+
+    @property
+    def size_divisor(self) -> int: ...
+
+    @property
+    def bytes_per_pixel(self) -> float: ...
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
         """Map a normalised canonical block ``(..., C)`` float32 to ``(..., n_outputs)`` float32."""
+
+    def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
+        """Map a stack ``(B, ..., C)`` of normalised blocks of equal shape to ``(B, ..., n_outputs)``.
+
+        Item ``i`` of the result equals ``predict_raw(blocks[i])``; the engine always calls this.
+        """
+
+    def memory_budget_bytes(self) -> float | None:
+        """Memory for one batch of tiles where the model runs (e.g. half a GPU's free memory).
+
+        ``None``: the model runs in host memory, which the engine budgets itself.
+        """
+
+    def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Integer labels ``(...)`` of the objects in an outputs block ``(..., n_outputs)``; 0 is background."""
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description: everything but the fitted arrays/estimator."""

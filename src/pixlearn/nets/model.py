@@ -133,6 +133,32 @@ class NetworkModel:
         """Where the weights are."""
         return self._device
 
+    #: Overlapping tiles averaged with smooth weights.
+    tile_mode = "blended"
+
+    def memory_budget_bytes(self) -> float | None:
+        """Half the free memory of the CUDA device the weights are on; ``None`` on other devices."""
+        if self._device.type != "cuda":
+            return None
+        free, _ = torch.cuda.mem_get_info(self._device)
+        return free / 2
+
+    def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Instance labels of an outputs block.
+
+        The ``instances`` task's (foreground, distance) outputs: the seeded watershed of
+        :func:`pixlearn.postprocess.instances.instances_from_outputs` with the stored
+        :attr:`thresholds` (defaults when there are none or they are unusable); other tasks'
+        outputs: connected components of the foreground
+        (:func:`pixlearn.postprocess.labels.label_foreground`).
+        """
+        from pixlearn.postprocess import instances
+        from pixlearn.postprocess.labels import label_foreground
+
+        if self.task != "instances":
+            return label_foreground(outputs)
+        return instances.instances_from_outputs(outputs, instances.stored_thresholds(self.thresholds))
+
     def to(self, device: Any) -> NetworkModel:
         """Move the weights to `device` (``None``: CUDA when available, else CPU); returns self."""
         self._device = resolve_device(device)

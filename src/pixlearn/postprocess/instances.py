@@ -9,15 +9,17 @@ The representation a network learns for the *instances* task has two channels, c
 
 :func:`instances_from_outputs` turns such outputs back into labels with a seeded watershed,
 which separates touching objects; :func:`tune_instance_thresholds` picks its thresholds on
-validation images. For images processed tile by tile, :func:`merge_tile_labels` gives each
+validation images; :func:`stored_thresholds` reads them back from a model file. For images
+processed tile by tile, :func:`pixlearn.postprocess.stitching.merge_tile_labels` gives each
 tile's objects their global ids so that objects crossing tile borders come out as one label;
-:func:`stitch_labels` is the whole loop, in memory or into a Zarr array.
+:func:`pixlearn.predict.label_tiled` is the whole loop, in memory or into a Zarr array.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -82,6 +84,35 @@ class InstanceThresholds(Config):
             raise ValueError(f"seed_method {self.seed_method!r} is not one of {SEED_METHODS}")
         if not self.h > 0:
             raise ValueError(f"h must be positive, got {self.h}")
+
+
+def stored_thresholds(stored: Any) -> InstanceThresholds | None:
+    """The thresholds stored with a model, or ``None`` (the defaults) when absent or unusable.
+
+    Parameters
+    ----------
+    stored : dict or None
+        :meth:`InstanceThresholds.to_dict` output, as read from ``thresholds.json``.
+
+    Returns
+    -------
+    thresholds : InstanceThresholds or None
+        ``None`` for anything but a valid dict; an invalid one is logged as a warning.
+
+    Examples
+    --------
+    >>> stored_thresholds({"prob_thresh": 0.4}).prob_thresh
+    0.4
+    >>> stored_thresholds(None) is None
+    True
+    """
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return InstanceThresholds.from_dict(stored)
+    except ValueError:
+        logger.warning("ignoring unusable instance thresholds %s", stored)
+        return None
 
 
 def _check_outputs(outputs: np.ndarray) -> np.ndarray:

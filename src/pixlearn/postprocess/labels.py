@@ -131,6 +131,29 @@ def label_components(
     return labels
 
 
+def label_foreground(probabilities: np.ndarray) -> np.ndarray:
+    """Objects of a probability map: the connected components of the non-background pixels.
+
+    A pixel is foreground when its most probable class (:func:`threshold_probabilities`) is
+    not class 0; touching objects are not separated.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (M, N, K) or (P, M, N, K), float
+
+    Returns
+    -------
+    labels : ndarray of shape (M, N) or (P, M, N), uint32
+
+    Examples
+    --------
+    >>> p = np.zeros((1, 5, 2)); p[..., 0] = 1; p[0, [0, 1, 3], :] = [0, 1]
+    >>> label_foreground(p).tolist()
+    [[1, 1, 0, 2, 0]]
+    """
+    return label_components(threshold_probabilities(probabilities) > 0)
+
+
 def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Set objects with fewer than `min_size` pixels to background.
 
@@ -167,7 +190,7 @@ def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
     _check_labels(labels)
     if min_size <= 1 or labels.size == 0:
         return labels.copy()
-    _, inverse = _compact_ids(labels)
+    _, inverse = compact_ids(labels)
     sizes = np.bincount(inverse)
     small = sizes < min_size
     small[0] = False
@@ -196,7 +219,7 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     _check_labels(labels)
     out = labels.copy()
-    compact, inverse = _compact_ids(labels)
+    compact, inverse = compact_ids(labels)
     inverse = inverse.reshape(labels.shape)
     for idx, box in enumerate(ndimage.find_objects(inverse), start=1):
         if box is None:
@@ -237,7 +260,7 @@ def relabel_sequential(labels: np.ndarray, offset: int = 1) -> np.ndarray:
     offset = int(offset)
     if offset < 1:
         raise ValueError(f"offset must be >= 1, got {offset}")
-    compact, inverse = _compact_ids(labels)
+    compact, inverse = compact_ids(labels)
     if offset + len(compact) - 2 > np.iinfo(LABEL_DTYPE).max:
         raise ValueError(f"{len(compact) - 1} objects from {offset} do not fit in uint32")
     new = np.arange(offset - 1, offset - 1 + len(compact), dtype=np.int64)
@@ -252,8 +275,26 @@ def _check_labels(labels: np.ndarray) -> None:
         raise ValueError(f"labels hold negative value {int(labels.min())}")
 
 
-def _compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct ids with 0 first (always), and each pixel's index into them (flat)."""
+def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ids with 0 first (always), and each pixel's index into them (flat).
+
+    Parameters
+    ----------
+    labels : ndarray, non-negative integer
+
+    Returns
+    -------
+    ids : ndarray of shape (n,), integer
+        ``ids[0] == 0`` whether or not background occurs.
+    inverse : ndarray of shape (labels.size,), int64
+        ``ids[inverse]`` is ``labels.ravel()``.
+
+    Examples
+    --------
+    >>> ids, inverse = compact_ids(np.array([[7, 3], [3, 3]]))
+    >>> ids.tolist(), inverse.tolist()
+    ([0, 3, 7], [2, 1, 1, 1])
+    """
     flat = labels.ravel()
     top = int(flat.max()) if flat.size else 0
     if top <= max(4 * flat.size, 1 << 16):
@@ -272,8 +313,11 @@ def _compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = [
+    "LABEL_DTYPE",
+    "compact_ids",
     "fill_holes",
     "label_components",
+    "label_foreground",
     "relabel_sequential",
     "remove_small_objects",
     "threshold_probabilities",

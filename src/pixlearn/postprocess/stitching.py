@@ -1,20 +1,18 @@
-"""Merging instance labels across tile borders: equivalences and relabelling."""
+"""Merging instance labels across tile borders: equivalences and relabelling.
+
+:func:`merge_tile_labels` gives one tile's objects global ids; :func:`resolve_equivalences` and
+:func:`apply_label_mapping` merge ids found to be one object. A tiler runs the loop
+(:func:`pixlearn.predict.label_tiled` does, in memory or into a Zarr array).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from pixlearn.postprocess.labels import (
-    LABEL_DTYPE,
-    _compact_ids,
-)
-
-logger = logging.getLogger(__name__)
+from pixlearn.postprocess.labels import LABEL_DTYPE, compact_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +103,24 @@ def merge_tile_labels(
     >>> r.labels.tolist(), r.next_id
     ([[0, 5, 5, 5, 0, 6]], 7)
     """
+    region, tile, written = _check_merge_inputs(global_region, tile_labels, overlap_mask)
+    next_id = int(next_id)
+    if next_id < 1:
+        raise ValueError(f"next_id must be >= 1, got {next_id}")
+    iou_thresh = float(iou_thresh)
+    if not 0.0 < iou_thresh <= 1.0:
+        raise ValueError(f"iou_thresh must be in (0, 1], got {iou_thresh}")
+    tile_ids, tile_inv = compact_ids(tile)  # tile_ids[0] == 0
+    new_id, equivalences = _match_written(region, written, tile_inv, len(tile_ids), iou_thresh)
+    n_fresh = _number_fresh(new_id, tile_inv, written, next_id)
+    labels = new_id[tile_inv].reshape(tile.shape).astype(LABEL_DTYPE)
+    labels[written] = region[written]
+    return TileMerge(labels, next_id + n_fresh, tuple(equivalences))
+
+
+def _check_merge_inputs(global_region: np.ndarray, tile_labels: np.ndarray,
+                        overlap_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three arrays of :func:`merge_tile_labels`, checked: one shape, non-negative integer labels."""
     region = np.asarray(global_region)
     tile = np.asarray(tile_labels)
     written = np.asarray(overlap_mask, dtype=bool)
@@ -118,50 +134,51 @@ def merge_tile_labels(
             raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
         if arr.size and int(arr.min()) < 0:
             raise ValueError(f"{name} holds negative label {int(arr.min())}")
-    next_id = int(next_id)
-    if next_id < 1:
-        raise ValueError(f"next_id must be >= 1, got {next_id}")
-    iou_thresh = float(iou_thresh)
-    if not 0.0 < iou_thresh <= 1.0:
-        raise ValueError(f"iou_thresh must be in (0, 1], got {iou_thresh}")
+    return region, tile, written
 
-    tile_ids, tile_inv = _compact_ids(tile)  # tile_ids[0] == 0
-    n_tile = len(tile_ids)
+
+def _match_written(region: np.ndarray, written: np.ndarray, tile_inv: np.ndarray, n_tile: int,
+                   iou_thresh: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Global id per compact tile id (0: unmatched) from the IoU within the written part.
+
+    A tile object takes the id of its best match; its other matches are equivalences.
+    """
     new_id = np.zeros(n_tile, np.int64)
     equivalences: list[tuple[int, int]] = []
-
     t_in = tile_inv[written.ravel()]
-    if t_in.size:
-        g_ids, g_in = _compact_ids(region[written])
-        both = (t_in > 0) & (g_in > 0)
-        key = t_in[both] * len(g_ids) + g_in[both]
-        pairs, inter = np.unique(key, return_counts=True)
-        ti, gi = np.divmod(pairs, len(g_ids))
-        area_t = np.bincount(t_in, minlength=n_tile)
-        area_g = np.bincount(g_in, minlength=len(g_ids))
-        iou = inter / (area_t[ti] + area_g[gi] - inter)
-        ok = iou >= iou_thresh
-        ti, gi, iou = ti[ok], gi[ok], iou[ok]
-        # best match first; other matches of the same tile object are equivalences
-        order = np.lexsort((-iou, ti))
-        ti, gi = ti[order], gi[order]
-        first = np.ones(len(ti), bool)
-        first[1:] = ti[1:] != ti[:-1]
-        new_id[ti[first]] = g_ids[gi[first]]
-        for t, g in zip(ti[~first], gi[~first]):
-            equivalences.append((int(new_id[t]), int(g_ids[g])))
+    if not t_in.size:
+        return new_id, equivalences
+    g_ids, g_in = compact_ids(region[written])
+    both = (t_in > 0) & (g_in > 0)
+    key = t_in[both] * len(g_ids) + g_in[both]
+    pairs, inter = np.unique(key, return_counts=True)
+    ti, gi = np.divmod(pairs, len(g_ids))
+    area_t = np.bincount(t_in, minlength=n_tile)
+    area_g = np.bincount(g_in, minlength=len(g_ids))
+    iou = inter / (area_t[ti] + area_g[gi] - inter)
+    ok = iou >= iou_thresh
+    ti, gi, iou = ti[ok], gi[ok], iou[ok]
+    order = np.lexsort((-iou, ti))  # best match first
+    ti, gi = ti[order], gi[order]
+    first = np.ones(len(ti), bool)
+    first[1:] = ti[1:] != ti[:-1]
+    new_id[ti[first]] = g_ids[gi[first]]
+    for t, g in zip(ti[~first], gi[~first]):
+        equivalences.append((int(new_id[t]), int(g_ids[g])))
+    return new_id, equivalences
 
-    # unmatched objects with pixels outside the written part get new ids, in tile-id order
-    outside = np.bincount(tile_inv[~written.ravel()], minlength=n_tile) > 0
+
+def _number_fresh(new_id: np.ndarray, tile_inv: np.ndarray, written: np.ndarray, next_id: int) -> int:
+    """Give new ids from `next_id` (in tile-id order, in place) to the unmatched objects with
+    pixels outside the written part; returns how many."""
+    outside = np.bincount(tile_inv[~written.ravel()], minlength=len(new_id)) > 0
     fresh = (new_id == 0) & outside
     fresh[0] = False
     n_fresh = int(fresh.sum())
-    new_id[fresh] = np.arange(next_id, next_id + n_fresh)
     if next_id + n_fresh - 1 > np.iinfo(LABEL_DTYPE).max:
         raise ValueError("global ids overflow uint32")
-    labels = new_id[tile_inv].reshape(tile.shape).astype(LABEL_DTYPE)
-    labels[written] = region[written]
-    return TileMerge(labels, next_id + n_fresh, tuple(equivalences))
+    new_id[fresh] = np.arange(next_id, next_id + n_fresh)
+    return n_fresh
 
 
 def resolve_equivalences(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
@@ -227,132 +244,3 @@ def apply_label_mapping(labels: np.ndarray, mapping: Mapping[int, int]) -> np.nd
     hit = keys[pos] == flat
     out = np.where(hit, values[pos], flat)
     return out.reshape(labels.shape).astype(labels.dtype)
-
-
-class _BoxList:
-    """Boxes written so far, as growing arrays, for vectorised overlap look-ups."""
-
-    def __init__(self, ndim: int) -> None:
-        self.lo = np.zeros((64, ndim), np.int64)
-        self.hi = np.zeros((64, ndim), np.int64)
-        self.n = 0
-
-    def add(self, box: tuple[slice, ...]) -> None:
-        if self.n == len(self.lo):
-            self.lo = np.concatenate([self.lo, np.zeros_like(self.lo)])
-            self.hi = np.concatenate([self.hi, np.zeros_like(self.hi)])
-        self.lo[self.n] = [s.start for s in box]
-        self.hi[self.n] = [s.stop for s in box]
-        self.n += 1
-
-    def boxes(self) -> list[tuple[slice, ...]]:
-        return [tuple(slice(a, b) for a, b in zip(lo, hi)) for lo, hi in
-                zip(self.lo[: self.n].tolist(), self.hi[: self.n].tolist())]
-
-    def mask(self, box: tuple[slice, ...]) -> np.ndarray:
-        """Mask, in the frame of `box`, of the parts covered by the boxes so far."""
-        b_lo = np.array([s.start for s in box])
-        b_hi = np.array([s.stop for s in box])
-        lo = np.maximum(self.lo[: self.n], b_lo) - b_lo
-        hi = np.minimum(self.hi[: self.n], b_hi) - b_lo
-        hit = np.flatnonzero(np.all(hi > lo, axis=1))
-        mask = np.zeros(tuple(b_hi - b_lo), bool)
-        for i in hit:
-            mask[tuple(slice(a, b) for a, b in zip(lo[i], hi[i]))] = True
-        return mask
-
-
-def _norm_box(box: Sequence[slice], shape: Sequence[int]) -> tuple[slice, ...]:
-    if len(box) != len(shape):
-        raise ValueError(f"box {box} does not have {len(shape)} axes")
-    out = []
-    for s, n in zip(box, shape):
-        start, stop, step = s.indices(n)
-        if step != 1 or stop <= start:
-            raise ValueError(f"box {box} must be non-empty slices with step 1")
-        out.append(slice(start, stop))
-    return tuple(out)
-
-
-def stitch_labels(
-    tiles: Iterable[tuple[Any, ...]],
-    shape: Sequence[int],
-    *,
-    iou_thresh: float = 0.5,
-    out: Any = None,
-) -> Any:
-    """Assemble one instance label image from overlapping, separately segmented tiles.
-
-    Runs the protocol of :func:`merge_tile_labels`. Memory beyond `out` is one tile: written
-    regions are tracked as a list of boxes, not as a full-size mask, so `out` may be an
-    on-disk Zarr array.
-
-    Parameters
-    ----------
-    tiles : iterable of (box, labels) or (box, labels, core)
-        ``box``: tuple of slices, the tile's place in the image; ``labels``: its segmentation,
-        shape of the box, tile-local ids. ``core`` (optional): tuple of slices inside ``box``,
-        in image coordinates, the only part written (cores should partition the image);
-        default the whole box.
-    shape : sequence of int
-        Shape of the image, (M, N) or (P, M, N).
-    iou_thresh : float
-        See :func:`merge_tile_labels`.
-    out : array-like, optional
-        Where to write (any array supporting slicing, e.g. a ``zarr.Array`` of uint32 zeros).
-        Default a new in-memory uint32 array.
-
-    Returns
-    -------
-    labels : array-like of shape `shape`
-        `out`, filled: unique ids per object, not necessarily sequential.
-
-    Raises
-    ------
-    ValueError
-        A box that does not fit `shape`, labels of the wrong shape, or a core outside its box.
-
-    Examples
-    --------
-    >>> truth = np.zeros((4, 10), int); truth[1:3, 3:7] = 1   # crosses the tile border
-    >>> tiles = [((slice(0, 4), slice(0, 6)), truth[:, :6] * 3),
-    ...          ((slice(0, 4), slice(4, 10)), truth[:, 4:] * 8)]
-    >>> stitch_labels(tiles, truth.shape)[1].tolist()
-    [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
-    """
-    shape = tuple(int(s) for s in shape)
-    if out is None:
-        out = np.zeros(shape, LABEL_DTYPE)
-    elif tuple(out.shape) != shape:
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
-    written = _BoxList(len(shape))
-    equivalences: list[tuple[int, int]] = []
-    next_id = 1
-    for item in tiles:
-        if len(item) not in (2, 3):
-            raise ValueError("each tile must be (box, labels) or (box, labels, core)")
-        box = _norm_box(item[0], shape)
-        tile = np.asarray(item[1])
-        box_shape = tuple(s.stop - s.start for s in box)
-        if tile.shape != box_shape:
-            raise ValueError(f"tile labels have shape {tile.shape} but box {box} is {box_shape}")
-        core = box if len(item) == 2 or item[2] is None else _norm_box(item[2], shape)
-        if any(c.start < b.start or c.stop > b.stop for c, b in zip(core, box)):
-            raise ValueError(f"core {core} lies outside its box {box}")
-        overlap = written.mask(box)
-        region = np.asarray(out[box])
-        result = merge_tile_labels(
-            region, tile, overlap, next_id=next_id, iou_thresh=iou_thresh
-        )
-        next_id = result.next_id
-        equivalences.extend(result.equivalences)
-        local = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(core, box))
-        out[core] = result.labels[local]
-        written.add(core)
-    if equivalences:
-        mapping = resolve_equivalences(equivalences)
-        logger.debug("merging %d equivalent ids across tiles", len(mapping))
-        for core in written.boxes():
-            out[core] = apply_label_mapping(np.asarray(out[core]), mapping)
-    return out
-

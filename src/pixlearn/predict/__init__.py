@@ -1,24 +1,30 @@
-"""Apply a model to images of any size: tiled, out of core, over folders, on a Dask cluster.
+"""The prediction room: apply a model to images of any size, tiled, out of core, over folders, on Dask.
 
-The engine takes a *predict function* ``predict_fn(block) -> outputs`` that maps a float32
-block ``(..., C)`` to ``(..., K)``; it knows nothing of scikit-learn or torch
-(:mod:`pixlearn.predict.tiling` computes the grids and weights). Images may be lazy (Zarr, memory-mapped
-TIFF or ``.npy``): they are read tile by tile, and outputs are written tile by tile, so memory
-is bounded by the tile size, not by the image size.
+It talks to models only through :class:`pixlearn.models.protocol.PixelModel` and to everything
+else through a *predict function* ``predict_fn(block) -> outputs`` mapping a float32 block
+``(..., C)`` to ``(..., K)``; it imports :mod:`pixlearn.models` (the protocol only),
+:mod:`pixlearn.postprocess`, :mod:`pixlearn.data` and :mod:`pixlearn.config`, never torch,
+scikit-learn, :mod:`pixlearn.classical` or :mod:`pixlearn.nets`. Images may be lazy (Zarr,
+memory-mapped TIFF or ``.npy``): they are read tile by tile, and outputs are written tile by tile,
+so memory is bounded by the tile size, not by the image size.
 
 Modules, in the order data flows through them:
 
 ============================  =================================================================
+:mod:`~.tiling`               tile grids, blend weights, tile shapes from a memory budget
 :mod:`~.stream`               read tiles, batch them by shape, call the predict function
 :mod:`~.blended`              overlapping tiles averaged with smooth weights, streamed
-:mod:`~.engine`               :func:`predict_tiled`: exact or blended mode, tile setup
+:mod:`~.engine`               :func:`predict_tiled`: any predict function, exact or blended
 :mod:`~.tta`                  :func:`with_tta`: flips and rotations averaged
 :mod:`~.stitch`               :func:`label_tiled`: instance labels consistent across tiles
 :mod:`~.apply`                :func:`apply_model`: one model on one image, NumPy or Zarr out
-:mod:`~.files`                one image file to one output file, atomically
+:mod:`~.files`                image files opened lazily in the canonical layout
 :mod:`~.distributed`          Dask: images and blocks of large images on workers
 :mod:`~.batch`                :func:`predict_many`: many files, manifest, skip and resume
 ============================  =================================================================
+
+The machinery these modules share (tile setup, jobs, outputs, one file in and out atomically)
+is in the private :mod:`~._machinery`, so the local and the Dask path run the same code.
 
 Scaling out: :func:`predict_many` with ``dask_address="tcp://scheduler:8786"`` (an existing
 cluster, e.g. started with ``dask scheduler`` and ``dask worker tcp://scheduler:8786`` on
@@ -41,6 +47,7 @@ from pixlearn.predict.distributed import DASK_BLOCK_PIXELS, dask_client
 from pixlearn.predict.engine import predict_tiled
 from pixlearn.predict.stitch import label_tiled
 from pixlearn.predict.stream import PredictFn, Region
+from pixlearn.predict.tiling import TileConfig
 from pixlearn.predict.tta import with_tta
 
 __all__ = [
@@ -51,6 +58,7 @@ __all__ = [
     "CanonicalView",
     "PredictFn",
     "Region",
+    "TileConfig",
     "apply_model",
     "canonical_view",
     "check_image_for_model",

@@ -11,52 +11,30 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pixlearn.data.images import file_stem
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
-from pixlearn.predict.apply import INCOMPLETE, check_image_for_model
-from pixlearn.predict.distributed import _predict_many_dask
-from pixlearn.predict.engine import _progress_bar
-from pixlearn.predict.files import _canonical_input, _predict_file, _write_errors
+from pixlearn.predict._machinery import (
+    INCOMPLETE,
+    FileTask,
+    RunOptions,
+    check_image_for_model,
+    predict_file,
+    progress_bar,
+    write_errors,
+)
+from pixlearn.predict.distributed import predict_tasks_dask
+from pixlearn.predict.files import canonical_input
 from pixlearn.predict.tiling import TileConfig
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
-
-
-def _targets(path: Path, out_dir: Path, fmt: str, probabilities: bool) -> tuple[Path, Path | None]:
-    stem = file_stem(path)
-    target = out_dir / f"{stem}.{fmt}"
-    return target, (out_dir / "probabilities" / f"{stem}.{fmt}" if probabilities else None)
-
-
-def _finished(target: Path, prob_target: Path | None) -> bool:
-    for p in (target, prob_target):
-        if p is None:
-            continue
-        if not p.exists():
-            return False
-        if p.suffix == ".zarr":
-            try:
-                import zarr
-
-                if zarr.open_array(str(p), mode="r").attrs.get(INCOMPLETE, False):
-                    return False
-            except Exception:
-                return False
-    return True
-
-
-def _remove_stale(out_dir: Path) -> None:
-    """Remove temporary outputs left by an interrupted run (``.name.xxxx.partial``)."""
-    for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial")):
-        logger.info("removing unfinished output %s", p)
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+OUTPUT_FORMATS: tuple[str, ...] = ("tif", "zarr")
 
 
 def predict_many(
@@ -121,10 +99,28 @@ def predict_many(
         An unreadable input, an image the model does not take, an output folder that cannot be
         written, a full disk.
     """
-    if output_format not in ("tif", "zarr"):
+    if output_format not in OUTPUT_FORMATS:
         raise PixlearnError(f"output format {output_format!r}: use tif or zarr")
-    cfg = tile_cfg or TileConfig()
-    out_dir = Path(out_dir)
+    options = RunOptions(tile_cfg or TileConfig(), axes, tta)
+    out_dir = _prepare_out_dir(Path(out_dir))
+    tasks = _plan_tasks(model, [Path(p) for p in inputs], out_dir, options, output_format, return_probabilities)
+    if not overwrite:
+        tasks = [task for task in tasks if not _skip_finished(task)]
+    seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
+    if dask_address:
+        seconds = predict_tasks_dask(model, tasks, options, dask_address, progress=progress)
+    else:
+        seconds = _predict_tasks_local(model, tasks, options, progress)
+    manifest = out_dir / MANIFEST
+    name = model_name or type(model).__name__
+    for task, took in zip(tasks, seconds):
+        _append_manifest(manifest, {"input": str(task.source), "output": str(task.target), "model": name,
+                                    "seconds": round(float(took), 3)})
+    return manifest
+
+
+def _prepare_out_dir(out_dir: Path) -> Path:
+    """Create `out_dir`, check that it can be written, and remove leftovers of an interrupted run."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / f".write-test-{os.getpid()}"
@@ -133,43 +129,75 @@ def predict_many(
     except OSError as exc:
         raise PixlearnError(f"cannot write to the output folder ({exc.strerror or exc})", out_dir) from exc
     _remove_stale(out_dir)
-    paths = [Path(p) for p in inputs]
-    todo = []
-    for path in paths:  # check every input before predicting anything
-        image = _canonical_input(path, axes, model.n_channels)
+    return out_dir
+
+
+def _plan_tasks(model: PixelModel, paths: list[Path], out_dir: Path, options: RunOptions, output_format: str,
+                probabilities: bool) -> list[FileTask]:
+    """One task per input, each input opened and checked against the model before anything runs."""
+    tasks: list[FileTask] = []
+    targets: set[Path] = set()
+    for path in paths:
+        image = canonical_input(path, options.axes, model.n_channels)
         check_image_for_model(model, image.shape, path)
-        target, prob_target = _targets(path, out_dir, output_format, return_probabilities)
-        if target in {t for _, t, _ in todo}:
-            raise PixlearnError(f"two inputs would write the same output {target.name}", path)
-        if not overwrite and _finished(target, prob_target):
-            logger.info("skipping %s: %s is finished", path, target)
+        task = _task_for(path, out_dir, output_format, probabilities)
+        if task.target in targets:
+            raise PixlearnError(f"two inputs would write the same output {task.target.name}", path)
+        targets.add(task.target)
+        tasks.append(task)
+    return tasks
+
+
+def _task_for(path: Path, out_dir: Path, fmt: str, probabilities: bool) -> FileTask:
+    stem = file_stem(path)
+    prob_target = out_dir / "probabilities" / f"{stem}.{fmt}" if probabilities else None
+    return FileTask(path, out_dir / f"{stem}.{fmt}", prob_target)
+
+
+def _skip_finished(task: FileTask) -> bool:
+    if _finished(task.target, task.prob_target):
+        logger.info("skipping %s: %s is finished", task.source, task.target)
+        return True
+    return False
+
+
+def _finished(target: Path, prob_target: Path | None) -> bool:
+    for p in (target, prob_target):
+        if p is None:
             continue
-        todo.append((path, target, prob_target))
-    manifest = out_dir / MANIFEST
-    name = model_name or type(model).__name__
-    if dask_address:
-        records = _predict_many_dask(model, todo, cfg, axes, tta, dask_address, progress)
-    else:
-        records = _predict_many_local(model, todo, cfg, axes, tta, progress)
-    for (path, target, _), seconds in zip(todo, records):
-        _append_manifest(manifest, {"input": str(path), "output": str(target), "model": name,
-                                    "seconds": round(float(seconds), 3)})
-    return manifest
+        if not p.exists():
+            return False
+        if p.suffix == ".zarr":
+            try:
+                import zarr
+
+                if zarr.open_array(str(p), mode="r").attrs.get(INCOMPLETE, False):
+                    return False
+            except Exception:
+                return False
+    return True
 
 
-def _predict_many_local(model: PixelModel, todo: list[tuple[Path, Path, Path | None]], cfg: TileConfig,
-                        axes: str | None, tta: bool, progress: bool) -> Iterator[float]:
-    with _progress_bar(progress, "images") as advance:
+def _remove_stale(out_dir: Path) -> None:
+    """Remove temporary outputs left by an interrupted run (``.name.xxxx.partial``)."""
+    for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial")):
+        logger.info("removing unfinished output %s", p)
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _predict_tasks_local(model: PixelModel, tasks: list[FileTask], options: RunOptions,
+                         progress: bool) -> Iterator[float]:
+    with progress_bar(progress, "images") as advance:
         if advance is not None:
-            advance(0, total=len(todo))
-        for path, target, prob_target in todo:
-            yield _predict_file(model, path, target, prob_target, cfg, axes, tta, False)
+            advance(0, total=len(tasks))
+        for task in tasks:
+            yield predict_file(model, task, options)
             if advance is not None:
                 advance(1)
 
 
 def _append_manifest(manifest: Path, record: dict[str, Any]) -> None:
-    with _write_errors(manifest), open(manifest, "a") as fh:
+    with write_errors(manifest), open(manifest, "a") as fh:
         fh.write(json.dumps(record) + "\n")
         fh.flush()
         os.fsync(fh.fileno())

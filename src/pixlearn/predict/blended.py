@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from pixlearn.predict.stream import PredictFn, Region, _predict_stream, _shape_of
+from pixlearn.predict.stream import PredictFn, Region, predict_stream, shape_of
 from pixlearn.predict.tiling import TileConfig, blend_weights, tile_grid
 
 _CACHED_WEIGHTS = 8
 
 
 @dataclasses.dataclass
-class _BlendPlan:
+class BlendPlan:
     """The blended grid and, per axis, the cells between tile edges (for the streaming sums)."""
 
     shape: tuple[int, ...]
@@ -77,7 +77,7 @@ class _BlendPlan:
         return tuple(slice(*self.intervals[d][i]) for d, i in enumerate(idx))
 
     def weights(self, idx: tuple[int, ...]) -> np.ndarray:
-        shape = _shape_of(self.region(idx))
+        shape = shape_of(self.region(idx))
         margins = tuple(
             (m if i > 0 else 0, m if i < len(self.intervals[d]) - 1 else 0)
             for d, (i, m) in enumerate(zip(idx, self.margins))
@@ -86,7 +86,9 @@ class _BlendPlan:
         if key in self._weights:
             self._weights.move_to_end(key)
         else:  # a few recent ones are kept: 3D grids have dozens of (shape, margins) kinds
-            self._weights[key] = blend_weights(shape, self.blend, self.sigma_scale, margins=margins)
+            weights = blend_weights(shape, self.blend, self.sigma_scale, margins=margins)
+            weights.flags.writeable = False  # shared by every tile of this kind
+            self._weights[key] = weights
             if len(self._weights) > _CACHED_WEIGHTS:
                 self._weights.popitem(last=False)
         return self._weights[key]
@@ -94,7 +96,7 @@ class _BlendPlan:
     def weight_sum(self, cell: tuple[int, ...]) -> np.ndarray:
         """Sum of the weights of the tiles covering `cell`, added in tile order."""
         region = self.cell_region(cell)
-        total = np.zeros(_shape_of(region), np.float32)
+        total = np.zeros(shape_of(region), np.float32)
         for idx in sorted(itertools.product(*(self.cover[d][j] for d, j in enumerate(cell))), key=self.position.__getitem__):
             total += self.weights(idx)[self.in_tile(idx, cell)]
         return total
@@ -107,8 +109,9 @@ class _BlendPlan:
         return tuple(slice(self.bounds[d][j], self.bounds[d][j + 1]) for d, j in enumerate(cell))
 
 
-def _make_plan(shape: tuple[int, ...], tile: tuple[int, ...], overlap: tuple[int, ...],
-               halo: tuple[int, ...], divisor: tuple[int, ...], cfg: TileConfig) -> _BlendPlan:
+def make_blend_plan(shape: tuple[int, ...], tile: tuple[int, ...], overlap: tuple[int, ...],
+                    halo: tuple[int, ...], divisor: tuple[int, ...], cfg: TileConfig) -> BlendPlan:
+    """The blended grid of an image of spatial `shape` (weight 0 in `halo` margins at inner edges)."""
     overlap = tuple(min(o, t - 1) for o, t in zip(overlap, tile))
     margins = tuple(min(h, o // 2) for h, o in zip(halo, overlap))
     if margins != halo and any(s > t for s, t in zip(shape, tile)):
@@ -119,14 +122,14 @@ def _make_plan(shape: tuple[int, ...], tile: tuple[int, ...], overlap: tuple[int
     intervals = []
     for region in zip(*[r for r in tile_grid(shape, tile, overlap, divisor=divisor)]):
         intervals.append(sorted({(s.start, s.stop) for s in region}))
-    return _BlendPlan(shape, intervals, margins, cfg.blend, cfg.sigma_scale)
+    return BlendPlan(shape, intervals, margins, cfg.blend, cfg.sigma_scale)
 
 
 def _finish_block(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return block / weights[..., np.newaxis]
 
 
-def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Callable[[Region, np.ndarray], None],
+def run_blended(image: Any, plan: BlendPlan, predict_fn: PredictFn, write: Callable[[Region, np.ndarray], None],
                  batch_size: int, batched: bool, progress: Any) -> None:
     """Stream over the tiles; a block is written as soon as no later tile touches it.
 
@@ -135,7 +138,7 @@ def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Cal
     finished right after it. Sums live per cell, only while some covering tile is pending.
     """
     live: dict[tuple[int, ...], np.ndarray] = {}
-    for idx, pred in _predict_stream(image, plan.tiles, plan.region, predict_fn, batch_size, batched, progress):
+    for idx, pred in predict_stream(image, plan.tiles, plan.region, predict_fn, batch_size, batched, progress):
         weighted = pred * plan.weights(idx)[..., np.newaxis]
         for cell in itertools.product(*(plan.tile_cells[d][i] for d, i in enumerate(idx))):
             local = plan.in_tile(idx, cell)
@@ -146,7 +149,7 @@ def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Cal
                 entry += weighted[local]
         finish = [plan.finish[d][i] for d, i in enumerate(idx)]
         region = tuple(slice(plan.bounds[d][f.start], plan.bounds[d][f.stop]) for d, f in enumerate(finish))
-        block = np.empty(_shape_of(region) + (pred.shape[-1],), np.float32)
+        block = np.empty(shape_of(region) + (pred.shape[-1],), np.float32)
         for cell in itertools.product(*finish):
             acc = live.pop(cell)
             local = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(plan.cell_region(cell), region))
@@ -156,19 +159,19 @@ def _run_blended(image: Any, plan: _BlendPlan, predict_fn: PredictFn, write: Cal
         raise RuntimeError(f"{len(live)} blended cells were never finished")
 
 
-def _run_blended_region(image: Any, plan: _BlendPlan, predict_fn: PredictFn, region: Region,
+def run_blended_region(image: Any, plan: BlendPlan, predict_fn: PredictFn, region: Region,
                         batch_size: int, batched: bool) -> np.ndarray:
     """Blended prediction of one `region` only, from the tiles of the whole-image grid that touch it.
 
-    Same arithmetic, in the same tile order, as :func:`_run_blended`: the values are identical.
+    Same arithmetic, in the same tile order, as :func:`run_blended`: the values are identical.
     """
     tiles = [
         idx for idx in plan.tiles
         if all(r.start < s.stop and s.start < r.stop for r, s in zip(region, plan.region(idx)))
     ]
     acc: np.ndarray | None = None
-    wsum = np.zeros(_shape_of(region), np.float32)
-    for idx, pred in _predict_stream(image, tiles, plan.region, predict_fn, batch_size, batched):
+    wsum = np.zeros(shape_of(region), np.float32)
+    for idx, pred in predict_stream(image, tiles, plan.region, predict_fn, batch_size, batched):
         weights = plan.weights(idx)
         weighted = pred * weights[..., np.newaxis]
         tile = plan.region(idx)
@@ -176,7 +179,7 @@ def _run_blended_region(image: Any, plan: _BlendPlan, predict_fn: PredictFn, reg
         in_tile = tuple(slice(b.start - t.start, b.stop - t.start) for b, t in zip(both, tile))
         in_region = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(both, region))
         if acc is None:
-            acc = np.zeros(_shape_of(region) + (pred.shape[-1],), np.float32)
+            acc = np.zeros(shape_of(region) + (pred.shape[-1],), np.float32)
         acc[in_region] += weighted[in_tile]
         wsum[in_region] += weights[in_tile]
     assert acc is not None

@@ -4,7 +4,7 @@
 cluster, e.g. started with ``dask scheduler`` and ``dask worker tcp://scheduler:8786`` on each
 machine, all seeing the same file system) or ``"local:4"`` (a cluster of 4 worker processes on
 this machine) sends whole images to workers as tasks, and cuts the Zarr outputs of large images
-into blocks of whole chunks predicted on different workers (:func:`_predict_blocks_dask`); the
+into blocks of whole chunks predicted on different workers (:func:`predict_tasks_dask`); the
 result equals the single-process one.
 """
 
@@ -23,19 +23,25 @@ import numpy as np
 
 from pixlearn.data.atomic import atomic_path
 from pixlearn.models.protocol import PixelModel
-from pixlearn.predict.apply import (
-    _create_output,
-    _Job,
-    _label_instances,
-    _mark_complete,
-    _prepare,
-    _scratch_zarr,
-    _setup_for,
+from pixlearn.predict._machinery import (
+    FileTask,
+    Job,
+    RunOptions,
+    Setup,
+    chunks_of,
+    create_output,
+    label_instances,
+    mark_complete,
+    model_setup,
+    predict_file,
+    prepare_job,
+    progress_bar,
+    run_region,
+    scratch_zarr,
+    write_errors,
 )
-from pixlearn.predict.engine import _chunks_of, _progress_bar, _run_region, _Setup
-from pixlearn.predict.files import _canonical_input, _predict_file, _write_errors
+from pixlearn.predict.files import canonical_input
 from pixlearn.predict.stream import Region
-from pixlearn.predict.tiling import TileConfig
 
 #: Pixels per block when :func:`predict_many` splits one large image over Dask workers.
 DASK_BLOCK_PIXELS = {2: 2048 * 2048, 3: 64 * 1024 * 1024}
@@ -67,13 +73,13 @@ def _block_regions(spatial: tuple[int, ...], chunks: tuple[int, ...], block_pixe
     ]
 
 
-def _predict_block(job: _Job, path: str, axes: str | None, setup: _Setup, cfg: TileConfig, region: Region,
-                   labels_path: str, prob_path: str | None) -> int:
+def _predict_block(job: Job, source: str, options: RunOptions, setup: Setup, region: Region, labels_path: str,
+                   prob_path: str | None) -> int:
     """Worker task: one block of a large image into the shared Zarr outputs."""
     import zarr
 
-    image = _canonical_input(Path(path), axes, job.model.n_channels)
-    block = _run_region(image, setup, cfg, job.predict_fn(), region, job.batched)
+    image = canonical_input(Path(source), options.axes, job.model.n_channels)
+    block = run_region(image, setup, options.tile_cfg, job.predict_fn(), region, True)
     if prob_path is not None:
         zarr.open_array(prob_path, mode="r+")[region] = block
     if job.model.task != "instances":
@@ -81,77 +87,72 @@ def _predict_block(job: _Job, path: str, axes: str | None, setup: _Setup, cfg: T
     return int(block.size)
 
 
-def _predict_file_task(model: PixelModel, path: str, target: str, prob_target: str | None, cfg: TileConfig,
-                       axes: str | None, tta: bool) -> float:
-    return _predict_file(model, Path(path), Path(target), None if prob_target is None else Path(prob_target),
-                         cfg, axes, tta, False)
+def predict_tasks_dask(model: PixelModel, tasks: list[FileTask], options: RunOptions, address: str, *,
+                       progress: bool = False, block_pixels: int | None = None) -> list[float]:
+    """Predict files on a Dask cluster; returns the seconds each took, in the order of `tasks`.
 
-
-def _predict_many_dask(model: PixelModel, todo: list[tuple[Path, Path, Path | None]], cfg: TileConfig,
-                       axes: str | None, tta: bool, address: str, progress: bool,
-                       block_pixels: int | None = None) -> list[float]:
-    """Whole images as tasks; Zarr outputs of images larger than a few blocks as block tasks."""
+    Whole images are tasks (:func:`~pixlearn.predict._machinery.predict_file` on a worker); the
+    Zarr outputs of images larger than two blocks of `block_pixels` (default
+    :data:`DASK_BLOCK_PIXELS`) are split into block tasks.
+    """
     if block_pixels is None:
         block_pixels = DASK_BLOCK_PIXELS[model.ndim]
     seconds: dict[Path, Any] = {}
     with dask_client(address) as client:
         model_future = client.scatter(model, broadcast=True, hash=False)
         large = []
-        for path, target, prob_target in todo:
-            image = _canonical_input(path, axes, model.n_channels)
-            if target.suffix == ".zarr" and math.prod(image.shape[:-1]) > 2 * block_pixels:
-                large.append((path, target, prob_target))
+        for task in tasks:
+            image = canonical_input(task.source, options.axes, model.n_channels)
+            if task.target.suffix == ".zarr" and math.prod(image.shape[:-1]) > 2 * block_pixels:
+                large.append(task)
             else:
-                seconds[target] = client.submit(
-                    _predict_file_task, model_future, str(path), str(target),
-                    None if prob_target is None else str(prob_target), cfg, axes, tta, pure=False)
-        for path, target, prob_target in large:
-            seconds[target] = _predict_blocks_dask(client, model, path, target, prob_target, cfg, axes, tta,
-                                                   block_pixels)
-        with _progress_bar(progress, "images") as advance:
+                seconds[task.target] = client.submit(predict_file, model_future, task, options, pure=False)
+        for task in large:
+            seconds[task.target] = _predict_blocks_dask(client, model, task, options, block_pixels)
+        with progress_bar(progress, "images") as advance:
             if advance is not None:
-                advance(0, total=len(todo))
+                advance(0, total=len(tasks))
             for target, value in seconds.items():
                 if not isinstance(value, float):
-                    with _write_errors(target):
+                    with write_errors(target):
                         seconds[target] = value.result()
                 if advance is not None:
                     advance(1)
-    return [seconds[t] for _, t, _ in todo]
+    return [seconds[task.target] for task in tasks]
 
 
-def _predict_blocks_dask(client: Any, model: PixelModel, path: Path, target: Path, prob_target: Path | None,
-                         cfg: TileConfig, axes: str | None, tta: bool, block_pixels: int) -> float:
+def _predict_blocks_dask(client: Any, model: PixelModel, task: FileTask, options: RunOptions,
+                         block_pixels: int) -> float:
     """One large image cut into blocks of whole output chunks, one task per block."""
     start = time.perf_counter()
-    image = _canonical_input(path, axes, model.n_channels)
-    job = _prepare(model, image, tta, path)
+    image = canonical_input(task.source, options.axes, model.n_channels)
+    job = prepare_job(model, image, options.tta, task.source)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)
-    with _write_errors(target), contextlib.ExitStack() as stack:
-        labels_tmp = stack.enter_context(atomic_path(target))
-        labels_out = _create_output(labels_tmp, shape, dtype, model.ndim)
+    with write_errors(task.target), contextlib.ExitStack() as stack:
+        labels_tmp = stack.enter_context(atomic_path(task.target))
+        labels_out = create_output(labels_tmp, shape, dtype, model.ndim)
         probs, prob_tmp = None, None
-        if prob_target is not None:
-            prob_tmp = stack.enter_context(atomic_path(prob_target))
-            probs = _create_output(prob_tmp, spatial + (model.n_outputs,), np.float32, model.ndim)
+        if task.prob_target is not None:
+            prob_tmp = stack.enter_context(atomic_path(task.prob_target))
+            probs = create_output(prob_tmp, spatial + (model.n_outputs,), np.float32, model.ndim)
         elif model.task == "instances":
-            probs, prob_tmp = stack.enter_context(_scratch_zarr(target.parent, spatial + (model.n_outputs,)))
-        setup = _setup_for(model, image, cfg, _chunks_of(labels_out))
-        chunks = _chunks_of(labels_out)
-        assert chunks is not None
+            probs, prob_tmp = stack.enter_context(scratch_zarr(task.target.parent, spatial + (model.n_outputs,)))
+        chunks = chunks_of(labels_out)
+        assert chunks is not None  # a Zarr output
+        setup = model_setup(model, image, options.tile_cfg, chunks)
         regions = _block_regions(spatial, chunks[: len(spatial)], block_pixels)
         # hash=False: a fresh key per scatter. With content-hashed keys, the same job scattered for
         # the next image can race the release of the previous future and lose its data.
         job_future = client.scatter(job, broadcast=True, hash=False)
         futures = [
-            client.submit(_predict_block, job_future, str(path), axes, setup, cfg, region, str(labels_tmp),
+            client.submit(_predict_block, job_future, str(task.source), options, setup, region, str(labels_tmp),
                           None if prob_tmp is None else str(prob_tmp), pure=False)
             for region in regions
         ]
         for future in futures:
             future.result()
         if model.task == "instances":
-            _label_instances(job, probs, labels_out, setup)
-        _mark_complete(labels_out, probs)
+            label_instances(job, probs, labels_out, setup)
+        mark_complete(labels_out, probs)
     return time.perf_counter() - start

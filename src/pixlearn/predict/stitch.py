@@ -2,25 +2,19 @@
 
 :func:`label_tiled` labels each core with some context and merges the labels it finds there
 with those of the cores labelled before (:func:`pixlearn.postprocess.stitching.merge_tile_labels`, union-find
-over label equivalences), so that objects on tile borders come out as one label.
-:func:`_instance_fn` picks a model's instance post-processing.
+over label equivalences), so that objects on tile borders come out as one label. What
+labels a block is a callable (for a model: :meth:`PixelModel.instances_from_outputs`).
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from pixlearn.models.protocol import PixelModel
-from pixlearn.predict.engine import _per_axis
-from pixlearn.predict.stream import _shape_of
-from pixlearn.predict.tiling import core_grid
-
-logger = logging.getLogger(__name__)
+from pixlearn.predict.stream import shape_of
+from pixlearn.predict.tiling import core_grid, per_axis
 
 
 def label_tiled(
@@ -74,7 +68,7 @@ def label_tiled(
     ndim = len(spatial)
     if out is None:
         out = np.zeros(spatial, np.uint32)
-    core_t = _per_axis(core_shape, ndim, "core_shape")
+    core_t = per_axis(core_shape, ndim, "core_shape")
     tiles = core_grid(spatial, core_t, margin)
     counts = [len(range(0, s, c)) for s, c in zip(spatial, core_t)]
     next_id = 1
@@ -109,8 +103,8 @@ def _earlier_mask(tile: Any, core_t: tuple[int, ...], index: tuple[int, ...], co
     grids = []
     for region, c, n in zip(tile.region, core_t, counts):
         grids.append(np.minimum(np.arange(region.start, region.stop) // c, n - 1))
-    earlier = np.zeros(_shape_of(tile.region), bool)
-    equal = np.ones(_shape_of(tile.region), bool)
+    earlier = np.zeros(shape_of(tile.region), bool)
+    equal = np.ones(shape_of(tile.region), bool)
     for d, (g, i) in enumerate(zip(grids, index)):
         shape = [1] * len(grids)
         shape[d] = len(g)
@@ -118,29 +112,3 @@ def _earlier_mask(tile: Any, core_t: tuple[int, ...], index: tuple[int, ...], co
         earlier |= equal & (g < i)
         equal &= g == i
     return earlier
-
-
-def _default_instance_fn(outputs: np.ndarray) -> np.ndarray:
-    from pixlearn.postprocess.labels import label_components, threshold_probabilities
-
-    return label_components(threshold_probabilities(outputs) > 0)
-
-
-def _instance_fn(model: PixelModel) -> Callable[[np.ndarray], np.ndarray]:
-    """The model's instance post-processing: its own hook, the seeded watershed of
-    :func:`pixlearn.postprocess.instances.instances_from_outputs` for (foreground, distance) outputs of
-    networks, else the connected components of the foreground."""
-    fn = getattr(model, "instances_from_outputs", None)
-    if callable(fn):
-        return fn
-    from pixlearn.postprocess import instances
-
-    if model.kind == "network" and model.n_outputs == instances.N_OUTPUTS:
-        stored = model.to_metadata().get("thresholds")
-        try:
-            thresholds = instances.InstanceThresholds.from_dict(stored) if isinstance(stored, dict) else None
-        except ValueError:
-            logger.warning("ignoring unusable instance thresholds %s", stored)
-            thresholds = None
-        return functools.partial(instances.instances_from_outputs, thresholds=thresholds)
-    return _default_instance_fn

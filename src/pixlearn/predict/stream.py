@@ -22,7 +22,8 @@ def _read(image: Any, region: Region) -> np.ndarray:
     return np.asarray(image[region + (slice(None),)], dtype=np.float32)
 
 
-def _shape_of(region: Region) -> tuple[int, ...]:
+def shape_of(region: Region) -> tuple[int, ...]:
+    """Shape of a region of slices with explicit starts and stops."""
     return tuple(s.stop - s.start for s in region)
 
 
@@ -38,7 +39,7 @@ def _batches(regions: Iterable[Any], batch_size: int, key: Callable[[Any], Any])
         yield batch
 
 
-def _predict_stream(
+def predict_stream(
     image: Any,
     items: Sequence[Any],
     region_of: Callable[[Any], Region],
@@ -48,7 +49,7 @@ def _predict_stream(
     progress: Any = None,
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Yield ``(item, prediction)`` in order; the next batch is read while this one runs."""
-    groups = list(_batches(items, batch_size if batched else 1, lambda t: _shape_of(region_of(t))))
+    groups = list(_batches(items, batch_size if batched else 1, lambda t: shape_of(region_of(t))))
 
     def load(group: list[Any]) -> list[np.ndarray]:
         return [_read(image, region_of(t)) for t in group]

@@ -21,7 +21,6 @@ only shift-equivariant by multiples of ``2**k``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
 import os
@@ -56,7 +55,8 @@ class TileConfig(Config):
         Gaussian blending: sigma as a fraction of the tile length (MONAI's default 0.125).
     mode : {"auto", "exact", "blended"}
         ``"exact"``: disjoint cores read with halo context; ``"blended"``: overlapping tiles
-        averaged; ``"auto"``: exact for classical models, blended for networks.
+        averaged; ``"auto"``: the model's ``tile_mode`` (exact for classical models, blended
+        for networks), exact for a bare predict function.
     batch_size : int
         Tiles of equal shape stacked into one call of the model (networks).
     memory_budget_mib : float, optional
@@ -113,13 +113,38 @@ class CoreTile(NamedTuple):
         return tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(self.core, self.region))
 
 
-def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+def per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    """One integer per spatial axis from a scalar, a 1-sequence, or an `ndim`-sequence.
+
+    Parameters
+    ----------
+    value : int or sequence of int
+    ndim : int
+    name : str
+        Named in the error message.
+
+    Returns
+    -------
+    values : tuple of int
+
+    Raises
+    ------
+    ValueError
+        A sequence of another length.
+
+    Examples
+    --------
+    >>> per_axis(3, 2, "halo"), per_axis([4], 3, "tile"), per_axis((1, 2), 2, "overlap")
+    ((3, 3), (4, 4, 4), (1, 2))
+    """
     values = (int(value),) * ndim if np.isscalar(value) else tuple(int(v) for v in value)  # type: ignore[arg-type]
     if len(values) == 1 and ndim > 1:
         values = values * ndim
     if len(values) != ndim:
         raise ValueError(f"{name} {tuple(values)} has {len(values)} entries for {ndim} spatial axes")
     return values
+
+
 
 
 def axis_starts(length: int, tile: int, overlap: int, divisor: int = 1) -> list[int]:
@@ -202,16 +227,16 @@ def tile_grid(
     """
     shape = tuple(int(s) for s in shape)
     ndim = len(shape)
-    tiles = _per_axis(tile_shape, ndim, "tile_shape")
-    overlaps = _per_axis(overlap, ndim, "overlap")
-    divisors = _per_axis(divisor, ndim, "divisor")
-    per_axis = []
+    tiles = per_axis(tile_shape, ndim, "tile_shape")
+    overlaps = per_axis(overlap, ndim, "overlap")
+    divisors = per_axis(divisor, ndim, "divisor")
+    slices = []
     for length, tile, ovl, div in zip(shape, tiles, overlaps, divisors):
         starts = axis_starts(length, tile, ovl, div)
         stops = [min(s + tile, length) for s in starts]
         stops[-1] = length
-        per_axis.append([slice(a, b) for a, b in zip(starts, stops)])
-    return [tuple(t) for t in itertools.product(*per_axis)]
+        slices.append([slice(a, b) for a, b in zip(starts, stops)])
+    return [tuple(t) for t in itertools.product(*slices)]
 
 
 def core_grid(
@@ -253,7 +278,6 @@ def core_grid(
     return [CoreTile(b.region, b.core) for b in blocks]
 
 
-@functools.lru_cache(maxsize=64)
 def _window_1d(length: int, mode: str, sigma_scale: float) -> np.ndarray:
     if mode == "constant":
         return np.ones(length, np.float32)
@@ -372,8 +396,8 @@ def choose_tile_shape(
     """
     shape = tuple(int(s) for s in image_shape)
     ndim = len(shape)
-    halos = _per_axis(halo, ndim, "halo")
-    divisors = _per_axis(divisor, ndim, "divisor")
+    halos = per_axis(halo, ndim, "halo")
+    divisors = per_axis(divisor, ndim, "divisor")
     if max_edge is None:
         max_edge = 1024 if ndim == 2 else 128
     pixels = max(1.0, budget_bytes / max(bytes_per_pixel, 1e-9) / max(batch_size, 1))

@@ -1,0 +1,397 @@
+"""The machinery the modules of :mod:`pixlearn.predict` share; private to the room.
+
+Names here have no leading underscore so that the room's modules import them openly; the module
+itself is private, and the room's public names are re-exported by :mod:`pixlearn.predict`.
+
+* **Tile setup**: :class:`Setup` (tile, core, halo, overlap, divisor and mode of one image) from a
+  :class:`~pixlearn.predict.tiling.TileConfig` (:func:`make_setup`) or a model
+  (:func:`model_setup`); :func:`run_setup` runs it over a whole image, :func:`run_region` over
+  one region only (a Dask block), with identical values.
+* **Jobs**: a :class:`Job` is a model ready for one image (normalisation fixed, predict function
+  built); :func:`apply_job` runs it into NumPy arrays or Zarr outputs and labels instances.
+* **Files**: :func:`predict_file` predicts one :class:`FileTask` atomically; the local loop of
+  :func:`~pixlearn.predict.predict_many` and its Dask workers both call it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import functools
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixlearn.data.atomic import atomic_path
+from pixlearn.data.images import create_zarr, write_image
+from pixlearn.data.normalize import apply_normalization, compute_normalization
+from pixlearn.errors import PixlearnError
+from pixlearn.models.protocol import MODEL_TILE_MODES, PixelModel
+from pixlearn.predict.blended import make_blend_plan, run_blended, run_blended_region
+from pixlearn.predict.files import canonical_input
+from pixlearn.predict.stitch import label_tiled
+from pixlearn.predict.stream import PredictFn, Region, predict_stream, shape_of
+from pixlearn.predict.tiling import TileConfig, available_memory, choose_tile_shape, core_grid, per_axis
+from pixlearn.predict.tta import with_tta
+
+INCOMPLETE = "incomplete"  # attribute of a Zarr output while it is being written
+#: Chunk edge of Zarr outputs: in-plane, and along the planes of a stack.
+OUTPUT_CHUNKS = (256, 16)
+#: Context per side when labelling instances tile by tile, per number of spatial axes.
+INSTANCE_MARGIN = {2: 32, 3: 16}
+
+Write = Callable[[Region, np.ndarray], None]
+
+
+# ------------------------------------------------------------------------------------ tile setup
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything the tiled engine derives from the configuration and the image."""
+
+    mode: str
+    tile: tuple[int, ...]
+    halo: tuple[int, ...]
+    divisor: tuple[int, ...]
+    overlap: tuple[int, ...]
+    core: tuple[int, ...]
+
+
+def make_setup(shape: tuple[int, ...], cfg: TileConfig, halo: Any, divisor: Any, chunks: tuple[int, ...] | None,
+               bytes_per_pixel: float = 256.0, budget: float | None = None) -> Setup:
+    """Tile and core shapes for an image of spatial `shape` (cores in whole output `chunks`)."""
+    ndim = len(shape)
+    halo_t = per_axis(halo, ndim, "halo")
+    div_t = per_axis(divisor, ndim, "divisor")
+    mode = "exact" if cfg.mode == "auto" else cfg.mode
+    if cfg.tile_shape is None:
+        budget = budget if budget is not None else default_budget(cfg)
+        tile = choose_tile_shape(shape, budget, bytes_per_pixel, halo=halo_t, divisor=div_t,
+                                 batch_size=cfg.batch_size)
+    else:
+        tile = per_axis(cfg.tile_shape, ndim, "tile_shape")
+    overlap = per_axis(cfg.overlap, ndim, "overlap") if cfg.overlap is not None else tuple(2 * h for h in halo_t)
+    core = []
+    for t, h, d, s, c in zip(tile, halo_t, div_t, shape, chunks or (None,) * ndim):
+        width = t - 2 * h if t < s else s
+        if width < 1:
+            raise ValueError(f"tile_shape {tile} leaves no core inside the halo {halo_t}: use larger tiles")
+        if c and width >= c:  # whole output chunks per core: fewer partial writes
+            width = width // math.lcm(c, d) * math.lcm(c, d) or width
+        core.append(width)
+    if mode == "blended":
+        for t, d in zip(tile, div_t):
+            if t % d:
+                raise ValueError(f"tile_shape {tile} is not a multiple of the size divisor {div_t}")
+    return Setup(mode, tile, halo_t, div_t, overlap, tuple(core))
+
+
+def default_budget(cfg: TileConfig) -> float:
+    """Host memory for one batch of tiles: the configured budget, else a quarter of what is free (<= 1 GiB)."""
+    if cfg.memory_budget_mib is not None:
+        return cfg.memory_budget_mib * 2**20
+    return min(available_memory() / 4, 2**30)
+
+
+def model_setup(model: PixelModel, image: Any, cfg: TileConfig, chunks: tuple[int, ...] | None) -> Setup:
+    """:func:`make_setup` with the model's tile mode, halo, size divisor and memory needs."""
+    mode = model.tile_mode if cfg.mode == "auto" else cfg.mode
+    if mode not in MODEL_TILE_MODES:
+        raise ValueError(f"the model's tile mode {mode!r} is not one of {MODEL_TILE_MODES}")
+    budget = model.memory_budget_bytes() if cfg.tile_shape is None and cfg.memory_budget_mib is None else None
+    return make_setup(tuple(int(s) for s in image.shape[:-1]), cfg.replace(mode=mode), model.halo,
+                      int(model.size_divisor), chunks, float(model.bytes_per_pixel), budget)
+
+
+def chunks_of(out: Any) -> tuple[int, ...] | None:
+    """Chunk shape of a chunked output (Zarr), ``None`` for NumPy arrays."""
+    chunks = getattr(out, "chunks", None)
+    if chunks is None or isinstance(out, np.ndarray):
+        return None
+    return tuple(int(c) for c in chunks)
+
+
+def run_exact(image: Any, tiles: Sequence[Any], predict_fn: PredictFn, write: Write, batch_size: int,
+              batched: bool, progress: Any) -> None:
+    """Exact mode: predict each tile's region, write its core."""
+    for tile, pred in predict_stream(image, tiles, lambda t: t.region, predict_fn, batch_size, batched, progress):
+        write(tile.core, pred[tile.inner])
+
+
+def run_setup(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, write: Write, batched: bool,
+              advance: Any) -> None:
+    """Predict the whole image, handing each finished block to `write` as soon as it is done."""
+    spatial = tuple(int(s) for s in image.shape[:-1])
+    if setup.mode == "exact":
+        tiles = core_grid(spatial, setup.core, setup.halo, divisor=setup.divisor)
+        if advance is not None:
+            advance(0, total=len(tiles))
+        run_exact(image, tiles, predict_fn, write, cfg.batch_size, batched, advance)
+    else:
+        plan = make_blend_plan(spatial, setup.tile, setup.overlap, setup.halo, setup.divisor, cfg)
+        if advance is not None:
+            advance(0, total=len(plan.tiles))
+        run_blended(image, plan, predict_fn, write, cfg.batch_size, batched, advance)
+
+
+def run_region(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, region: Region,
+               batched: bool) -> np.ndarray:
+    """Prediction of `region` alone, equal to the same part of the whole-image prediction."""
+    spatial = tuple(int(s) for s in image.shape[:-1])
+    if setup.mode == "blended":
+        plan = make_blend_plan(spatial, setup.tile, setup.overlap, setup.halo, setup.divisor, cfg)
+        return run_blended_region(image, plan, predict_fn, region, cfg.batch_size, batched)
+    result: np.ndarray | None = None
+
+    def write(core: Region, block: np.ndarray) -> None:
+        nonlocal result
+        if result is None:
+            result = np.zeros(shape_of(region) + block.shape[-1:], np.float32)
+        result[tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, region))] = block
+
+    tiles = core_grid(spatial, setup.core, setup.halo, divisor=setup.divisor, region=region)
+    run_exact(image, tiles, predict_fn, write, cfg.batch_size, batched, None)
+    assert result is not None  # a region holds at least one core
+    return result
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, description: str) -> Iterator[Any]:
+    """``advance(n, total=None)`` of a transient rich progress bar, or ``None`` when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(n: int, total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.advance(task, n)
+
+        yield advance
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+def check_image_for_model(model: PixelModel, shape: Sequence[int], path: Any = None) -> None:
+    """Raise :class:`PixlearnError` if a canonical image shape does not fit the model.
+
+    Parameters
+    ----------
+    model : PixelModel
+    shape : sequence of int
+        Canonical shape ``(M, N, C)`` or ``(P, M, N, C)``.
+    path : path-like, optional
+        Named in the message.
+    """
+    spatial = len(shape) - 1
+    if spatial != model.ndim:
+        raise PixlearnError(
+            f"the model takes {model.ndim}D images but this image is {spatial}D (canonical shape "
+            f"{tuple(shape)}); pass axes= if they were inferred wrongly", path)
+    if shape[-1] != model.n_channels:
+        raise PixlearnError(
+            f"the model takes {model.n_channels} channel(s) but this image has {shape[-1]} "
+            f"(canonical shape {tuple(shape)})", path)
+
+
+@dataclasses.dataclass
+class Job:
+    """A model ready to run on one image: normalisation fixed, predict function built.
+
+    The predict function is always batched (:meth:`PixelModel.predict_batch`).
+    """
+
+    model: PixelModel
+    low: np.ndarray
+    high: np.ndarray
+    tta: bool
+
+    def predict_fn(self) -> PredictFn:
+        model, low, high = self.model, self.low, self.high
+
+        def predict(blocks: np.ndarray) -> np.ndarray:
+            return model.predict_batch(apply_normalization(blocks, low, high))
+
+        return with_tta(predict, model.ndim, batched=True) if self.tta else predict
+
+    def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
+        task = self.model.task
+        if task == "semantic":
+            from pixlearn.postprocess.labels import threshold_probabilities
+
+            return threshold_probabilities
+        if task == "restore":
+            return functools.partial(denormalize, low=self.low, high=self.high)
+        return identity
+
+    def output_spec(self, spatial: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
+        k = self.model.n_outputs
+        if self.model.task == "semantic":
+            return spatial, np.uint8 if k <= 255 else np.uint16
+        if self.model.task == "restore":
+            return spatial + (k,), np.float32
+        return spatial, np.uint32
+
+
+def identity(block: np.ndarray) -> np.ndarray:
+    return block
+
+
+def denormalize(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map a restored block back to the input's intensity range (per channel when K == C)."""
+    k = block.shape[-1]
+    if len(low) != k:
+        low, high = low[:1], high[:1]
+    return (block * (high - low) + low).astype(np.float32)
+
+
+def prepare_job(model: PixelModel, image: Any, tta: bool, path: Any = None) -> Job:
+    """Check `image` against the model and fix its normalisation."""
+    check_image_for_model(model, image.shape, path)
+    low, high = compute_normalization(image, model.normalization)
+    return Job(model, low, high, tta)
+
+
+def create_output(path: Path, shape: tuple[int, ...], dtype: Any, ndim: int) -> Any:
+    """A chunked Zarr output at `path`, marked :data:`INCOMPLETE` until :func:`mark_complete`."""
+    spatial = shape[:ndim]
+    chunks = [min(s, OUTPUT_CHUNKS[1]) for s in spatial[:-2]] + [min(s, OUTPUT_CHUNKS[0]) for s in spatial[-2:]]
+    chunks += list(shape[len(spatial):])
+    array = create_zarr(path, shape, dtype, chunks=chunks)
+    array.attrs[INCOMPLETE] = True
+    return array
+
+
+def mark_complete(*arrays: Any) -> None:
+    for array in arrays:
+        if array is not None and hasattr(array, "attrs"):
+            array.attrs[INCOMPLETE] = False
+
+
+@contextlib.contextmanager
+def scratch_zarr(folder: Path, shape: tuple[int, ...]) -> Iterator[tuple[Any, Path]]:
+    """A temporary float32 Zarr array in `folder`, removed afterwards whatever happens."""
+    path = folder / f".outputs-{os.getpid()}-{time.monotonic_ns()}.partial"
+    try:
+        yield create_output(path, shape, np.float32, len(shape) - 1), path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def apply_job(job: Job, image: Any, cfg: TileConfig, labels_out: Any, probs: Any, *, progress: bool,
+              scratch: Path | None) -> None:
+    """Run `job` on `image`, writing labels (and raw outputs when `probs` is given).
+
+    Instance models need their raw outputs to label: without `probs` they go to a NumPy array,
+    or with a `scratch` folder and a chunked `labels_out` to a scratch Zarr array there.
+    """
+    model = job.model
+    spatial = tuple(int(s) for s in image.shape[:-1])
+    setup = model_setup(model, image, cfg, chunks_of(labels_out))
+    instances = model.task == "instances"
+    with contextlib.ExitStack() as stack:
+        if instances and probs is None:
+            if isinstance(labels_out, np.ndarray) or scratch is None:
+                probs = np.zeros(spatial + (model.n_outputs,), np.float32)
+            else:
+                probs, _ = stack.enter_context(scratch_zarr(scratch, spatial + (model.n_outputs,)))
+        finalize = job.finalize()
+
+        def write(region: Region, block: np.ndarray) -> None:
+            if probs is not None:
+                probs[region] = block
+            if not instances:
+                labels_out[region] = finalize(block)
+
+        with progress_bar(progress, "predicting") as advance:
+            run_setup(image, setup, cfg, job.predict_fn(), write, True, advance)
+        if instances:
+            label_instances(job, probs, labels_out, setup)
+
+
+def label_instances(job: Job, probs: Any, labels_out: Any, setup: Setup) -> None:
+    """Instance labels of the raw outputs `probs`, tile by tile with the model's decoding."""
+    margin = max(INSTANCE_MARGIN[job.model.ndim], *setup.halo)
+    core = tuple(max(64, t - 2 * margin) for t in setup.tile)
+    label_tiled(probs, job.model.instances_from_outputs, labels_out, core_shape=core, margin=margin)
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How every image of a run is predicted: tiles, input axes, test-time augmentation."""
+
+    tile_cfg: TileConfig
+    axes: str | None = None
+    tta: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class FileTask:
+    """One input image file and the output file(s) it is predicted into."""
+
+    source: Path
+    target: Path
+    prob_target: Path | None = None
+
+
+@contextlib.contextmanager
+def write_errors(path: Path) -> Iterator[None]:
+    """Turn a full disk or an unwritable output into a :class:`PixlearnError` naming `path`."""
+    try:
+        yield
+    except PixlearnError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PixlearnError("disk full while writing the output; the partial output was removed", path) from exc
+        raise PixlearnError(f"cannot write output ({exc.strerror or exc})", path) from exc
+
+
+def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, progress: bool = False) -> float:
+    """Predict one file into its target (and probabilities target), atomically; returns seconds taken.
+
+    A TIFF output is written to a temporary name and renamed when complete; a Zarr output is
+    written tile by tile into a temporary folder marked :data:`INCOMPLETE` and renamed when
+    complete. A full disk or an unwritable folder becomes a :class:`PixlearnError` and the
+    partial output is removed.
+    """
+    start = time.perf_counter()
+    image = canonical_input(task.source, options.axes, model.n_channels)
+    job = prepare_job(model, image, options.tta, task.source)
+    spatial = tuple(int(s) for s in image.shape[:-1])
+    shape, dtype = job.output_spec(spatial)
+    probs_shape = spatial + (model.n_outputs,)
+    with write_errors(task.target), contextlib.ExitStack() as stack:
+        if task.target.suffix == ".zarr":
+            labels_out = create_output(stack.enter_context(atomic_path(task.target)), shape, dtype, model.ndim)
+            probs = None
+            if task.prob_target is not None:
+                probs = create_output(stack.enter_context(atomic_path(task.prob_target)), probs_shape, np.float32,
+                                      model.ndim)
+            apply_job(job, image, options.tile_cfg, labels_out, probs, progress=progress, scratch=task.target.parent)
+            mark_complete(labels_out, probs)
+        else:
+            labels_out = np.zeros(shape, dtype)
+            probs = np.zeros(probs_shape, np.float32) if task.prob_target is not None else None
+            apply_job(job, image, options.tile_cfg, labels_out, probs, progress=progress, scratch=None)
+            spatial_axes = "ZYX" if model.ndim == 3 else "YX"
+            if task.prob_target is not None:
+                write_image(task.prob_target, probs, axes=spatial_axes + "C")
+            write_image(task.target, labels_out, axes=spatial_axes + ("C" if labels_out.ndim > model.ndim else ""))
+    return time.perf_counter() - start
