@@ -34,9 +34,9 @@ ZARR_SUFFIXES = (".zarr",)
 
 IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + ZARR_SUFFIXES + (".npy",)
 
-#: Largest pixel count an image file may declare (2^40: a 1 TiB stack of bytes); larger headers
+#: Largest pixel count an image file may declare (2^38: a 256 GiB stack of bytes); larger headers
 #: are refused as corrupt or crafted before anything is read, even lazily.
-MAX_PIXELS = 2**40
+MAX_PIXELS = 2**38
 
 #: Largest annotation value (object ids and classes): ids of 2^31 and more are refused before
 #: anything sized by them (counts per id) is allocated.
