@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,20 @@ ZARR_SUFFIXES = (".zarr",)
 
 
 IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + ZARR_SUFFIXES + (".npy",)
+
+#: Largest pixel count an image file may declare (2^38: a 256 GiB stack of bytes); larger headers
+#: are refused as corrupt or crafted before anything is read, even lazily.
+MAX_PIXELS = 2**38
+
+#: Largest annotation value (object ids and classes): ids of 2^31 and more are refused before
+#: anything sized by them (counts per id) is allocated.
+MAX_LABEL = 2**31 - 1
+
+#: In-memory images are checked for NaN/Inf when opened; lazy ones (Zarr, memory maps) up to this size.
+_CHECK_LAZY_BYTES = 256 * 2**20
+
+_REFUSED_KINDS = {"c": "complex", "V": "structured (record)", "U": "string", "S": "byte-string",
+                  "O": "object", "M": "date-time", "m": "time-delta"}
 
 
 def file_stem(path: str | os.PathLike[str]) -> str:
@@ -102,8 +117,7 @@ def open_image(
         When the file is missing, unreadable or corrupt, or `axes` does not fit it.
     """
     path = Path(path)
-    if not path.exists():
-        raise PixlearnError("no such file or folder", path)
+    check_input_path(path)
     suffix = path.suffix.lower()
     stored_axes: str | None = None
     try:
@@ -116,6 +130,9 @@ def open_image(
             from PIL import Image
 
             with Image.open(path) as im:
+                bands = len(im.getbands())
+                check_declared_size((im.height, im.width, bands), np.uint8 if im.mode != "I;16" else np.uint16,
+                                    path, whole=True)
                 im.load()
                 if im.mode == "P":
                     im = im.convert("RGB") if "transparency" not in im.info else im.convert("RGBA")
@@ -130,6 +147,7 @@ def open_image(
         raise PixlearnError(f"cannot read image ({type(exc).__name__}: {exc})", path) from exc
     if array.ndim < 2:
         raise PixlearnError(f"not an image: shape {array.shape}", path)
+    array = _checked_values(array, path)
     try:
         if axes is not None:
             chosen = normalize_axes(axes, array.ndim)
@@ -143,6 +161,105 @@ def open_image(
     return array, chosen
 
 
+def check_input_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a missing input, or one that is neither a regular file nor a folder (a FIFO would
+    block forever, a device never ends). Never opens it.
+
+    Raises
+    ------
+    PixlearnError
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise PixlearnError("no such file or folder", path) from None
+    except OSError as exc:
+        raise PixlearnError(f"cannot access ({exc.strerror or exc})", path) from None
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        kind = "FIFO (named pipe)" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        raise PixlearnError(f"is a {kind}, not an image file", path)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise PixlearnError("is not a regular file or folder", path)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (physical pages free or reclaimable); 2^63 when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 2**63
+
+
+def check_declared_size(shape: Sequence[int], dtype: Any, path: str | os.PathLike[str] | None = None, *,
+                        whole: bool = False) -> None:
+    """Refuse an image whose header declares no pixels, an absurd size, or (when it must be read
+    `whole`) more bytes than the memory available, before anything is decoded.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Declared shape.
+    dtype : dtype-like
+    path : path-like, optional
+        Named in the error.
+    whole : bool
+        The read needs the whole image in memory (not tile by tile).
+
+    Raises
+    ------
+    PixlearnError
+
+    Examples
+    --------
+    >>> check_declared_size((512, 512), "uint8", whole=True)
+    >>> check_declared_size((0, 512), "uint8")
+    Traceback (most recent call last):
+    ...
+    pixlearn.errors.PixlearnError: image has no pixels (shape (0, 512))
+    """
+    shape = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape):
+        raise PixlearnError(f"image header declares a negative size {shape}", path)
+    pixels = 1
+    for n in shape:
+        pixels *= n
+    if pixels == 0:
+        raise PixlearnError(f"image has no pixels (shape {shape})", path)
+    if pixels > MAX_PIXELS:
+        raise PixlearnError(f"image header declares {pixels} pixels {shape}, more than the limit {MAX_PIXELS}", path)
+    if whole:
+        nbytes = pixels * np.dtype(dtype).itemsize
+        free = available_memory()
+        if nbytes > free:
+            raise PixlearnError(
+                f"image of shape {shape} needs {nbytes / 2**30:.1f} GiB to read, "
+                f"more than the {free / 2**30:.1f} GiB of memory available", path,
+            )
+
+
+def _checked_values(array: Any, path: Path) -> Any:
+    """Refuse dtypes that are not pixel values, convert bool to uint8, and refuse NaN/Inf in
+    images that are in memory (or small enough to scan); lazy big images are checked by size only."""
+    kind = array.dtype.kind
+    if kind in _REFUSED_KINDS:
+        raise PixlearnError(f"{_REFUSED_KINDS[kind]} pixel values ({array.dtype}) are not an image", path)
+    check_declared_size(array.shape, array.dtype, path)
+    in_memory = isinstance(array, np.ndarray) and not isinstance(array, np.memmap)
+    small = isinstance(array, np.ndarray) and array.nbytes <= _CHECK_LAZY_BYTES
+    if kind == "b" and small:
+        return np.asarray(array).astype(np.uint8)
+    if kind == "f" and (in_memory or small):
+        check_finite(np.asarray(array), path)
+    return array
+
+
 def _open_tiff(path: Path) -> tuple[Any, str | None]:
     import tifffile
 
@@ -150,9 +267,14 @@ def _open_tiff(path: Path) -> tuple[Any, str | None]:
         series = tif.series[0]
         stored_axes = series.axes
         shape = series.shape
+        check_declared_size(shape, series.dtype, path)
+        page = series.pages[0] if series.pages else None
+        counts = getattr(page, "databytecounts", None)
+        if counts is not None and sum(counts) == 0:
+            raise PixlearnError(f"TIFF declares {tuple(shape)} pixels but holds no image data", path)
         # an uncompressed contiguous series can be memory-mapped; anything else is read
         # chunk-wise through tifffile's zarr store when large, else read at once
-        nbytes = int(np.prod(shape)) * np.dtype(series.dtype).itemsize
+        nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
         if nbytes > 256 * 2**20:
             try:
                 return tifffile.memmap(path, mode="r"), stored_axes
@@ -186,8 +308,10 @@ def read_image(path: str | os.PathLike[str], *, axes: str | None = None) -> tupl
         Missing, unreadable or corrupt file.
     """
     array, axes = open_image(path, axes=axes)
+    if not isinstance(array, np.ndarray) or isinstance(array, np.memmap):
+        check_declared_size(array.shape, array.dtype, path, whole=True)
     try:
-        return np.asarray(array[...]), axes
+        return _checked_values(np.asarray(array[...]), Path(path)), axes
     except Exception as exc:
         raise PixlearnError(f"cannot read image data ({type(exc).__name__}: {exc})", path) from exc
 
@@ -257,6 +381,8 @@ def read_labels(path: str | os.PathLike[str], *, axes: str | None = None) -> np.
     labels = canon[..., 0]
     if np.issubdtype(labels.dtype, np.floating):
         check_finite(labels, path)
+        if labels.size and (labels.max() > MAX_LABEL or labels.min() < -MAX_LABEL):
+            raise PixlearnError(f"annotation values beyond +-{MAX_LABEL}", path)
         if not np.all(labels == np.round(labels)):
             raise PixlearnError("annotation holds non-integer values", path)
         labels = labels.astype(np.int64)
@@ -264,6 +390,8 @@ def read_labels(path: str | os.PathLike[str], *, axes: str | None = None) -> np.
         labels = labels.astype(np.uint8)
     elif not np.issubdtype(labels.dtype, np.integer):
         raise PixlearnError(f"annotation dtype {labels.dtype} is not integer", path)
+    if labels.size and int(labels.max()) > MAX_LABEL:
+        raise PixlearnError(f"annotation value {int(labels.max())} exceeds the largest label {MAX_LABEL}", path)
     return labels
 
 

@@ -25,6 +25,7 @@ from pixlearn.errors import PixlearnError
 LabelKind = Literal["dense", "scribbles", "instances"]
 LABEL_KINDS: tuple[str, ...] = ("dense", "scribbles", "instances")
 IGNORE = -1
+MAX_CLASSES = 65535  # class values beyond this are refused before per-class arrays are sized
 
 
 def check_label_kind(kind: str) -> str:
@@ -69,8 +70,15 @@ def to_class_targets(
     """
     check_label_kind(kind)
     labels = np.asarray(labels)
+    if labels.dtype.kind not in "iub":
+        raise PixlearnError(f"annotation dtype {labels.dtype} is not integer", path)
     if labels.size and labels.min() < 0:
         raise PixlearnError(f"annotation has negative value {int(labels.min())}", path)
+    if kind != "instances" and labels.size and int(labels.max()) > MAX_CLASSES:
+        raise PixlearnError(
+            f"annotation value {int(labels.max())} is not a class ({kind} annotations hold at most "
+            f"{MAX_CLASSES} classes; instance ids need --label-kind instances)", path,
+        )
     if kind == "instances":
         targets = (labels > 0).astype(np.int64)
     elif kind == "scribbles":

@@ -20,12 +20,15 @@ with the same members; both forms load the same way.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import logging
 import os
+import stat
 import time
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,13 @@ from pixlearn.config import Config
 from pixlearn.data.atomic import atomic_path
 from pixlearn.errors import ModelFileError
 from pixlearn.models.protocol import PixelModel
+from pixlearn.models.validate import (
+    check_json_depth,
+    validate_classical_meta,
+    validate_estimator,
+    validate_state_shapes,
+    validate_unet_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +55,7 @@ WEIGHTS = "weights.safetensors"
 THRESHOLDS = "thresholds.json"
 _MEMBERS = (MODEL_JSON, CLASSIFIER, WEIGHTS, THRESHOLDS)
 _MAX_MEMBER_BYTES = 4 * 2**30
+_MAX_JSON_BYTES = 64 * 2**20
 
 #: Types a classical model file may contain besides skops' own defaults (builtins, NumPy
 #: arrays and dtypes). Everything a fitted random forest, SVM or gradient-boosting classifier
@@ -165,27 +176,91 @@ def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str,
     return members
 
 
+def _member_limit(name: str) -> int:
+    return _MAX_JSON_BYTES if name.endswith(".json") else _MAX_MEMBER_BYTES
+
+
+def _check_zip_entries(infos: list[zipfile.ZipInfo], allowed: tuple[str, ...] | None, what: str,
+                       path: Path, budget: int) -> None:
+    """Refuse duplicate, foreign, symlinked, encrypted or oddly compressed members and sizes past
+    `budget` in total, from the zip directory alone (before anything is decompressed)."""
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        if allowed is not None and name not in allowed:
+            raise ModelFileError(f"unexpected member {name!r} in {what}", path)
+        if name in seen:
+            raise ModelFileError(f"member {name!r} appears twice in {what}", path)
+        seen.add(name)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ModelFileError(f"member {name!r} of {what} is a symbolic link", path)
+        if info.flag_bits & 0x1:
+            raise ModelFileError(f"member {name!r} of {what} is encrypted", path)
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(
+                f"member {name!r} of {what} uses compression method {info.compress_type}; "
+                "pixlearn writes stored or deflated members only", path,
+            )
+        limit = _member_limit(name) if allowed is not None else budget
+        total += info.file_size
+        if info.file_size > limit or total > budget:
+            raise ModelFileError(f"member {name!r} of {what} is implausibly large ({info.file_size} bytes)", path)
+
+
+def _memory_budget() -> int:
+    """Bytes a model file may expand to: the member limit, at most half the available memory."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return _MAX_MEMBER_BYTES
+    return int(min(_MAX_MEMBER_BYTES, max(available // 2, 256 * 2**20)))
+
+
 def _read_members(path: Path) -> dict[str, bytes]:
     if not path.exists():
         raise ModelFileError("no such model file or folder", path)
     members: dict[str, bytes] = {}
+    budget = _memory_budget()
     if path.is_dir():
         for name in _MEMBERS:
             member = path / name
-            if member.is_file():
-                members[name] = member.read_bytes()
+            if not os.path.lexists(member):
+                continue
+            try:
+                info = member.stat()
+            except OSError as exc:
+                raise ModelFileError(f"cannot read {name} ({exc.strerror or exc})", path) from None
+            if not stat.S_ISREG(info.st_mode):
+                raise ModelFileError(f"{name} is not a regular file", path)
+            if info.st_size > min(_member_limit(name), budget):
+                raise ModelFileError(f"{name} is implausibly large ({info.st_size} bytes)", path)
+            members[name] = member.read_bytes()
         return members
+    if not path.is_file():
+        raise ModelFileError("not a regular file or folder", path)
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.filename not in _MEMBERS:
-                    raise ModelFileError(f"unexpected member {info.filename!r} in model archive", path)
-                if info.file_size > _MAX_MEMBER_BYTES:
-                    raise ModelFileError(f"member {info.filename!r} is implausibly large", path)
+            infos = zf.infolist()
+            _check_zip_entries(infos, _MEMBERS, "model archive", path, budget)
+            for info in infos:
                 members[info.filename] = zf.read(info)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"not a pixlearn model folder or zip file ({exc})", path) from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file ({exc.strerror or exc})", path) from None
     return members
+
+
+def _parse_json(data: bytes, name: str, path: Path) -> Any:
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ModelFileError(f"{name} nests too deeply", path) from None
+    except ValueError as exc:
+        raise ModelFileError(f"{name} is not valid JSON ({exc})", path) from None
+    check_json_depth(value, name, path)
+    return value
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -203,10 +278,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _check_header(members: dict[str, bytes], path: Path) -> dict[str, Any]:
     if MODEL_JSON not in members:
         raise ModelFileError(f"no {MODEL_JSON}: not a pixlearn model", path)
-    try:
-        header = json.loads(members[MODEL_JSON])
-    except ValueError as exc:
-        raise ModelFileError(f"{MODEL_JSON} is not valid JSON ({exc})", path) from None
+    header = _parse_json(members[MODEL_JSON], MODEL_JSON, path)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{MODEL_JSON} does not describe a {FORMAT}", path)
     version = header.get("schema_version")
@@ -217,7 +289,10 @@ def _check_header(members: dict[str, bytes], path: Path) -> dict[str, Any]:
         )
     if header.get("kind") not in ("classical", "network") or not isinstance(header.get("model"), dict):
         raise ModelFileError(f"unknown model kind {header.get('kind')!r}", path)
-    saved = header.get("versions", {}).get("pixlearn")
+    versions = header.get("versions", {})
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        raise ModelFileError(f"{MODEL_JSON}: versions must map package names to version strings", path)
+    saved = versions.get("pixlearn")
     if saved and saved != __version__:
         warnings.warn(f"{path}: saved by pixlearn {saved}, loading with {__version__}", stacklevel=3)
     return header
@@ -247,17 +322,16 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
     header = _check_header(members, path)
     meta = dict(header["model"])
     if THRESHOLDS in members:
-        try:
-            meta["thresholds"] = json.loads(members[THRESHOLDS])
-        except ValueError as exc:
-            raise ModelFileError(f"{THRESHOLDS} is not valid JSON ({exc})", path) from None
+        meta["thresholds"] = _parse_json(members[THRESHOLDS], THRESHOLDS, path)
+        if not isinstance(meta["thresholds"], dict):
+            raise ModelFileError(f"{THRESHOLDS} must hold a JSON object", path)
     try:
         if header["kind"] == "classical":
             return _load_classical(meta, members, path)
         return _load_network(meta, members, path, device)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise ModelFileError(f"model description is inconsistent ({type(exc).__name__}: {exc})", path) from exc
 
 
@@ -269,6 +343,12 @@ def _load_classical(meta: dict[str, Any], members: dict[str, bytes], path: Path)
     if CLASSIFIER not in members:
         raise ModelFileError(f"classical model without {CLASSIFIER}", path)
     data = members[CLASSIFIER]
+    validate_classical_meta(meta, path)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            _check_zip_entries(inner.infolist(), None, CLASSIFIER, path, _memory_budget())
+    except zipfile.BadZipFile as exc:
+        raise ModelFileError(f"{CLASSIFIER} is corrupt ({exc})", path) from None
     try:
         untrusted = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:
@@ -280,6 +360,8 @@ def _load_classical(meta: dict[str, Any], members: dict[str, bytes], path: Path)
         estimator = skops.io.loads(data, trusted=sorted(untrusted))
     except Exception as exc:
         raise ModelFileError(f"{CLASSIFIER} cannot be loaded ({type(exc).__name__}: {exc})", path) from None
+    # skops trusts many scikit-learn types on its own: check what it built before any use
+    validate_estimator(estimator, n_outputs=len(meta["class_names"]), path=path)
     return PixelClassifier.from_metadata(meta, estimator)
 
 
@@ -287,13 +369,19 @@ def _load_network(meta: dict[str, Any], members: dict[str, bytes], path: Path, d
     from safetensors.torch import load
 
     from pixlearn.nets.model import NetworkModel
+    from pixlearn.nets.unet import UNetConfig
 
     if WEIGHTS not in members:
         raise ModelFileError(f"network model without {WEIGHTS}", path)
+    if not isinstance(meta.get("unet"), dict):
+        raise ModelFileError(f"{MODEL_JSON}: a network model needs its unet settings", path)
+    unet = UNetConfig.from_dict(meta["unet"])
+    validate_unet_config(unet, path)  # before anything of that size is allocated
     try:
         state = load(members[WEIGHTS])
     except Exception as exc:
         raise ModelFileError(f"{WEIGHTS} is corrupt ({type(exc).__name__}: {exc})", path) from None
+    validate_state_shapes(unet, state, path)
     model = NetworkModel.from_metadata(meta, state)
     if device is not None:
         model = model.to(device)  # type: ignore[attr-defined]
