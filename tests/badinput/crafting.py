@@ -37,11 +37,11 @@ def fit_tiny_classical(method: str = "rf", n_classes: int = 2, **clf: Any) -> An
     labels = (image > 0.5).astype(np.int64)
     if n_classes == 3:
         labels[:, :3] = 2
-    defaults = {"n_estimators": 3, "hgb_max_iter": 3, "svm_max_samples": 200, "seed": 1, "n_jobs": 1}
-    defaults.update(clf)
+    defaults = {"rf": {"n_estimators": 3}, "hgb": {"max_iter": 3}, "svm": {"max_samples": 200}, "seed": 1, "n_jobs": 1}
+    config = ClassifierConfig(method=method).with_overrides({**defaults, **clf})
     return fit_pixel_classifier(
         [image[..., None]], [labels], FeatureConfig(sigmas=(1.0,), features=("gaussian", "gradient_magnitude")),
-        ClassifierConfig(method=method, **defaults), class_names=[f"c{k}" for k in range(n_classes)],
+        config, class_names=[f"c{k}" for k in range(n_classes)],
     )
 
 
