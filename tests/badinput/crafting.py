@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 MODEL_JSON = "model.json"
-CLASSIFIER = "classifier.skops"
+ARRAYS = "classifier.safetensors"  # the estimator as plain arrays (schema 2)
+CLASSIFIER = "classifier.skops"  # the estimator as skops (schema 1, still read)
 
 
 def tiny_image(seed: int = 0) -> np.ndarray:
@@ -58,20 +59,53 @@ def write_members(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]
     return path
 
 
-def load_estimator(data: bytes) -> Any:
+def load_estimator(members: dict[str, bytes]) -> Any:
+    """The estimator of a classical model's members, of either schema (no checks: tests only)."""
+    if ARRAYS in members:
+        from pixlearn.classical.estimator_arrays import load_estimator_bytes
+
+        return load_estimator_bytes(json.loads(members[MODEL_JSON])["estimator"], members[ARRAYS])
     import skops.io
 
+    data = members[CLASSIFIER]
     return skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
 
 
-def with_estimator(source: Path, target: Path, edit: Callable[[Any], Any]) -> Path:
-    """Copy of the model zip `source` whose estimator is ``edit(estimator)`` (or edited in place)."""
+def legacy_members(members: dict[str, bytes], estimator: Any = None) -> dict[str, bytes]:
+    """The members of a schema 1 model (estimator as ``classifier.skops``), as pixlearn wrote
+    them before the array format; `estimator` replaces the model's own."""
     import skops.io
 
+    estimator = load_estimator(members) if estimator is None else estimator
+    header = json.loads(members[MODEL_JSON])
+    header["schema_version"] = 1
+    header.pop("estimator", None)
+    legacy = {name: data for name, data in members.items() if name != ARRAYS}
+    legacy[MODEL_JSON] = json.dumps(header).encode()
+    legacy[CLASSIFIER] = skops.io.dumps(estimator)
+    return legacy
+
+
+def with_estimator(source: Path, target: Path, edit: Callable[[Any], Any]) -> Path:
+    """Copy of the model zip `source` whose estimator is ``edit(estimator)`` (or edited in place),
+    written as a schema 1 (skops) model: skops stores any estimator, edited or not."""
     members = read_members(source)
-    estimator = load_estimator(members[CLASSIFIER])
+    estimator = load_estimator(members)
     edited = edit(estimator)
-    members[CLASSIFIER] = skops.io.dumps(estimator if edited is None else edited)
+    return write_members(target, legacy_members(members, estimator if edited is None else edited))
+
+
+def with_arrays(source: Path, target: Path, edit: Callable[[dict[str, np.ndarray], dict[str, Any]], Any]) -> Path:
+    """Copy of the model zip `source` (schema 2) with ``edit(arrays, estimator_meta)`` applied
+    to its ``classifier.safetensors`` arrays and their description in ``model.json``."""
+    from safetensors.numpy import load, save
+
+    members = read_members(source)
+    header = json.loads(members[MODEL_JSON])
+    arrays = dict(load(members[ARRAYS]))
+    edit(arrays, header["estimator"])
+    members[ARRAYS] = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    members[MODEL_JSON] = json.dumps(header).encode()
     return write_members(target, members)
 
 

@@ -17,8 +17,10 @@ from typer.testing import CliRunner
 
 from badinput.crafting import (
     fit_tiny_classical,
+    legacy_members,
     read_members,
     tiny_image,
+    with_arrays,
     with_estimator,
     with_header,
     write_members,
@@ -169,9 +171,10 @@ def _model_from(make: Callable[[Path, Path], Path]) -> Callable[[Path, Path], li
     return build
 
 
-def _members(edit: Callable[[dict[str, bytes]], object], name: str = "bad.zip"):
+def _members(edit: Callable[[dict[str, bytes]], object], name: str = "bad.zip", *, legacy: bool = False):
+    """A copy of the model with ``edit(members)`` applied; `legacy`: of its schema 1 (skops) form."""
     def make(tmp: Path, model: Path) -> Path:
-        members = read_members(model)
+        members = legacy_members(read_members(model)) if legacy else read_members(model)
         edit(members)
         return write_members(tmp / name, members)
 
@@ -287,14 +290,19 @@ MODEL_CASES: dict[str, Case] = {
     "model tree negative feature": Case(_model_from(_tree("feature", -1, -1)), "feature index"),
     "model tree NaN threshold": Case(_model_from(_tree("threshold", -1, np.nan)), "threshold"),
     "model DummyClassifier": Case(_model_from(_members(_skops_of(
-        lambda: __import__("sklearn.dummy", fromlist=["x"]).DummyClassifier().fit([[0], [1]], [0, 1])))),
+        lambda: __import__("sklearn.dummy", fromlist=["x"]).DummyClassifier().fit([[0], [1]], [0, 1])), legacy=True)),
         "a pixlearn model holds"),
-    "model posix.system": Case(_model_from(_members(_skops_of(_function_transformer(os.system)))), "not trusted"),
-    "model builtins.eval": Case(_model_from(_members(_skops_of(_function_transformer(eval)))), "not trusted"),
+    "model posix.system": Case(_model_from(_members(_skops_of(_function_transformer(os.system)), legacy=True)), "not trusted"),
+    "model builtins.eval": Case(_model_from(_members(_skops_of(_function_transformer(eval)), legacy=True)), "not trusted"),
     "model pickle renamed to .skops": Case(
-        _model_from(_members(lambda m: m.update({"classifier.skops": pickle.dumps(_Reduce())}))), "corrupt"),
-    "model garbage skops": Case(_model_from(_members(lambda m: m.update({"classifier.skops": b"junk"}))), "corrupt"),
-    "model without classifier": Case(_model_from(_members(lambda m: m.pop("classifier.skops"))), "without"),
+        _model_from(_members(lambda m: m.update({"classifier.skops": pickle.dumps(_Reduce())}), legacy=True)), "corrupt"),
+    "model garbage skops": Case(
+        _model_from(_members(lambda m: m.update({"classifier.skops": b"junk"}), legacy=True)), "corrupt"),
+    "model without classifier": Case(_model_from(_members(lambda m: m.pop("classifier.safetensors"))), "without"),
+    "legacy model without classifier": Case(
+        _model_from(_members(lambda m: m.pop("classifier.skops"), legacy=True)), "without"),
+    "skops member in a schema 2 model": Case(_model_from(_members(
+        lambda m: m.update({"classifier.skops": m.pop("classifier.safetensors")}))), "without"),
     "model without model.json": Case(_model_from(_members(lambda m: m.pop("model.json"))), "no model.json"),
     "model.json not JSON": Case(_model_from(_members(lambda m: m.update({"model.json": b"{"}))), "not valid JSON"),
     "model.json nesting bomb": Case(
@@ -317,7 +325,7 @@ MODEL_CASES: dict[str, Case] = {
     "features config unknown key": Case(
         _model_from(_header(lambda h: h["model"]["features"].update(magic=1))), "unknown keys"),
     "duplicate model.json": Case(_model_from(_zip_items([("model.json", b"{}")])), "appears twice"),
-    "duplicate classifier": Case(_model_from(_zip_items([("classifier.skops", b"x")])), "appears twice"),
+    "duplicate classifier": Case(_model_from(_zip_items([("classifier.safetensors", b"x")])), "appears twice"),
     "traversal member": Case(_model_from(_zip_items([("../evil.py", b"x")])), "unexpected member"),
     "absolute member": Case(_model_from(_zip_items([("/etc/cron.d/x", b"x")])), "unexpected member"),
     "symlink member": Case(_model_from(_symlink_member), "symbolic link"),
@@ -355,6 +363,58 @@ def _tree_attack_cases() -> dict[str, Case]:
 
 
 MODEL_CASES.update(_tree_attack_cases())
+
+
+def _first_split(arrays: dict[str, np.ndarray]) -> int:
+    return int(np.flatnonzero(arrays["tree0.left_child"] >= 0)[0])
+
+
+def _set_array(name: str, value: object, *, split: bool = True):
+    """An edit of the schema 2 arrays: ``arrays[name][first split node] = value`` (or all of it)."""
+    def edit(arrays: dict[str, np.ndarray], meta: dict) -> None:
+        x = arrays[name].copy()
+        if split:
+            x[_first_split(arrays)] = value
+        else:
+            x[...] = value
+        arrays[name] = x
+
+    return edit
+
+
+def _arrays(edit):
+    return _model_from(lambda tmp, model: with_arrays(model, tmp / "bad.zip", edit))
+
+
+#: Attacks on the schema 2 format (the estimator as plain arrays), through the command line.
+ARRAY_CASES = {
+    "arrays child beyond the tree": Case(_arrays(_set_array("tree0.left_child", 10**6)), "after their parent"),
+    "arrays negative child": Case(_arrays(_set_array("tree0.right_child", -7)), "after their parent"),
+    "arrays child pointing back": Case(_arrays(_set_array("tree0.left_child", 0)), "after their parent"),
+    "arrays feature beyond": Case(_arrays(_set_array("tree0.feature", 10**5)), "splits on feature"),
+    "arrays negative feature": Case(_arrays(_set_array("tree0.feature", -3)), "splits on feature"),
+    "arrays NaN threshold": Case(_arrays(_set_array("tree0.threshold", np.nan)), "threshold NaN"),
+    "arrays NaN value": Case(_arrays(_set_array("tree0.value", np.nan, split=False)), "finite"),
+    "arrays value of another shape": Case(
+        _arrays(lambda a, m: a.update({"tree0.value": a["tree0.value"][:, :, :1].copy()})), "has shape"),
+    "arrays child index as float": Case(
+        _arrays(lambda a, m: a.update({"tree0.left_child": a["tree0.left_child"].astype(np.float64)})), "dtype"),
+    "arrays missing array": Case(_arrays(lambda a, m: a.pop("tree0.feature")), "is missing"),
+    "arrays extra array": Case(_arrays(lambda a, m: a.update({"evil": np.zeros(3)})), "unexpected arrays"),
+    "arrays node count lie": Case(_arrays(lambda a, m: m["trees"][0].update(node_count=10**9)), "node_count"),
+    "arrays unknown estimator type": Case(_arrays(lambda a, m: m.update(type="FunctionTransformer")), "'type'"),
+    "arrays classes lie": Case(_arrays(lambda a, m: m.update(classes=[0, 1, 2])), "has shape"),
+    "arrays unknown parameter": Case(_arrays(lambda a, m: m["params"].update(magic=1)), "no parameter"),
+    "arrays no trees": Case(_arrays(lambda a, m: m.update(trees=[])), "'trees' is empty"),
+    "arrays another format": Case(_arrays(lambda a, m: m.update(format="pickle")), "'format'"),
+    "arrays garbage bytes": Case(
+        _model_from(_members(lambda m: m.update({"classifier.safetensors": b"junk"}))), "safetensors"),
+    "arrays pickle payload": Case(
+        _model_from(_members(lambda m: m.update({"classifier.safetensors": pickle.dumps(_Reduce())}))),
+        "safetensors"),
+    "arrays without their description": Case(_model_from(_header(lambda h: h.pop("estimator"))), "estimator"),
+}
+MODEL_CASES.update(ARRAY_CASES)
 
 
 # command-line misuse ----------------------------------------------------------------------------

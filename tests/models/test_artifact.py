@@ -48,7 +48,7 @@ def test_save_load_identical_prediction(tmp_path, classifier, name):
     header = read_header(tmp_path / name)
     assert header["format"] == FORMAT and header["model"]["class_names"] == ["background", "nucleus"]
     assert "scikit-learn" in header["versions"]
-    assert describe(tmp_path / name)["files"]["classifier.skops"] > 0
+    assert describe(tmp_path / name)["files"]["classifier.safetensors"] > 0 and header["estimator"]["type"] == "RandomForestClassifier"
 
 
 def test_save_replaces_existing_model_atomically(tmp_path, classifier):
@@ -75,18 +75,32 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+def _legacy_folder(model, folder):
+    """`model` saved as schema 1 wrote it: estimator in ``classifier.skops``."""
+    from badinput.crafting import legacy_members, read_members
+
+    members = legacy_members(read_members(save_model(model, folder.with_suffix(".zip"))))
+    folder.mkdir()
+    for name, data in members.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
 def test_untrusted_types_are_refused(tmp_path, classifier):
     model, _ = classifier
-    save_model(model, tmp_path / "m")
+    _legacy_folder(model, tmp_path / "m")
     (tmp_path / "m" / "classifier.skops").write_bytes(_malicious_skops())
     with pytest.raises(ModelFileError, match=r"not trusted: \['posix.system'\]|not trusted: \['nt.system'\]"):
         load_model(tmp_path / "m")
 
 
-@pytest.mark.parametrize("member", ["classifier.skops", "weights.safetensors"])
+@pytest.mark.parametrize("member", ["classifier.safetensors", "classifier.skops", "weights.safetensors"])
 def test_pickle_payload_never_runs(tmp_path, classifier, member):
     model, _ = classifier
-    save_model(model, tmp_path / "m")
+    if member == "classifier.skops":
+        _legacy_folder(model, tmp_path / "m")
+    else:
+        save_model(model, tmp_path / "m")
     marker = tmp_path / "pwned"
     (tmp_path / "m" / member).write_bytes(pickle.dumps(_Payload(str(marker))))
     if member == "weights.safetensors":

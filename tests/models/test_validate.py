@@ -16,6 +16,7 @@ from badinput.crafting import (
     edit_tree,
     first_svc,
     fit_tiny_classical,
+    legacy_members,
     read_members,
     tiny_image,
     with_estimator,
@@ -204,9 +205,9 @@ def test_nested_skops_bomb_refused(tmp_path, saved, monkeypatch):
 
     import skops.io
 
-    import pixlearn.models.model_file as mf
+    import pixlearn.models.skops_legacy as legacy
 
-    members = read_members(saved["rf"])
+    members = legacy_members(read_members(saved["rf"]))
     estimator = skops.io.loads(members["classifier.skops"], trusted=skops.io.get_untrusted_types(
         data=members["classifier.skops"]))
     estimator.padding_ = np.zeros(2**23)  # 64 MiB of zeros, deflated to ~64 KiB
@@ -217,7 +218,7 @@ def test_nested_skops_bomb_refused(tmp_path, saved, monkeypatch):
             zf.writestr(name, data)
     members["classifier.skops"] = buffer.getvalue()
     bomb = write_members(tmp_path / "bomb.zip", members)
-    monkeypatch.setattr(mf, "_memory_budget", lambda: 32 * 2**20)
+    monkeypatch.setattr(legacy, "memory_budget", lambda: 32 * 2**20)
     with pytest.raises(ModelFileError, match="of classifier.skops is implausibly large"):
         load_model(bomb)
 

@@ -6,29 +6,30 @@ Layout::
                                 metadata (task, axes, channels, normalisation, classes, configs,
                                 training history) and, when given, the resolved experiment
                                 configuration ("experiment"; older files have none)
-           classifier.skops     classical models: the scikit-learn estimator (skops format)
+           classifier.safetensors  classical models: the scikit-learn estimator as plain arrays
+                                (described by "estimator" in model.json; schema 1 files hold
+                                classifier.skops instead, still read)
            weights.safetensors  networks: tensors only
            thresholds.json      post-processing parameters tuned on validation data (if any)
 
-Loading never executes code from the file: JSON is parsed with :mod:`json`, weights with
-safetensors, and the estimator with :func:`skops.io.loads` restricted to an explicit list of
-scikit-learn and NumPy types (:data:`TRUSTED_TYPES`). Anything else is refused with
+Loading never executes code from the file: JSON is parsed with :mod:`json`, tensors and arrays
+with safetensors, and every array, tree and network shape is checked before it is used
+(:mod:`pixlearn.models.validate`, :mod:`pixlearn.classical.estimator_arrays`); schema 1
+estimators go through :mod:`pixlearn.models.skops_legacy`. Anything else is refused with
 :class:`~pixlearn.errors.ModelFileError`. A path ending in ``.zip`` is written as one zip file
-with the same members; both forms load the same way.
+with the same members; both forms load the same way. Loading a classical model never imports
+torch.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import json
 import logging
 import os
-import stat
 import time
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ from pixlearn import __version__
 from pixlearn.config import Config
 from pixlearn.data.atomic import atomic_path
 from pixlearn.errors import ModelFileError
+from pixlearn.models.archive import read_members
 from pixlearn.models.protocol import PixelModel
+from pixlearn.models.skops_legacy import CLASSIFIER_SKOPS, load_skops_estimator
 from pixlearn.models.validate import (
     check_json_depth,
     validate_classical_meta,
@@ -48,55 +51,14 @@ from pixlearn.models.validate import (
 logger = logging.getLogger(__name__)
 
 FORMAT = "pixlearn-model"
-SCHEMA_VERSION = 1
+#: 2: classical estimators as plain arrays (``classifier.safetensors``); 1: as skops.
+SCHEMA_VERSION = 2
 MODEL_JSON = "model.json"
-CLASSIFIER = "classifier.skops"
+CLASSIFIER = "classifier.safetensors"
 WEIGHTS = "weights.safetensors"
 THRESHOLDS = "thresholds.json"
-_MEMBERS = (MODEL_JSON, CLASSIFIER, WEIGHTS, THRESHOLDS)
-_MAX_MEMBER_BYTES = 4 * 2**30
-_MAX_JSON_BYTES = 64 * 2**20
+MEMBERS = (MODEL_JSON, CLASSIFIER, CLASSIFIER_SKOPS, WEIGHTS, THRESHOLDS)
 
-#: Types a classical model file may contain besides skops' own defaults (builtins, NumPy
-#: arrays and dtypes). Everything a fitted random forest, SVM or gradient-boosting classifier
-#: of scikit-learn is made of, and nothing that can run arbitrary code.
-TRUSTED_TYPES: frozenset[str] = frozenset(
-    {
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.ensemble._forest.ExtraTreesClassifier",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._classes.ExtraTreeClassifier",
-        "sklearn.tree._tree.Tree",
-        "sklearn.svm._classes.SVC",
-        "sklearn.svm._classes.LinearSVC",
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.calibration.CalibratedClassifierCV",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.preprocessing._data.StandardScaler",
-        "sklearn.pipeline.Pipeline",
-        "sklearn.kernel_approximation.Nystroem",
-        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-        "sklearn._loss.loss.HalfBinomialLoss",
-        "sklearn._loss.loss.HalfMultinomialLoss",
-        "sklearn._loss.link.LogitLink",
-        "sklearn._loss.link.MultinomialLogit",
-        "sklearn._loss.link.Interval",
-        "sklearn._loss._loss.CyHalfBinomialLoss",
-        "sklearn._loss._loss.CyHalfMultinomialLoss",
-        "sklearn.utils._bunch.Bunch",
-        "collections.OrderedDict",
-        "numpy.random._mt19937.MT19937",
-        "numpy.random.mtrand.RandomState",
-        "builtins.slice",
-        "numpy.float64",
-        "numpy.int64",
-        "numpy.dtype",
-        "numpy.ndarray",
-    }
-)
 
 
 def _versions() -> dict[str, str]:
@@ -148,10 +110,11 @@ def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: C
 def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str, bytes]:
     meta = model.to_metadata()
     members: dict[str, bytes] = {}
+    header: dict[str, Any] = {}
     if model.kind == "classical":
-        import skops.io
+        from pixlearn.classical.estimator_arrays import save_estimator_bytes
 
-        members[CLASSIFIER] = skops.io.dumps(model.estimator)  # type: ignore[attr-defined]
+        header["estimator"], members[CLASSIFIER] = save_estimator_bytes(model.estimator)  # type: ignore[attr-defined]
     elif model.kind == "network":
         from safetensors.torch import save
 
@@ -169,6 +132,7 @@ def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
         "model": meta,
+        **header,
     }
     if experiment is not None:
         header["experiment"] = experiment.to_dict()
@@ -176,80 +140,8 @@ def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str,
     return members
 
 
-def _member_limit(name: str) -> int:
-    return _MAX_JSON_BYTES if name.endswith(".json") else _MAX_MEMBER_BYTES
 
 
-def _check_zip_entries(infos: list[zipfile.ZipInfo], allowed: tuple[str, ...] | None, what: str,
-                       path: Path, budget: int) -> None:
-    """Refuse duplicate, foreign, symlinked, encrypted or oddly compressed members and sizes past
-    `budget` in total, from the zip directory alone (before anything is decompressed)."""
-    seen: set[str] = set()
-    total = 0
-    for info in infos:
-        name = info.filename
-        if allowed is not None and name not in allowed:
-            raise ModelFileError(f"unexpected member {name!r} in {what}", path)
-        if name in seen:
-            raise ModelFileError(f"member {name!r} appears twice in {what}", path)
-        seen.add(name)
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise ModelFileError(f"member {name!r} of {what} is a symbolic link", path)
-        if info.flag_bits & 0x1:
-            raise ModelFileError(f"member {name!r} of {what} is encrypted", path)
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ModelFileError(
-                f"member {name!r} of {what} uses compression method {info.compress_type}; "
-                "pixlearn writes stored or deflated members only", path,
-            )
-        limit = _member_limit(name) if allowed is not None else budget
-        total += info.file_size
-        if info.file_size > limit or total > budget:
-            raise ModelFileError(f"member {name!r} of {what} is implausibly large ({info.file_size} bytes)", path)
-
-
-def _memory_budget() -> int:
-    """Bytes a model file may expand to: the member limit, at most half the available memory."""
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return _MAX_MEMBER_BYTES
-    return int(min(_MAX_MEMBER_BYTES, max(available // 2, 256 * 2**20)))
-
-
-def _read_members(path: Path) -> dict[str, bytes]:
-    if not path.exists():
-        raise ModelFileError("no such model file or folder", path)
-    members: dict[str, bytes] = {}
-    budget = _memory_budget()
-    if path.is_dir():
-        for name in _MEMBERS:
-            member = path / name
-            if not os.path.lexists(member):
-                continue
-            try:
-                info = member.stat()
-            except OSError as exc:
-                raise ModelFileError(f"cannot read {name} ({exc.strerror or exc})", path) from None
-            if not stat.S_ISREG(info.st_mode):
-                raise ModelFileError(f"{name} is not a regular file", path)
-            if info.st_size > min(_member_limit(name), budget):
-                raise ModelFileError(f"{name} is implausibly large ({info.st_size} bytes)", path)
-            members[name] = member.read_bytes()
-        return members
-    if not path.is_file():
-        raise ModelFileError("not a regular file or folder", path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            _check_zip_entries(infos, _MEMBERS, "model archive", path, budget)
-            for info in infos:
-                members[info.filename] = zf.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise ModelFileError(f"not a pixlearn model folder or zip file ({exc})", path) from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read model file ({exc.strerror or exc})", path) from None
-    return members
 
 
 def _parse_json(data: bytes, name: str, path: Path) -> Any:
@@ -272,7 +164,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         Missing or malformed ``model.json``, another format, or a newer schema.
     """
     path = Path(path)
-    return _check_header(_read_members(path), path)
+    return _check_header(read_members(path, MEMBERS), path)
 
 
 def _check_header(members: dict[str, bytes], path: Path) -> dict[str, Any]:
@@ -318,7 +210,7 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
         Malformed files, an unsupported schema, missing members, or untrusted content.
     """
     path = Path(path)
-    members = _read_members(path)
+    members = read_members(path, MEMBERS)
     header = _check_header(members, path)
     meta = dict(header["model"])
     if THRESHOLDS in members:
@@ -327,7 +219,7 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
             raise ModelFileError(f"{THRESHOLDS} must hold a JSON object", path)
     try:
         if header["kind"] == "classical":
-            return _load_classical(meta, members, path)
+            return _load_classical(header, meta, members, path)
         return _load_network(meta, members, path, device)
     except ModelFileError:
         raise
@@ -335,32 +227,24 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
         raise ModelFileError(f"model description is inconsistent ({type(exc).__name__}: {exc})", path) from exc
 
 
-def _load_classical(meta: dict[str, Any], members: dict[str, bytes], path: Path) -> PixelModel:
-    import skops.io
-
+def _load_classical(header: dict[str, Any], meta: dict[str, Any], members: dict[str, bytes], path: Path) -> PixelModel:
     from pixlearn.classical.model import PixelClassifier
 
-    if CLASSIFIER not in members:
-        raise ModelFileError(f"classical model without {CLASSIFIER}", path)
-    data = members[CLASSIFIER]
     validate_classical_meta(meta, path)
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as inner:
-            _check_zip_entries(inner.infolist(), None, CLASSIFIER, path, _memory_budget())
-    except zipfile.BadZipFile as exc:
-        raise ModelFileError(f"{CLASSIFIER} is corrupt ({exc})", path) from None
-    try:
-        untrusted = set(skops.io.get_untrusted_types(data=data))
-    except Exception as exc:
-        raise ModelFileError(f"{CLASSIFIER} is corrupt ({type(exc).__name__}: {exc})", path) from None
-    refused = sorted(untrusted - TRUSTED_TYPES)
-    if refused:
-        raise ModelFileError(f"{CLASSIFIER} holds types that are not trusted: {refused}", path)
-    try:
-        estimator = skops.io.loads(data, trusted=sorted(untrusted))
-    except Exception as exc:
-        raise ModelFileError(f"{CLASSIFIER} cannot be loaded ({type(exc).__name__}: {exc})", path) from None
-    # skops trusts many scikit-learn types on its own: check what it built before any use
+    if CLASSIFIER in members:
+        from pixlearn.classical.estimator_arrays import load_estimator_bytes
+
+        if not isinstance(header.get("estimator"), dict):
+            raise ModelFileError(f"{MODEL_JSON}: a classical model needs its estimator description", path)
+        try:
+            estimator = load_estimator_bytes(header["estimator"], members[CLASSIFIER])
+        except ValueError as exc:
+            raise ModelFileError(f"{CLASSIFIER}: {exc}", path) from None
+    elif CLASSIFIER_SKOPS in members and header["schema_version"] == 1:
+        estimator = load_skops_estimator(members[CLASSIFIER_SKOPS], path)
+    else:
+        raise ModelFileError(f"classical model without {CLASSIFIER}", path)
+    # checked whatever its source: the classes and features the model's metadata promises
     validate_estimator(estimator, n_outputs=len(meta["class_names"]), path=path)
     return PixelClassifier.from_metadata(meta, estimator)
 
@@ -391,7 +275,7 @@ def _load_network(meta: dict[str, Any], members: dict[str, bytes], path: Path, d
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header of a model plus its member sizes, for ``pixlearn info``."""
     path = Path(path)
-    members = _read_members(path)
+    members = read_members(path, MEMBERS)
     header = _check_header(members, path)
     header["files"] = {name: len(data) for name, data in members.items()}
     return header

@@ -115,7 +115,14 @@ def stored_thresholds(stored: Any) -> InstanceThresholds | None:
         return None
 
 
-def _check_outputs(outputs: np.ndarray) -> np.ndarray:
+def check_outputs(outputs: np.ndarray) -> np.ndarray:
+    """`outputs` as an array of shape (M, N, 2) or (P, M, N, 2) of floats.
+
+    Raises
+    ------
+    ValueError
+        Another shape, or not floats.
+    """
     outputs = np.asarray(outputs)
     if outputs.ndim not in (3, 4) or outputs.shape[-1] != N_OUTPUTS:
         raise ValueError(
@@ -163,14 +170,18 @@ def instances_from_outputs(
     >>> instances_from_outputs(instance_targets(y))[2].tolist()
     [1, 1, 1, 2, 2, 2, 0]
     """
-    outputs = _check_outputs(outputs)
+    outputs = check_outputs(outputs)
     thresholds = InstanceThresholds() if thresholds is None else thresholds
-    labels = _watershed(outputs, thresholds)
-    return _filter_objects(labels, outputs[..., 1], thresholds)
+    labels = seeded_watershed(outputs, thresholds)
+    return filter_objects(labels, outputs[..., 1], thresholds)
 
 
-def _watershed(outputs: np.ndarray, thresholds: InstanceThresholds) -> np.ndarray:
-    """Seeded watershed of :func:`instances_from_outputs`, before any object is removed."""
+def seeded_watershed(outputs: np.ndarray, thresholds: InstanceThresholds) -> np.ndarray:
+    """The seeded watershed of :func:`instances_from_outputs`, before any object is removed.
+
+    Tuning (:mod:`pixlearn.postprocess.tuning`) runs it once per seed setting and then tries
+    every object filter on its result with :func:`filter_objects`.
+    """
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
@@ -199,7 +210,7 @@ def _watershed(outputs: np.ndarray, thresholds: InstanceThresholds) -> np.ndarra
     return watershed(-inside, markers=seeds, mask=mask, connectivity=1)
 
 
-def _filter_objects(labels: np.ndarray, distance: np.ndarray, thresholds: InstanceThresholds) -> np.ndarray:
+def filter_objects(labels: np.ndarray, distance: np.ndarray, thresholds: InstanceThresholds) -> np.ndarray:
     """Remove the objects below ``min_size`` or ``min_peak``; sequential uint32 ids."""
     if thresholds.min_size > 1:
         labels = remove_small_objects(labels, thresholds.min_size)

@@ -13,9 +13,9 @@ import numpy as np
 from pixlearn.metrics import average_precision, matching_dataset
 from pixlearn.postprocess.instances import (
     InstanceThresholds,
-    _check_outputs,
-    _filter_objects,
-    _watershed,
+    check_outputs,
+    filter_objects,
+    seeded_watershed,
 )
 
 logger = logging.getLogger(__name__)
@@ -98,17 +98,17 @@ def tune_instance_thresholds(
         raise ValueError(f"unknown threshold fields {unknown}; known: {sorted(known)}")
     if not grids or any(len(values) == 0 for g in grids for values in g.values()):
         raise ValueError("every grid field needs at least one value")
-    outputs_list = [_check_outputs(o) for o in outputs_list]
+    outputs_list = [check_outputs(o) for o in outputs_list]
     best: tuple[float, InstanceThresholds] | None = None
     for g in grids:
         segment = [n for n in g if n not in _FILTER_FIELDS]
         filters = [n for n in g if n in _FILTER_FIELDS]
         for values in itertools.product(*(g[n] for n in segment)):
             setting = base.replace(**dict(zip(segment, values)))
-            raw = [_watershed(o, setting) for o in outputs_list]
+            raw = [seeded_watershed(o, setting) for o in outputs_list]
             for filter_values in itertools.product(*(g[n] for n in filters)):
                 candidate = setting.replace(**dict(zip(filters, filter_values)))
-                predictions = [_filter_objects(r, o[..., 1], candidate) for r, o in zip(raw, outputs_list)]
+                predictions = [filter_objects(r, o[..., 1], candidate) for r, o in zip(raw, outputs_list)]
                 score = average_precision(matching_dataset(labels_list, predictions, iou_thresholds))
                 logger.debug("thresholds %s: score %.4f", candidate.to_dict(), score)
                 if best is None or score > best[0]:
