@@ -655,7 +655,7 @@ class InteractiveSession:
 
     def step(self, scribbles: np.ndarray, region: Sequence[slice] | None = None,
              changed: Sequence[slice] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """One round of the live loop: take the strokes, refit, predict `region`.
+        """One round of the live loop: take the strokes, refit when they changed, predict `region`.
 
         Parameters
         ----------
@@ -672,12 +672,13 @@ class InteractiveSession:
             As :meth:`preview`; ``None`` while fewer than two classes are painted.
         """
         start = time.perf_counter()
-        self.update_strokes(scribbles, changed)
+        n_changed = self.update_strokes(scribbles, changed)
         self.timings["strokes_s"] = time.perf_counter() - start
         if len(np.unique(self._classes)) < 2:
             self.estimator = self._compiled = None
             return None
-        self.fit()
+        if n_changed or self.estimator is None:  # a new view of the same strokes: predict only
+            self.fit()
         result = self.preview(region)
         self.timings["step_s"] = time.perf_counter() - start
         return result

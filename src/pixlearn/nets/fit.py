@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,7 @@ def fit_network(
     resume: bool = False,
     progress: bool = False,
     device: Any = None,
+    callbacks: Sequence[Callable[[int, dict[str, float], Any], bool | None]] = (),
 ) -> NetworkModel:
     """Train a U-Net on canonical image/label pairs and return it ready to predict.
 
@@ -137,6 +138,9 @@ def fit_network(
         Continue from the last checkpoint in `checkpoint_dir`.
     progress : bool
     device : str or torch.device, optional
+    callbacks : sequence of callable
+        Passed to :func:`pixlearn.nets.training.train`: ``callback(epoch, record, net)`` after
+        each epoch (progress); returning ``True`` stops training, keeping the best weights.
 
     Returns
     -------
@@ -214,7 +218,7 @@ def fit_network(
         torch.manual_seed(cfg.seed)
         net = UNet(unet)
     history: History = train(net, train_set, val_set, cfg, checkpoint_dir=checkpoint_dir, resume=resume,
-                             progress=progress, device=device)
+                             progress=progress, device=device, callbacks=callbacks)
     model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
                          history=history.summary(), train_config=cfg, device=device)
     if task == "instances":
