@@ -24,6 +24,9 @@ def test_gui_command_parses_and_refuses_missing_files(tmp_path: Path, monkeypatc
     result = CliRunner().invoke(app, [str(tmp_path / "missing.tif")])
     assert result.exit_code == 1 and "no such file" in result.output
     assert opened == []
+    monkeypatch.setitem(__import__("sys").modules, "napari", None)  # as if the gui extra were missing
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 1 and "pixlearn[gui]" in result.output
 
 
 def test_only_the_napari_room_imports_qt() -> None:

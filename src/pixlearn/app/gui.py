@@ -59,15 +59,15 @@ def gui(
     ] = None,
 ) -> None:
     """Open napari with the pixlearn widget: paint, preview, train a U-Net, apply, save."""
+    missing = [str(p) for p in images or [] if not Path(p).exists()]
+    if missing:
+        typer.echo(f"no such file: {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
     try:
         import napari  # noqa: F401
     except ImportError:
         typer.echo("the GUI needs the gui extra: pip install 'pixlearn[gui]'", err=True)
         raise typer.Exit(1) from None
-    missing = [str(p) for p in images or [] if not Path(p).exists()]
-    if missing:
-        typer.echo(f"no such file: {', '.join(missing)}", err=True)
-        raise typer.Exit(1)
     open_viewer(list(images or []))
     import napari
 
