@@ -212,3 +212,22 @@ def test_pixlearn_gui_opens_images_with_the_widget_docked(qtbot, tmp_path, monke
         assert isinstance(widget, W.PixlearnWidget) and widget.image_combo.currentText() == "a"
     finally:
         viewer.close()
+
+
+def test_opening_a_model_file_applies_it_to_the_current_image(make_napari_viewer, qtbot, tmp_path, nuclei):
+    from pixlearn.classical.fit import fit_pixel_classifier
+    from pixlearn.models.model_file import save_model
+
+    image, truth = nuclei
+    targets = np.full(truth.shape, -1, np.int64)
+    for value, coord in stroke_points(truth, 30, 3):
+        targets[tuple(coord)] = value - 1
+    model = fit_pixel_classifier([image[..., None]], [targets], FAST, class_names=("background", "nucleus"))
+    path = save_model(model, tmp_path / "model.zip")
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="nuclei")
+    _, widget = viewer.window.add_plugin_dock_widget("pixlearn", "Pixel classification")
+    with qtbot.waitSignal(widget.model_applied, timeout=TIMEOUT_MS) as blocker:
+        assert viewer.open(str(path), plugin="pixlearn") == []  # the reader adds no layer itself
+    applied = blocker.args[0]
+    assert applied.name == "model result" and np.mean((applied.data - 1) == truth) > 0.85
