@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -119,12 +119,17 @@ class FitOptions:
         Show a progress bar.
     device : str or torch.device, optional
         Default CUDA when available, else CPU.
+    callbacks : tuple of callable
+        Passed to :func:`pixlearn.nets.training.train`: ``callback(epoch, record, net)`` after
+        each epoch (progress in a GUI, say); returning ``True`` stops training, keeping the best
+        weights.
     """
 
     checkpoint_dir: str | os.PathLike[str] | None = None
     resume: bool = False
     progress: bool = False
     device: Any = None
+    callbacks: tuple[Callable[[int, dict[str, float], Any], bool | None], ...] = ()
 
 
 @dataclasses.dataclass
@@ -347,7 +352,7 @@ def _train_network(
         torch.manual_seed(cfg.seed)
         net = UNet(unet)
     history = train(net, train_set, val_set, cfg, checkpoint_dir=options.checkpoint_dir, resume=options.resume,
-                    progress=options.progress, device=device)
+                    progress=options.progress, device=device, callbacks=options.callbacks)
     return net, history
 
 
