@@ -45,6 +45,7 @@ _API: dict[str, str] = {
     "TrainConfig": "pixlearn.nets.training",
     "NetworkModel": "pixlearn.nets.model",
     "fit_network": "pixlearn.nets.fit",
+    "FitOptions": "pixlearn.nets.fit",
     # model files
     "save_model": "pixlearn.models.model_file",
     "load_model": "pixlearn.models.model_file",
@@ -68,6 +69,7 @@ _API: dict[str, str] = {
 __all__ = [
     "__version__",
     "ClassifierConfig",
+    "FitOptions",
     "FeatureConfig",
     "InstanceThresholds",
     "NetworkModel",
@@ -107,7 +109,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.data.pairs import load_pairs
     from pixlearn.metrics import evaluate_folders, matching, semantic_scores
     from pixlearn.models.model_file import describe, load_model, save_model
-    from pixlearn.nets.fit import fit_network
+    from pixlearn.nets.fit import FitOptions, fit_network
     from pixlearn.nets.model import NetworkModel
     from pixlearn.nets.training import TrainConfig
     from pixlearn.nets.unet import UNetConfig

@@ -58,14 +58,14 @@ def _from_plain(tp: Any, value: Any) -> Any:
     """
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
-            if len(args) < len(typing.get_args(tp)):
+            if len(options) < len(typing.get_args(tp)):
                 return None
-            raise TypeError(f"expected {' or '.join(_type_name(a) for a in args)}, got None")
-        if len(args) == 1:  # X | None: X's own message is the clearest
-            return _from_plain(args[0], value)
-        for arg in args:
+            raise TypeError(f"expected {' or '.join(_type_name(a) for a in options)}, got None")
+        if len(options) == 1:  # X | None: X's own message is the clearest
+            return _from_plain(options[0], value)
+        for arg in options:
             try:
                 return _from_plain(arg, value)
             except (TypeError, ValueError):

@@ -75,7 +75,7 @@ class ExperimentConfig(Config):
         if not 1 <= self.schema_version <= SCHEMA_VERSION:
             raise ValueError(f"ExperimentConfig.schema_version {self.schema_version} is not supported "
                              f"(this pixlearn reads 1..{SCHEMA_VERSION})")
-        sections = {"normalization": NormalizeConfig, "features": FeatureConfig, "classifier": ClassifierConfig,
+        sections: dict[str, type | tuple[type, ...]] = {"normalization": NormalizeConfig, "features": FeatureConfig, "classifier": ClassifierConfig,
                     "unet": (UNetConfig, type(None)), "train": TrainConfig, "tile": TileConfig}
         for name, kind in sections.items():
             if not isinstance(getattr(self, name), kind):

@@ -44,7 +44,7 @@ TREE_FIELDS: dict[str, np.dtype] = {
 _LEAF = -1
 
 
-def _classes_of(type_name: str) -> tuple[type, type]:
+def _classes_of(type_name: str) -> tuple[Any, Any]:
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 

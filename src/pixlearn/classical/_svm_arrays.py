@@ -57,7 +57,7 @@ def _params(estimator: Any, where: str, skip: str = "") -> dict[str, Any]:
 def _svc_to_arrays(svm: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if svm.kernel not in _KERNELS or svm._probA.size or svm._sparse or svm._impl != "c_svc":
         raise ValueError(f"SVC(kernel={svm.kernel!r}) with libsvm probabilities or sparse input is not supported by the array format")
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "svc.support_vectors": np.ascontiguousarray(svm.support_vectors_, dtype=np.float64),
         "svc.support": np.ascontiguousarray(svm.support_, dtype=np.int32),
         "svc.n_support": np.ascontiguousarray(svm._n_support, dtype=np.int32),
@@ -65,7 +65,7 @@ def _svc_to_arrays(svm: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "svc.intercept": np.ascontiguousarray(svm._intercept_, dtype=np.float64),
         "svc.class_weight": np.ascontiguousarray(svm.class_weight_, dtype=np.float64),
     }
-    meta = {"gamma": float(svm._gamma), "shape_fit": [int(s) for s in svm.shape_fit_], "fit_status": int(svm.fit_status_)}
+    meta: dict[str, Any] = {"gamma": float(svm._gamma), "shape_fit": [int(s) for s in svm.shape_fit_], "fit_status": int(svm.fit_status_)}
     return meta, arrays
 
 

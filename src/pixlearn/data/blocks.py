@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import typing
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -31,8 +32,34 @@ class Block(NamedTuple):
         return tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(self.core, self.region))
 
 
-def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
-    values = (int(value),) * ndim if isinstance(value, numbers.Integral) else tuple(int(v) for v in value)
+def per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    """One integer per spatial axis from a scalar, a 1-sequence, or an `ndim`-sequence.
+
+    Parameters
+    ----------
+    value : int or sequence of int
+    ndim : int
+    name : str
+        Named in the error message.
+
+    Returns
+    -------
+    values : tuple of int
+
+    Raises
+    ------
+    ValueError
+        A sequence of another length.
+
+    Examples
+    --------
+    >>> per_axis(3, 2, "halo"), per_axis([4], 3, "tile"), per_axis((1, 2), 2, "overlap")
+    ((3, 3), (4, 4, 4), (1, 2))
+    """
+    if isinstance(value, numbers.Integral):
+        values: tuple[int, ...] = (int(value),) * ndim
+    else:
+        values = tuple(int(v) for v in typing.cast(Sequence[int], value))
     if len(values) == 1 and ndim > 1:
         values = values * ndim
     if len(values) != ndim:
@@ -76,8 +103,8 @@ def pad_block(
     ((slice(0, 10, None),), (slice(4, 8, None),))
     """
     ndim = len(shape)
-    halos = _per_axis(halo, ndim, "halo")
-    divisors = _per_axis(divisor, ndim, "divisor")
+    halos = per_axis(halo, ndim, "halo")
+    divisors = per_axis(divisor, ndim, "divisor")
     padded, inner = [], []
     for sl, n, h, div in zip(core, shape, halos, divisors):
         start, stop, _ = sl.indices(n)
@@ -134,9 +161,9 @@ def block_grid(
     """
     shape = tuple(int(s) for s in shape)
     ndim = len(shape)
-    cores = _per_axis(block_shape, ndim, "block_shape")
-    halos = _per_axis(halo, ndim, "halo")
-    divisors = _per_axis(divisor, ndim, "divisor")
+    cores = per_axis(block_shape, ndim, "block_shape")
+    halos = per_axis(halo, ndim, "halo")
+    divisors = per_axis(divisor, ndim, "divisor")
     if any(c < 1 for c in cores) or any(h < 0 for h in halos) or any(d < 1 for d in divisors):
         raise ValueError(
             f"block_shape {cores} and divisor {divisors} must be positive and halo {halos} non-negative"
@@ -144,12 +171,12 @@ def block_grid(
     bounds = [(0, n) for n in shape] if region is None else [
         (r.start or 0, n if r.stop is None else min(r.stop, n)) for r, n in zip(region, shape)
     ]
-    per_axis = []
+    axis_slices: list[list[slice]] = []
     for core, div, (first, end) in zip(cores, divisors, bounds):
         step = max(div, core // div * div)
-        per_axis.append([slice(start, min(start + step, end)) for start in range(first, end, step)])
+        axis_slices.append([slice(start, min(start + step, end)) for start in range(first, end, step)])
     blocks = []
-    for combo in itertools.product(*per_axis):
+    for combo in itertools.product(*axis_slices):
         padded, _ = pad_block(combo, shape, halos, divisor=divisors)
         blocks.append(Block(padded, tuple(combo)))
     return blocks
@@ -178,7 +205,7 @@ def block_numbers(coords: Sequence[np.ndarray], shape: Sequence[int], block_shap
     [0, 2]
     """
     shape = tuple(int(s) for s in shape)
-    blocks = _per_axis(block_shape, len(shape), "block_shape")
+    blocks = per_axis(block_shape, len(shape), "block_shape")
     if any(b < 1 for b in blocks):
         raise ValueError(f"block_shape {blocks} must be positive")
     grid = tuple(-(-n // b) for n, b in zip(shape, blocks))

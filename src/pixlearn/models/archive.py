@@ -96,8 +96,8 @@ def read_members(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
             check_zip_entries(infos, names, "model archive", path, budget)
-            for info in infos:
-                members[info.filename] = zf.read(info)
+            for entry in infos:
+                members[entry.filename] = zf.read(entry)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"not a pixlearn model folder or zip file ({exc})", path) from None
     except OSError as exc:

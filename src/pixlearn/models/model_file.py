@@ -268,7 +268,7 @@ def _load_network(meta: dict[str, Any], members: dict[str, bytes], path: Path, d
     validate_state_shapes(unet, state, path)
     model = NetworkModel.from_metadata(meta, state)
     if device is not None:
-        model = model.to(device)  # type: ignore[attr-defined]
+        model = model.to(device)
     return model
 
 

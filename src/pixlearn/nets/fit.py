@@ -201,7 +201,8 @@ def fit_network(
     unet, cfg = resolve_setup(images, labels, task, out_channels=n_outputs, unet=unet, train_config=train_config,
                               device=device)
     data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
-    cfg = cfg.replace(patch_shape=_fit_patch(cfg.patch_shape, data.images + data.val_images, size_divisor(unet)))
+    patch, _ = _patch_and_batch(cfg)
+    cfg = cfg.replace(patch_shape=_fit_patch(patch, data.images + data.val_images, size_divisor(unet)))
     train_set, val_set = _datasets(data, cfg, task)
     net, history = _train_network(unet, train_set, val_set, cfg, options, device)
     model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
@@ -287,10 +288,11 @@ def resolve_setup(
             f"network takes {unet.ndim}D images with {unet.in_channels} channel(s) and gives {unet.out_channels} "
             f"output(s), but the data is {ndim}D with {images[0].shape[-1]} channel(s) and needs {out_channels}"
         )
-    if len(cfg.patch_shape) != unet.ndim:
-        raise PixlearnError(f"patch shape {cfg.patch_shape} does not match the {unet.ndim}D network")
+    patch = cfg.patch_shape
+    if patch is None or len(patch) != unet.ndim:
+        raise PixlearnError(f"patch shape {patch} does not match the {unet.ndim}D network")
     if cfg.batch_size is None:
-        cfg = cfg.replace(batch_size=choose_batch_size(unet, cfg.patch_shape, device=device))
+        cfg = cfg.replace(batch_size=choose_batch_size(unet, patch, device=device))
     if cfg.loss not in TASK_LOSSES[task]:
         logger.info("loss %r does not fit the %s task: using %r", cfg.loss, task, TASK_LOSSES[task][0])
         cfg = cfg.replace(loss=TASK_LOSSES[task][0])
@@ -328,17 +330,25 @@ def _split_data(
                  val_targets=val_targets, val_labels=validation[1])
 
 
+def _patch_and_batch(cfg: TrainConfig) -> tuple[tuple[int, ...], int]:
+    """The patch shape and batch size of a resolved set-up (:func:`resolve_setup` fills both)."""
+    if cfg.patch_shape is None or cfg.batch_size is None:
+        raise ValueError("the training set-up is not resolved: patch_shape and batch_size are needed")
+    return cfg.patch_shape, cfg.batch_size
+
+
 def _datasets(data: _Data, cfg: TrainConfig, task: str) -> tuple[PatchDataset, PatchDataset]:
     """Augmented training patches (``steps_per_epoch * batch_size`` per epoch) and fixed validation ones."""
+    patch, batch = _patch_and_batch(cfg)
     fraction = cfg.foreground_fraction
     if task == "semantic":
         annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in data.targets) / sum(t.size for t in data.targets)
         if annotated < 0.5:  # sparse scribbles: centre most patches on annotated pixels
             fraction = max(fraction, 0.9)
-    train_set = PatchDataset(data.images, data.targets, cfg.patch_shape, cfg.steps_per_epoch * cfg.batch_size,
+    train_set = PatchDataset(data.images, data.targets, patch, cfg.steps_per_epoch * batch,
                              seed=cfg.seed, augmentation=cfg.augmentation, foreground=data.masks,
                              foreground_fraction=fraction)
-    val_set = PatchDataset(data.val_images, data.val_targets, cfg.patch_shape, cfg.val_patches, seed=cfg.seed + 1,
+    val_set = PatchDataset(data.val_images, data.val_targets, patch, cfg.val_patches, seed=cfg.seed + 1,
                            augmentation=NO_AUGMENT, foreground_fraction=0.0)
     return train_set, val_set
 

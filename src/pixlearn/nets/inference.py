@@ -28,7 +28,7 @@ _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
-    return (
+    return bool(
         type(conv) in _CONVS
         and type(norm) in _BATCH_NORMS
         and norm.track_running_stats
@@ -66,7 +66,7 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
         layers = list(parent)
         for i in range(len(layers) - 1):
             if _foldable(layers[i], layers[i + 1]):
-                parent[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                parent[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])  # type: ignore[type-var, arg-type]
                 parent[i + 1] = nn.Identity()
     return fused
 
@@ -94,7 +94,7 @@ def inference_copy(module: nn.Module, ndim: int) -> nn.Module:
     fast : nn.Module
         On `module`'s device; its parameters do not require gradients.
     """
-    fast = fuse_conv_bn(module).to(memory_format=memory_format(ndim))
+    fast = fuse_conv_bn(module).to(memory_format=memory_format(ndim))  # type: ignore[call-overload]  # see train
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast

@@ -83,8 +83,7 @@ def _draw_patch(
     fg = foreground[i]
     centre = None
     if fg is not None and len(fg) and rng.random() < foreground_fraction:
-        centre = np.unravel_index(int(fg[rng.integers(len(fg))]), spatial)
-        centre = np.asarray(centre)
+        centre = np.asarray(np.unravel_index(int(fg[rng.integers(len(fg))]), spatial))
     start = _patch_start(spatial, patch_shape, rng, centre)
     box = tuple(slice(a, a + p) for a, p in zip(start, patch_shape))
     return images[i][box], targets[i][box]

@@ -279,7 +279,7 @@ def train(
     finally:
         bar.close()
     model.load_state_dict(run.best_state)
-    model.to(memory_format=torch.contiguous_format)
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch's stubs omit it
     return history
 
 
@@ -321,7 +321,7 @@ class _Step:
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
                                       and not torch.cuda.is_bf16_supported())
-        model.to(device=device, memory_format=memory_format)
+        model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # omitted by the stubs
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       fused=device.type in ("cpu", "cuda"))
         return cls(model, cfg, device, loss_fn, optimizer, _make_scheduler(optimizer, cfg), scaler,
@@ -344,7 +344,7 @@ def _start(step: _Step, directory: Path | None, resume: bool) -> _Run:
     """A fresh run, or the state of the last checkpoint in `directory` when resuming."""
     run = _Run(history=History(), best_state=cpu_state(step.model))
     loaded = load_checkpoint(directory) if resume and directory is not None else None
-    if loaded is not None:
+    if loaded is not None and directory is not None:
         weights, optimizer_state, state = loaded
         step.model.load_state_dict(weights)
         step.optimizer.load_state_dict(optimizer_state)
@@ -359,7 +359,7 @@ def _start(step: _Step, directory: Path | None, resume: bool) -> _Run:
     elif resume:
         logger.info("no checkpoint in %s: starting afresh", directory)
     records = run.history.records
-    run.stale_epochs = 0 if not records else records[-1]["epoch"] - max(run.history.best_epoch, 0)
+    run.stale_epochs = 0 if not records else int(records[-1]["epoch"]) - max(run.history.best_epoch, 0)
     return run
 
 

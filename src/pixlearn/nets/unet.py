@@ -22,6 +22,7 @@ replication, exactly as it does for the whole image).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -243,7 +244,7 @@ class UNet(nn.Module):
         channels = cfg.channels
         stem = math.prod(cfg.stem_factors)
         conv = _conv(cfg.ndim)
-        transpose = nn.ConvTranspose2d if cfg.ndim == 2 else nn.ConvTranspose3d
+        transpose: Any = nn.ConvTranspose2d if cfg.ndim == 2 else nn.ConvTranspose3d  # kernel tuples of ndim
         pool = nn.MaxPool2d if cfg.ndim == 2 else nn.MaxPool3d
         kernels = cfg.level_pool_kernels
         self.encoders = nn.ModuleList()

@@ -92,9 +92,9 @@ def label_tiled(
     present[0] = False
     final = np.zeros(next_id, np.uint32)
     final[present] = np.arange(1, int(present.sum()) + 1, dtype=np.uint32)
-    lut = final[lut]
+    relabel = final[lut]
     for tile in tiles:
-        out[tile.core] = lut[np.asarray(out[tile.core]).astype(np.int64)]
+        out[tile.core] = relabel[np.asarray(out[tile.core]).astype(np.int64)]
     return out
 
 

@@ -57,6 +57,7 @@ def predict_stream(
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load, groups[0]) if groups else None
         for i, group in enumerate(groups):
+            assert pending is not None  # one is submitted for every group
             blocks = pending.result()
             pending = pool.submit(load, groups[i + 1]) if i + 1 < len(groups) else None
             if batched:

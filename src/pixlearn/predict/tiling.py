@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pixlearn.config import Config
-from pixlearn.data.blocks import block_grid
+from pixlearn.data.blocks import block_grid, per_axis
 
 BLEND_MODES: tuple[str, ...] = ("constant", "gaussian", "cosine")
 TILE_MODES: tuple[str, ...] = ("auto", "exact", "blended")
@@ -113,36 +113,6 @@ class CoreTile(NamedTuple):
         return tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(self.core, self.region))
 
 
-def per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
-    """One integer per spatial axis from a scalar, a 1-sequence, or an `ndim`-sequence.
-
-    Parameters
-    ----------
-    value : int or sequence of int
-    ndim : int
-    name : str
-        Named in the error message.
-
-    Returns
-    -------
-    values : tuple of int
-
-    Raises
-    ------
-    ValueError
-        A sequence of another length.
-
-    Examples
-    --------
-    >>> per_axis(3, 2, "halo"), per_axis([4], 3, "tile"), per_axis((1, 2), 2, "overlap")
-    ((3, 3), (4, 4, 4), (1, 2))
-    """
-    values = (int(value),) * ndim if np.isscalar(value) else tuple(int(v) for v in value)  # type: ignore[arg-type]
-    if len(values) == 1 and ndim > 1:
-        values = values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"{name} {tuple(values)} has {len(values)} entries for {ndim} spatial axes")
-    return values
 
 
 
@@ -322,17 +292,17 @@ def blend_weights(
     if mode not in BLEND_MODES:
         raise ValueError(f"blend mode {mode!r} is not one of {BLEND_MODES}")
     shape = tuple(int(s) for s in tile_shape)
-    margins = [(0, 0)] * len(shape) if margins is None else [tuple(map(int, m)) for m in margins]
-    if len(margins) != len(shape):
-        raise ValueError(f"{len(margins)} margins for a {len(shape)}-axis tile")
-    inner = tuple(s - lo - hi for s, (lo, hi) in zip(shape, margins))
-    if min(inner) < 1 or min(min(m) for m in margins) < 0:
-        raise ValueError(f"margins {margins} leave nothing of the tile {shape}")
+    pads: list[tuple[int, ...]] = [(0, 0)] * len(shape) if margins is None else [tuple(map(int, m)) for m in margins]
+    if len(pads) != len(shape):
+        raise ValueError(f"{len(pads)} margins for a {len(shape)}-axis tile")
+    inner = tuple(s - lo - hi for s, (lo, hi) in zip(shape, pads))
+    if min(inner) < 1 or min(min(m) for m in pads) < 0:
+        raise ValueError(f"margins {pads} leave nothing of the tile {shape}")
     weights = np.ones((), np.float32)
     for length in inner:
         weights = np.multiply.outer(weights, _window_1d(length, mode, float(sigma_scale)))
     weights = np.maximum(weights, np.float32(max(float(weights.min()), MIN_WEIGHT)))
-    return np.pad(weights.astype(np.float32), margins)
+    return np.pad(weights.astype(np.float32), pads)
 
 
 def available_memory() -> int:

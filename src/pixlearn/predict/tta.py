@@ -12,7 +12,7 @@ from pixlearn.predict.stream import PredictFn
 
 def _dihedral(ndim: int) -> list[tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[np.ndarray, int], np.ndarray]]]:
     """(forward, inverse) pairs of flips and in-plane 90-degree rotations; arg 2 = first spatial axis."""
-    pairs = []
+    pairs: list[tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[np.ndarray, int], np.ndarray]]] = []
     if ndim == 2:
         for k, flip in itertools.product(range(4), (False, True)):
             def fwd(x: np.ndarray, a: int, k: int = k, flip: bool = flip) -> np.ndarray:
@@ -28,10 +28,10 @@ def _dihedral(ndim: int) -> list[tuple[Callable[[np.ndarray, int], np.ndarray], 
         for flips in itertools.product((False, True), repeat=ndim):
             axes = [i for i, f in enumerate(flips) if f]
 
-            def flip(x: np.ndarray, a: int, axes: list[int] = axes) -> np.ndarray:
-                return np.flip(x, [a + i for i in axes]) if axes else x
+            def flip_axes(x: np.ndarray, a: int, axes: list[int] = axes) -> np.ndarray:
+                return np.flip(x, tuple(a + i for i in axes)) if axes else x
 
-            pairs.append((flip, flip))
+            pairs.append((flip_axes, flip_axes))
     return pairs
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -52,16 +53,17 @@ class _Nucleus:
         offsets = [np.float32(c) for c in direction]
         return ellipse * (1.0 + float(self.perturbation(offsets, np.float32(1.0))))
 
-    def perturbation(self, offsets: list[np.ndarray], norm: np.ndarray) -> np.ndarray:
+    def perturbation(self, offsets: Sequence[Any], norm: Any) -> Any:
         """Relative boundary perturbation in the directions ``offsets / norm``.
 
         `offsets` holds one (broadcastable) array per axis, `norm` their Euclidean length.
         """
-        out: np.ndarray = np.float32(0.0)  # type: ignore[assignment]
+        out: Any = np.float32(0.0)  # a scalar, or arrays broadcast from `offsets`
         for v, k, a in zip(self.directions, self.orders, self.amplitudes):
             t = sum(np.float32(vi) * o for vi, o in zip(v, offsets)) / norm
             # Chebyshev T_k(cos angle) = cos(k angle): smooth on the circle / sphere
-            prev, cur = np.float32(1.0), t
+            prev: Any = np.float32(1.0)
+            cur: Any = t
             for _ in range(int(k) - 1):
                 prev, cur = cur, 2.0 * t * cur - prev
             out = out + np.float32(a) * cur
@@ -194,7 +196,7 @@ def _depth(
         view = [1] * ndim
         view[axis] = b - a
         offsets.append((np.arange(a, b, dtype=np.float32) * np.float32(s) - np.float32(c)).reshape(view))
-    rho2 = np.float32(0.0)
+    rho2: Any = np.float32(0.0)
     for j in range(ndim):  # coordinates in the ellipsoid's frame, scaled by its semi-axes
         qj = sum(np.float32(nucleus.rotation[i, j] / nucleus.semi_axes[j]) * offsets[i]
                  for i in range(ndim))
