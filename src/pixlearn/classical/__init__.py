@@ -1,6 +1,7 @@
 """Classical pixel classification: filter-bank features and scikit-learn classifiers, no torch.
 
-The room owns the multi-scale filter bank (:mod:`~.features`), the nested classifier settings
+The room owns the multi-scale filter bank (:mod:`~.features`; its per-scale filters in
+:mod:`~.filters`, closed-form eigenvalues in :mod:`~.eigen`), the nested classifier settings
 (:mod:`~.config`: ``ClassifierConfig`` with ``rf``/``svm``/``hgb`` sections) and the estimators
 they describe (:mod:`~.estimators`), fitting from labelled pixels (:mod:`~.fit`), prediction
 from feature stacks (:mod:`~.predict`) with the compiled random forest (:mod:`~.forest`, numba
