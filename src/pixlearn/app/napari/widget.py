@@ -56,8 +56,10 @@ from pixlearn.app.napari.layers import (
     spatial_shape,
     visible_region,
 )
+from pixlearn.classical.annotation import scribbles_to_targets
 from pixlearn.classical.features import FeatureConfig
-from pixlearn.classical.interactive import InteractiveSession, PreviewConfig, scribbles_to_targets
+from pixlearn.classical.interactive import InteractiveSession
+from pixlearn.classical.preview import PreviewConfig
 
 logger = logging.getLogger(__name__)
 
