@@ -759,7 +759,7 @@ class PixlearnWidget(QWidget):
 
     def save_scribbles(self, path: str | Path) -> Path:
         """Write the scribbles (TIFF/PNG/npy/Zarr by suffix) and the settings beside them (``.json``)."""
-        from pixlearn.data.images import write_image
+        from pixlearn.data.writers import write_image
 
         path = Path(path)
         layer = self.scribbles_layer
