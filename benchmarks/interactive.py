@@ -91,7 +91,8 @@ def _peer_config() -> Any:
 
 def run(size: int, rounds: int, peer_rounds: int, seed: int) -> dict[str, Any]:
     from pixlearn.classical.fit import fit_pixel_classifier
-    from pixlearn.classical.interactive import InteractiveSession, PreviewConfig, available_cpus
+    from pixlearn.classical.interactive import InteractiveSession
+    from pixlearn.classical.preview import PreviewConfig, available_cpus
 
     image, truth, strokes = make_strokes(size, seed)
     scribbles, rest = _initial(strokes, 3)

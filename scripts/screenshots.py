@@ -72,7 +72,7 @@ def main() -> int:
     import napari
 
     from pixlearn.app.napari import widget as W
-    from pixlearn.classical.interactive import PreviewConfig
+    from pixlearn.classical.preview import PreviewConfig
     from pixlearn.synthetic import SyntheticConfig, make_nuclei, simulate_scribbles
 
     rng = np.random.default_rng(7)

@@ -32,7 +32,7 @@ _API: dict[str, str] = {
     "read_image": "pixlearn.data.images",
     "read_canonical": "pixlearn.data.images",
     "read_labels": "pixlearn.data.images",
-    "write_image": "pixlearn.data.images",
+    "write_image": "pixlearn.data.writers",
     "load_pairs": "pixlearn.data.pairs",
     "NormalizeConfig": "pixlearn.data.normalize",
     # classical pixel classifiers
@@ -104,9 +104,10 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
     from pixlearn.classical.model import PixelClassifier
-    from pixlearn.data.images import read_canonical, read_image, read_labels, write_image
+    from pixlearn.data.images import read_canonical, read_image, read_labels
     from pixlearn.data.normalize import NormalizeConfig
     from pixlearn.data.pairs import load_pairs
+    from pixlearn.data.writers import write_image
     from pixlearn.metrics import evaluate_folders, matching, semantic_scores
     from pixlearn.models.model_file import describe, load_model, save_model
     from pixlearn.nets.fit import FitOptions, fit_network

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import doctest
 import itertools
 
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+import pixlearn.classical.eigen
+import pixlearn.classical.features
+import pixlearn.classical.filters
+from pixlearn.classical.eigen import eigenvalues_sym2, eigenvalues_sym3
 from pixlearn.classical.features import (
     FEATURES,
     FeatureConfig,
     compute_features,
     compute_features_block,
-    eigenvalues_sym2,
-    eigenvalues_sym3,
     feature_halo,
     feature_names,
     features_last,
@@ -23,6 +26,12 @@ from pixlearn.classical.features import (
 from pixlearn.data.blocks import block_grid, pad_block
 
 TRUNCATE = 3.0  # FeatureConfig's default (vigra/ilastik); SciPy's own default is 4
+
+
+@pytest.mark.parametrize("module", [pixlearn.classical.features, pixlearn.classical.filters, pixlearn.classical.eigen])
+def test_doctests(module) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 def _image(shape, channels=1, seed=0):

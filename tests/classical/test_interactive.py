@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
+import pixlearn.classical.annotation
+import pixlearn.classical.feature_cache
+import pixlearn.classical.interactive
+import pixlearn.classical.preview
+from pixlearn.classical.annotation import margin_uncertainty, scribbles_to_targets, suggest_regions
+from pixlearn.classical.feature_cache import FeatureCache
 from pixlearn.classical.features import FeatureConfig, compute_features
-from pixlearn.classical.interactive import (
-    FeatureCache,
-    InteractiveSession,
-    PreviewConfig,
-    make_preview_forest,
-    margin_uncertainty,
-    scribbles_to_targets,
-    suggest_regions,
-)
+from pixlearn.classical.interactive import InteractiveSession
 from pixlearn.classical.model import PixelClassifier
+from pixlearn.classical.preview import PreviewConfig, make_preview_forest
 from pixlearn.data.normalize import NormalizeConfig, apply_normalization, compute_normalization
 from pixlearn.errors import PixlearnError
 
 CFG = FeatureConfig(sigmas=(0.7, 1.6, 3.5))
 PREVIEW = PreviewConfig(n_estimators=5, tile_shape=(16, 24), tile_shape_3d=(4, 16, 16), suggestion_tile=(8, 8), n_jobs=1)
+
+
+@pytest.mark.parametrize("module", [pixlearn.classical.interactive, pixlearn.classical.preview,
+                                    pixlearn.classical.annotation, pixlearn.classical.feature_cache])
+def test_doctests(module) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_the_session_module_still_exports_the_names_it_documents() -> None:
+    for name in pixlearn.classical.interactive.__all__:
+        assert getattr(pixlearn.classical.interactive, name) is not None, name
 
 
 def _strokes(labels: np.ndarray, seed: int = 0, fraction: float = 0.05) -> np.ndarray:

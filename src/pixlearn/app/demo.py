@@ -31,13 +31,9 @@ def run_demo(output: str | os.PathLike[str], *, seed: int = 0) -> str:
         What was done, the test scores and where the results are.
     """
     from pixlearn.app.figures import save_panel
-    from pixlearn.data.images import (
-        read_canonical,
-        read_image,
-        read_labels,
-        write_image,
-    )
+    from pixlearn.data.images import read_canonical, read_image, read_labels
     from pixlearn.data.pairs import load_pairs
+    from pixlearn.data.writers import write_image
     from pixlearn.metrics.report import evaluate_folders, write_report
     from pixlearn.models.model_file import load_model, save_model
     from pixlearn.predict import predict_many

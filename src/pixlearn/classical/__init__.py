@@ -1,11 +1,14 @@
 """Classical pixel classification: filter-bank features and scikit-learn classifiers, no torch.
 
-The room owns the multi-scale filter bank (:mod:`~.features`), the nested classifier settings
+The room owns the multi-scale filter bank (:mod:`~.features`; its per-scale filters in
+:mod:`~.filters`, closed-form eigenvalues in :mod:`~.eigen`), the nested classifier settings
 (:mod:`~.config`: ``ClassifierConfig`` with ``rf``/``svm``/``hgb`` sections) and the estimators
 they describe (:mod:`~.estimators`), fitting from labelled pixels (:mod:`~.fit`), prediction
 from feature stacks (:mod:`~.predict`) with the compiled random forest (:mod:`~.forest`, numba
-kernels in :mod:`~.forest_kernels`), and :class:`PixelClassifier`, the model that holds them
-(:mod:`~.model`).
+kernels in :mod:`~.forest_kernels`), :class:`PixelClassifier`, the model that holds them
+(:mod:`~.model`), and the live preview while painting: the session (:mod:`~.interactive`), its
+forest settings (:mod:`~.preview`), the feature cache (:mod:`~.feature_cache`) and the pure
+uncertainty and suggestion functions (:mod:`~.annotation`).
 
 Imports: :mod:`pixlearn.data`, :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy, SciPy,
 scikit-learn (inside the calls that need it), threadpoolctl and, optionally, numba. Never torch,

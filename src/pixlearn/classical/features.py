@@ -28,20 +28,23 @@ Large images are processed block by block with a halo (:func:`pixlearn.data.bloc
 :func:`compute_features_block`); the halo of :func:`feature_halo` makes a block's features equal
 to the whole-image features exactly, because the true image border is the only place where a
 block is padded by reflection.
+
+This module owns the configuration, the names, the halo and the entry points; the per-scale
+filters are computed in :mod:`pixlearn.classical.filters`, with the closed-form eigenvalues of
+:mod:`pixlearn.classical.eigen`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from pixlearn.classical.filters import features_into, scale_halo, scale_items
 from pixlearn.config import Config
 from pixlearn.data.blocks import pad_block
 
@@ -56,8 +59,6 @@ FEATURES: tuple[str, ...] = (
     "structure_tensor_eigenvalues",
 )
 ILASTIK_SIGMAS: tuple[float, ...] = (0.3, 0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-_EIGEN = ("hessian_eigenvalues", "structure_tensor_eigenvalues")
-_DERIVATIVE = ("gradient_magnitude", "laplacian", "hessian_eigenvalues", "structure_tensor_eigenvalues")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,16 +136,6 @@ class FeatureConfig(Config):
 # names and halo
 
 
-def _per_scale(cfg: FeatureConfig, sigma: float, ndim: int) -> list[tuple[str, int]]:
-    """(feature, n_values) computed at `sigma`, in output order."""
-    items = []
-    for name in cfg.features:
-        if sigma < cfg.derivative_min_sigma and name != "gaussian":
-            continue
-        items.append((name, ndim if name in _EIGEN else 1))
-    return items
-
-
 def feature_names(cfg: FeatureConfig, n_channels: int, ndim: int) -> list[str]:
     """Names of the output features, in the order of the last axis of :func:`compute_features`.
 
@@ -169,7 +160,7 @@ def feature_names(cfg: FeatureConfig, n_channels: int, ndim: int) -> list[str]:
     names = []
     for c in range(n_channels):
         for sigma in cfg.sigmas:
-            for name, count in _per_scale(cfg, sigma, ndim):
+            for name, count in scale_items(cfg, sigma, ndim):
                 if count == 1:
                     names.append(f"ch{c}/{name}/sigma={sigma:g}")
                 else:
@@ -180,12 +171,7 @@ def feature_names(cfg: FeatureConfig, n_channels: int, ndim: int) -> list[str]:
 
 def n_features(cfg: FeatureConfig, n_channels: int, ndim: int) -> int:
     """Number of output features (the length of :func:`feature_names`)."""
-    return n_channels * sum(n for s in cfg.sigmas for _, n in _per_scale(cfg, s, ndim))
-
-
-def _radius(sigma_px: float, truncate: float) -> int:
-    # scipy.ndimage.gaussian_filter1d's kernel radius
-    return int(truncate * float(sigma_px) + 0.5)
+    return n_channels * sum(n for s in cfg.sigmas for _, n in scale_items(cfg, s, ndim))
 
 
 def _spacing(cfg: FeatureConfig, ndim: int, spacing: Sequence[float] | None) -> tuple[float, ...]:
@@ -196,21 +182,6 @@ def _spacing(cfg: FeatureConfig, ndim: int, spacing: Sequence[float] | None) -> 
     if len(sp) != ndim or any(not s > 0 for s in sp):
         raise ValueError(f"spacing {sp} does not give {ndim} positive values")
     return sp
-
-
-def _scale_halo(cfg: FeatureConfig, sigma: float, sp: tuple[float, ...]) -> tuple[int, ...]:
-    names = {n for n, _ in _per_scale(cfg, sigma, len(sp))}
-    halo = []
-    for s in sp:
-        h = 0
-        if names & {"gaussian", "difference_of_gaussians"} or names & set(_DERIVATIVE):
-            h = _radius(sigma / s, cfg.truncate)
-        if names & set(_DERIVATIVE):
-            h += 1
-        if "structure_tensor_eigenvalues" in names:
-            h += _radius(cfg.st_ratio * sigma / s, cfg.truncate)
-        halo.append(h)
-    return tuple(halo)
 
 
 def feature_halo(
@@ -241,117 +212,13 @@ def feature_halo(
     """
     _check_ndim(ndim)
     sp = _spacing(cfg, ndim, spacing)
-    halos = [_scale_halo(cfg, s, sp) for s in cfg.sigmas]
+    halos = [scale_halo(cfg, s, sp) for s in cfg.sigmas]
     return tuple(max(h[a] for h in halos) for a in range(ndim))
 
 
 def _check_ndim(ndim: int) -> None:
     if ndim not in (2, 3):
         raise ValueError(f"features need 2 or 3 spatial axes, got {ndim}")
-
-
-# --------------------------------------------------------------------------------------------
-# eigenvalues of symmetric matrices, closed form, vectorised
-
-
-def eigenvalues_sym2(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues of the symmetric 2x2 matrices ``[[a, b], [b, c]]``, largest first.
-
-    Parameters
-    ----------
-    a, b, c : ndarray, same shape, float
-
-    Returns
-    -------
-    l0, l1 : ndarray
-        ``l0 >= l1``.
-
-    Examples
-    --------
-    >>> [v.tolist() for v in eigenvalues_sym2(np.array([2.0]), np.array([0.0]), np.array([3.0]))]
-    [[3.0], [2.0]]
-    """
-    half_diff = (a - c) * 0.5
-    root = np.hypot(half_diff, b)
-    mean = (a + c) * 0.5
-    return mean + root, mean - root
-
-
-def eigenvalues_sym3(
-    a11: np.ndarray, a22: np.ndarray, a33: np.ndarray, a12: np.ndarray, a13: np.ndarray, a23: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eigenvalues of symmetric 3x3 matrices by the trigonometric method, largest first.
-
-    Parameters
-    ----------
-    a11, a22, a33, a12, a13, a23 : ndarray, same shape, float
-        The six distinct entries; not modified.
-
-    Returns
-    -------
-    l0, l1, l2 : ndarray
-        ``l0 >= l1 >= l2``, in the floating dtype of the input (at least float32).
-
-    Examples
-    --------
-    >>> e = eigenvalues_sym3(*[np.array([v]) for v in (1.0, 2.0, 3.0, 0.0, 0.0, 0.0)])
-    >>> [round(float(v[0]), 6) for v in e]
-    [3.0, 2.0, 1.0]
-    """
-    dtype = np.result_type(a11, np.float32)
-    q = np.add(a11, a22, dtype=dtype)
-    q += a33
-    q *= 1.0 / 3.0
-    b11, b22, b33 = np.subtract(a11, q), np.subtract(a22, q), np.subtract(a33, q)
-    # p2 = (|B|_F^2) / 6 with B = A - q I
-    p2 = np.square(a12)
-    tmp = np.square(a13)
-    p2 += tmp
-    np.square(a23, out=tmp)
-    p2 += tmp
-    p2 *= 2.0
-    for b in (b11, b22, b33):
-        np.square(b, out=tmp)
-        p2 += tmp
-    p2 *= 1.0 / 6.0
-    # det(B)
-    det = np.multiply(b22, b33)
-    np.square(a23, out=tmp)
-    det -= tmp
-    det *= b11
-    np.multiply(a12, b33, out=tmp)
-    t2 = np.multiply(a23, a13)
-    tmp -= t2
-    tmp *= a12
-    det -= tmp
-    np.multiply(a12, a23, out=tmp)
-    np.multiply(b22, a13, out=t2)
-    tmp -= t2
-    tmp *= a13
-    det += tmp
-    del b11, b22, b33, t2
-    # r = det(B) / (2 p^3), phi = acos(r) / 3
-    p = np.sqrt(p2)
-    np.multiply(p2, p, out=tmp)
-    np.maximum(tmp, np.finfo(dtype).tiny, out=tmp)
-    tmp *= 2.0
-    det /= tmp
-    np.clip(det, -1.0, 1.0, out=det)
-    phi = np.arccos(det, out=det)
-    phi *= 1.0 / 3.0
-    p *= 2.0
-    l0 = np.cos(phi)
-    l0 *= p
-    l0 += q
-    phi += 2.0 * np.pi / 3.0
-    l2 = np.cos(phi, out=phi)
-    l2 *= p
-    l2 += q
-    # l1 = 3 q - l0 - l2
-    l1 = np.multiply(q, 3.0, out=q)
-    l1 -= l0
-    l1 -= l2
-    return l0, l1, l2
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,152 +233,6 @@ def default_block_shape(ndim: int) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------------------------
 # computation
-
-
-def _grow(region: tuple[slice, ...], by: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
-    return tuple(
-        slice(max(0, r.start - b), min(n, r.stop + b)) for r, b, n in zip(region, by, shape)
-    )
-
-
-def _shift(region: tuple[slice, ...], offsets: dict[int, int]) -> tuple[slice, ...]:
-    """`region` (unpadded coordinates) moved by `offsets` per axis, in the 1-padded array."""
-    return tuple(
-        slice(r.start + 1 + offsets.get(a, 0), r.stop + 1 + offsets.get(a, 0))
-        for a, r in enumerate(region)
-    )
-
-
-def _scale_features(
-    x: np.ndarray,
-    core: tuple[slice, ...],
-    cfg: FeatureConfig,
-    sigma: float,
-    sp: tuple[float, ...],
-) -> list[np.ndarray]:
-    """Features of one channel at one scale; `x` holds the core plus enough context."""
-    ndim = x.ndim
-    names = [n for n, _ in _per_scale(cfg, sigma, ndim)]
-    sig_px = [sigma / s for s in sp]
-    smoothed = ndi.gaussian_filter(x, sig_px, mode="reflect", truncate=cfg.truncate, output=np.float32)
-    results: dict[str, list[np.ndarray]] = {}
-    if "gaussian" in names:
-        results["gaussian"] = [smoothed[core]]
-    if "difference_of_gaussians" in names:
-        inner = ndi.gaussian_filter(
-            x, [cfg.dog_ratio * s for s in sig_px], mode="reflect", truncate=cfg.truncate, output=np.float32
-        )
-        dog = inner[core]
-        dog -= smoothed[core]
-        results["difference_of_gaussians"] = [dog]
-        del inner
-    derivative = [n for n in names if n in _DERIVATIVE]
-    if derivative:
-        g = np.pad(smoothed, 1, mode="symmetric")  # half-sample reflection, as mode="reflect"
-        del smoothed
-        st = "structure_tensor_eigenvalues" in names
-        outer_px = [cfg.st_ratio * s for s in sig_px]
-        grad_region = (
-            _grow(core, [_radius(o, cfg.truncate) for o in outer_px], x.shape) if st else core
-        )
-        if "gradient_magnitude" in names or st:
-            grads = []
-            for a in range(ndim):
-                d = np.subtract(g[_shift(grad_region, {a: 1})], g[_shift(grad_region, {a: -1})])
-                d *= np.float32(0.5 / sp[a])
-                grads.append(d)
-            # the core inside grad_region
-            in_core = tuple(
-                slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, grad_region)
-            )
-            if "gradient_magnitude" in names:
-                mag = np.square(grads[0][in_core])
-                for d in grads[1:]:
-                    mag += np.square(d[in_core])
-                np.sqrt(mag, out=mag)
-                results["gradient_magnitude"] = [mag]
-            if st:
-                tensor = []
-                for a, b in itertools.combinations_with_replacement(range(ndim), 2):
-                    prod = np.multiply(grads[a], grads[b])
-                    ndi.gaussian_filter(prod, outer_px, mode="reflect", truncate=cfg.truncate, output=prod)
-                    tensor.append(prod[in_core])
-                del grads, prod
-                results["structure_tensor_eigenvalues"] = list(_eigen(tensor, ndim))
-            else:
-                del grads
-        if "laplacian" in names or "hessian_eigenvalues" in names:
-            centre = g[_shift(core, {})]
-            hess = {}
-            for a in range(ndim):
-                h = np.add(g[_shift(core, {a: 1})], g[_shift(core, {a: -1})])
-                h -= centre
-                h -= centre
-                h *= np.float32(1.0 / (sp[a] * sp[a]))
-                hess[a, a] = h
-            if "hessian_eigenvalues" in names:
-                for a, b in itertools.combinations(range(ndim), 2):
-                    pp = _shift(core, {a: 1, b: 1})
-                    pm = _shift(core, {a: 1, b: -1})
-                    mp = _shift(core, {a: -1, b: 1})
-                    mm = _shift(core, {a: -1, b: -1})
-                    h = np.subtract(g[pp], g[pm])
-                    h -= g[mp]
-                    h += g[mm]
-                    h *= np.float32(0.25 / (sp[a] * sp[b]))
-                    hess[a, b] = h
-            if "laplacian" in names:
-                lap = hess[0, 0].copy()
-                for a in range(1, ndim):
-                    lap += hess[a, a]
-                results["laplacian"] = [lap]
-            if "hessian_eigenvalues" in names:
-                tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
-                results["hessian_eigenvalues"] = list(_eigen(tensor, ndim))
-    return [arr for n in names for arr in results[n]]
-
-
-def _eigen(tensor: list[np.ndarray], ndim: int, chunk: int = 16384) -> tuple[np.ndarray, ...]:
-    """Eigenvalues from the upper-triangle entries in combinations_with_replacement order.
-
-    Works through the pixels in cache-sized chunks: the closed forms take a few dozen
-    element-wise operations, which are memory-bound on whole arrays.
-    """
-    shape = tensor[0].shape
-    flats = [np.ascontiguousarray(t).reshape(-1) for t in tensor]
-    outs = [np.empty(flats[0].size, np.float32) for _ in range(ndim)]
-    for start in range(0, flats[0].size, chunk):
-        part = [f[start : start + chunk] for f in flats]
-        if ndim == 2:
-            values = eigenvalues_sym2(*part)
-        else:
-            a11, a12, a13, a22, a23, a33 = part
-            values = eigenvalues_sym3(a11, a22, a33, a12, a13, a23)
-        for o, v in zip(outs, values):
-            o[start : start + chunk] = v
-    return tuple(o.reshape(shape) for o in outs)
-
-
-def _features_into(
-    padded: np.ndarray,
-    inner: tuple[slice, ...],
-    cfg: FeatureConfig,
-    sp: tuple[float, ...],
-    out: np.ndarray,
-) -> None:
-    """Features of the `inner` region of a canonical padded block into `out`, shape (F, ...)."""
-    k = 0
-    for c in range(padded.shape[-1]):
-        for sigma in cfg.sigmas:
-            halo = _scale_halo(cfg, sigma, sp)
-            region = _grow(inner, halo, padded.shape[:-1])
-            x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
-            core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
-            for arr in _scale_features(x, core, cfg, sigma, sp):
-                out[k] = arr
-                k += 1
-    if k != out.shape[0]:  # internal consistency with feature_names
-        raise RuntimeError(f"computed {k} features, expected {out.shape[0]}")
 
 
 def features_last(stack: np.ndarray, out: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
@@ -643,8 +364,8 @@ def compute_features_block(
         raise ValueError(f"out has shape {out.shape} {out.dtype}, expected {want} float32")
     if feature_axis == "first":
         stack = np.empty(want, np.float32) if out is None else out
-        _features_into(padded, inner, cfg, sp, stack)
+        features_into(padded, inner, cfg, sp, stack)
         return stack
     stack = np.empty((n_feat,) + core_shape, np.float32)
-    _features_into(padded, inner, cfg, sp, stack)
+    features_into(padded, inner, cfg, sp, stack)
     return features_last(stack, out)

@@ -1,11 +1,12 @@
 """Data in and out, NumPy only: image files, folders and pairs, axes, normalisation, targets.
 
-The room owns reading and writing image files atomically (:mod:`~.images`, :mod:`~.atomic`),
-finding image/annotation pairs in folders (:mod:`~.folders`, :mod:`~.pairs`), axes strings and
-the canonical ``(..., C)`` layout with its one lazy view, :class:`CanonicalView`, which can also
-transform each block it reads (:mod:`~.axes`), the one block grid (:mod:`~.blocks`), intensity
-normalisation (:mod:`~.normalize`), and annotation kinds turned into class targets
-(:mod:`~.labels`).
+The room owns reading image files (:mod:`~.images`, through the input checks and limits of
+:mod:`~.checks`, with the suffixes and names of :mod:`~.formats`) and writing them atomically
+(:mod:`~.writers`, :mod:`~.atomic`), finding image/annotation pairs in folders (:mod:`~.folders`,
+:mod:`~.pairs`), axes strings and the canonical ``(..., C)`` layout with its one lazy view,
+:class:`CanonicalView`, which can also transform each block it reads (:mod:`~.axes`), the one
+block grid (:mod:`~.blocks`), intensity normalisation (:mod:`~.normalize`), and annotation kinds
+turned into class targets (:mod:`~.labels`).
 
 Imports: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy and the image-file libraries
 (tifffile, zarr, Pillow, inside the calls that need them). Never torch, nor any other room of
@@ -34,19 +35,17 @@ _HOMES = {
     "block_grid": "blocks",
     "block_numbers": "blocks",
     "pad_block": "blocks",
+    "check_finite": "checks",
     "find_pairs": "folders",
     "list_images": "folders",
     "read_split": "folders",
-    "IMAGE_SUFFIXES": "images",
-    "check_finite": "images",
-    "create_zarr": "images",
-    "file_stem": "images",
-    "is_image_file": "images",
+    "IMAGE_SUFFIXES": "formats",
+    "file_stem": "formats",
+    "is_image_file": "formats",
     "open_image": "images",
     "read_canonical": "images",
     "read_image": "images",
     "read_labels": "images",
-    "write_image": "images",
     "IGNORE": "labels",
     "LABEL_KINDS": "labels",
     "check_label_kind": "labels",
@@ -59,6 +58,8 @@ _HOMES = {
     "Pair": "pairs",
     "load_pairs": "pairs",
     "to_grey": "pairs",
+    "create_zarr": "writers",
+    "write_image": "writers",
 }
 
 __all__ = sorted(_HOMES)

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pixlearn.data.images import IMAGE_SUFFIXES, file_stem, is_image_file
+from pixlearn.data.formats import IMAGE_SUFFIXES, file_stem, is_image_file
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger(__name__)

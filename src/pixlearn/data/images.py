@@ -1,73 +1,43 @@
-"""Reading and writing images, and matching raw images with their annotations.
+"""Reading images, whole, lazily or in the canonical layout, and reading annotations.
 
 Formats: TIFF and OME-TIFF (tifffile; memory-mapped or chunk-wise when possible), PNG and JPEG
-(Pillow), and Zarr arrays or OME-Zarr groups (the first resolution level). Every write goes to a
-temporary name beside the target and is renamed into place only when complete, so an interrupted
-or failed write never leaves a file that could pass for finished.
+(Pillow), and Zarr arrays or OME-Zarr groups (the first resolution level). Every input passes the
+checks of :mod:`pixlearn.data.checks` (file kind, declared size, dtype, NaN/Inf); the suffixes and
+names live in :mod:`pixlearn.data.formats`, writing in :mod:`pixlearn.data.writers`. The public
+names of those three are importable from here as well, where they were documented first.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pixlearn.data.atomic import atomic_path
 from pixlearn.data.axes import infer_axes, normalize_axes, to_canonical
+from pixlearn.data.checks import (
+    MAX_LABEL,
+    MAX_PIXELS,
+    available_memory,
+    check_declared_size,
+    check_finite,
+    check_input_path,
+    checked_values,
+)
+from pixlearn.data.formats import (
+    IMAGE_SUFFIXES,
+    PIL_SUFFIXES,
+    TIFF_SUFFIXES,
+    ZARR_SUFFIXES,
+    file_stem,
+    is_image_file,
+)
+from pixlearn.data.writers import create_zarr, write_image
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger(__name__)
-
-TIFF_SUFFIXES = (".tif", ".tiff")
-
-
-PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-ZARR_SUFFIXES = (".zarr",)
-
-
-IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + ZARR_SUFFIXES + (".npy",)
-
-#: Largest pixel count an image file may declare (2^38: a 256 GiB stack of bytes); larger headers
-#: are refused as corrupt or crafted before anything is read, even lazily.
-MAX_PIXELS = 2**38
-
-#: Largest annotation value (object ids and classes): ids of 2^31 and more are refused before
-#: anything sized by them (counts per id) is allocated.
-MAX_LABEL = 2**31 - 1
-
-#: In-memory images are checked for NaN/Inf when opened; lazy ones (Zarr, memory maps) up to this size.
-_CHECK_LAZY_BYTES = 256 * 2**20
-
-_REFUSED_KINDS = {"c": "complex", "V": "structured (record)", "U": "string", "S": "byte-string",
-                  "O": "object", "M": "date-time", "m": "time-delta"}
-
-
-def file_stem(path: str | os.PathLike[str]) -> str:
-    """Name of an image file without its image suffix (``a.ome.tif`` -> ``a``).
-
-    Examples
-    --------
-    >>> file_stem("data/cell_01.ome.tiff"), file_stem("x.zarr")
-    ('cell_01', 'x')
-    """
-    name = Path(path).name
-    lower = name.lower()
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr") + IMAGE_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
-
-
-def is_image_file(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` has one of the image suffixes pixlearn reads."""
-    return str(path).lower().endswith(IMAGE_SUFFIXES)
 
 
 def _zarr_open(path: Path) -> tuple[Any, str | None]:
@@ -147,7 +117,7 @@ def open_image(
         raise PixlearnError(f"cannot read image ({type(exc).__name__}: {exc})", path) from exc
     if array.ndim < 2:
         raise PixlearnError(f"not an image: shape {array.shape}", path)
-    array = _checked_values(array, path)
+    array = checked_values(array, path)
     try:
         if axes is not None:
             chosen = normalize_axes(axes, array.ndim)
@@ -159,105 +129,6 @@ def open_image(
     except ValueError as exc:
         raise PixlearnError(str(exc), path) from None
     return array, chosen
-
-
-def check_input_path(path: str | os.PathLike[str]) -> None:
-    """Refuse a missing input, or one that is neither a regular file nor a folder (a FIFO would
-    block forever, a device never ends). Never opens it.
-
-    Raises
-    ------
-    PixlearnError
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise PixlearnError("no such file or folder", path) from None
-    except OSError as exc:
-        raise PixlearnError(f"cannot access ({exc.strerror or exc})", path) from None
-    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
-        kind = "FIFO (named pipe)" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-        raise PixlearnError(f"is a {kind}, not an image file", path)
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise PixlearnError("is not a regular file or folder", path)
-
-
-def available_memory() -> int:
-    """Bytes of memory available now (physical pages free or reclaimable); 2^63 when unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 2**63
-
-
-def check_declared_size(shape: Sequence[int], dtype: Any, path: str | os.PathLike[str] | None = None, *,
-                        whole: bool = False) -> None:
-    """Refuse an image whose header declares no pixels, an absurd size, or (when it must be read
-    `whole`) more bytes than the memory available, before anything is decoded.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Declared shape.
-    dtype : dtype-like
-    path : path-like, optional
-        Named in the error.
-    whole : bool
-        The read needs the whole image in memory (not tile by tile).
-
-    Raises
-    ------
-    PixlearnError
-
-    Examples
-    --------
-    >>> check_declared_size((512, 512), "uint8", whole=True)
-    >>> check_declared_size((0, 512), "uint8")
-    Traceback (most recent call last):
-    ...
-    pixlearn.errors.PixlearnError: image has no pixels (shape (0, 512))
-    """
-    shape = tuple(int(n) for n in shape)
-    if any(n < 0 for n in shape):
-        raise PixlearnError(f"image header declares a negative size {shape}", path)
-    pixels = 1
-    for n in shape:
-        pixels *= n
-    if pixels == 0:
-        raise PixlearnError(f"image has no pixels (shape {shape})", path)
-    if pixels > MAX_PIXELS:
-        raise PixlearnError(f"image header declares {pixels} pixels {shape}, more than the limit {MAX_PIXELS}", path)
-    if whole:
-        nbytes = pixels * np.dtype(dtype).itemsize
-        free = available_memory()
-        if nbytes > free:
-            raise PixlearnError(
-                f"image of shape {shape} needs {nbytes / 2**30:.1f} GiB to read, "
-                f"more than the {free / 2**30:.1f} GiB of memory available", path,
-            )
-
-
-def _checked_values(array: Any, path: Path) -> Any:
-    """Refuse dtypes that are not pixel values, convert bool to uint8, and refuse NaN/Inf in
-    images that are in memory (or small enough to scan); lazy big images are checked by size only."""
-    kind = array.dtype.kind
-    if kind in _REFUSED_KINDS:
-        raise PixlearnError(f"{_REFUSED_KINDS[kind]} pixel values ({array.dtype}) are not an image", path)
-    check_declared_size(array.shape, array.dtype, path)
-    in_memory = isinstance(array, np.ndarray) and not isinstance(array, np.memmap)
-    small = isinstance(array, np.ndarray) and array.nbytes <= _CHECK_LAZY_BYTES
-    if kind == "b" and small:
-        return np.asarray(array).astype(np.uint8)
-    if kind == "f" and (in_memory or small):
-        check_finite(np.asarray(array), path)
-    return array
 
 
 def _open_tiff(path: Path) -> tuple[Any, str | None]:
@@ -311,7 +182,7 @@ def read_image(path: str | os.PathLike[str], *, axes: str | None = None) -> tupl
     if not isinstance(array, np.ndarray) or isinstance(array, np.memmap):
         check_declared_size(array.shape, array.dtype, path, whole=True)
     try:
-        return _checked_values(np.asarray(array[...]), Path(path)), axes
+        return checked_values(np.asarray(array[...]), Path(path)), axes
     except Exception as exc:
         raise PixlearnError(f"cannot read image data ({type(exc).__name__}: {exc})", path) from exc
 
@@ -342,13 +213,6 @@ def read_canonical(path: str | os.PathLike[str], *, axes: str | None = None) -> 
         raise PixlearnError(str(exc), path) from None
     check_finite(image, path)
     return image
-
-
-def check_finite(image: np.ndarray, path: str | os.PathLike[str] | None = None) -> None:
-    """Raise :class:`PixlearnError` if a floating-point image holds NaN or Inf."""
-    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        n_bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
-        raise PixlearnError(f"contains {n_bad} NaN or Inf pixels", path)
 
 
 def read_labels(path: str | os.PathLike[str], *, axes: str | None = None) -> np.ndarray:
@@ -395,114 +259,23 @@ def read_labels(path: str | os.PathLike[str], *, axes: str | None = None) -> np.
     return labels
 
 
-def write_image(
-    path: str | os.PathLike[str],
-    image: np.ndarray,
-    *,
-    axes: str | None = None,
-    chunks: Sequence[int] | None = None,
-) -> Path:
-    """Write an image atomically as TIFF (zlib-compressed), PNG, ``.npy`` or Zarr (by suffix).
-
-    Parameters
-    ----------
-    path : path-like
-        Target file; its parent folder is created when missing.
-    image : ndarray
-    axes : str, optional
-        Stored in the TIFF (ImageJ/OME metadata) or Zarr attributes.
-    chunks : sequence of int, optional
-        Zarr chunk shape; default 256 along the last two spatial axes.
-
-    Returns
-    -------
-    path : Path
-
-    Raises
-    ------
-    PixlearnError
-        When the target cannot be written (the error names it).
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in TIFF_SUFFIXES + ZARR_SUFFIXES + (".png", ".npy"):
-        raise PixlearnError(f"cannot write {suffix!r}; use .tif, .png, .npy or .zarr", path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            if suffix in TIFF_SUFFIXES:
-                import tifffile
-
-                metadata = {"axes": axes} if axes else None
-                colour = image.ndim == 3 and image.shape[-1] in (3, 4) and (axes or "YXC").upper().endswith("C")
-                tifffile.imwrite(
-                    tmp, image, compression="zlib", metadata=metadata,
-                    photometric="rgb" if colour else "minisblack", bigtiff=image.nbytes > 2**31,
-                )
-            elif suffix == ".png":
-                from PIL import Image
-
-                Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
-            elif suffix == ".npy":
-                with open(tmp, "wb") as fh:
-                    np.save(fh, image, allow_pickle=False)
-            else:
-                arr = create_zarr(tmp, image.shape, image.dtype, chunks=chunks, axes=axes)
-                arr[...] = image
-    except PixlearnError:
-        raise
-    except OSError as exc:
-        raise PixlearnError(f"cannot write ({exc.strerror or exc})", path) from exc
-    return path
-
-
-def create_zarr(
-    path: str | os.PathLike[str],
-    shape: Sequence[int],
-    dtype: Any,
-    *,
-    chunks: Sequence[int] | None = None,
-    axes: str | None = None,
-) -> Any:
-    """Create an empty chunked Zarr array on disk, for outputs written tile by tile.
-
-    Parameters
-    ----------
-    path : path-like
-    shape : sequence of int
-    dtype : dtype-like
-    chunks : sequence of int, optional
-        Default: 256 along the last two axes (after dropping a trailing channel axis of the
-        canonical layout), 1 along the planes of a stack, whole along channels.
-    axes : str, optional
-        Stored as the ``axes`` attribute.
-
-    Returns
-    -------
-    array : zarr.Array
-    """
-    import zarr
-
-    shape = tuple(int(s) for s in shape)
-    if chunks is None:
-        chunks = _default_chunks(shape, axes)
-    array = zarr.open_array(
-        str(path), mode="w", shape=shape, chunks=tuple(int(c) for c in chunks), dtype=dtype,
-        fill_value=0,
-    )
-    if axes:
-        array.attrs["axes"] = axes
-    return array
-
-
-def _default_chunks(shape: tuple[int, ...], axes: str | None) -> tuple[int, ...]:
-    chunks = list(shape)
-    spatial = [i for i, a in enumerate(axes)] if axes else list(range(len(shape)))
-    if axes:
-        spatial = [i for i, a in enumerate(axes) if a in "ZYX"]
-    for i in spatial[-2:]:
-        chunks[i] = min(shape[i], 256)
-    for i in spatial[:-2]:
-        chunks[i] = min(shape[i], 16)
-    return tuple(chunks)
-
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_LABEL",
+    "MAX_PIXELS",
+    "PIL_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "ZARR_SUFFIXES",
+    "available_memory",
+    "check_declared_size",
+    "check_finite",
+    "check_input_path",
+    "create_zarr",
+    "file_stem",
+    "is_image_file",
+    "open_image",
+    "read_canonical",
+    "read_image",
+    "read_labels",
+    "write_image",
+]

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from pixlearn.data.folders import find_pairs
-from pixlearn.data.images import file_stem, read_canonical, read_labels
+from pixlearn.data.formats import file_stem
+from pixlearn.data.images import read_canonical, read_labels
 from pixlearn.data.labels import check_label_kind
 from pixlearn.errors import PixlearnError
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from pixlearn.data.atomic import atomic_path
 from pixlearn.data.folders import find_pairs
-from pixlearn.data.images import file_stem, read_canonical, read_labels
+from pixlearn.data.formats import file_stem
+from pixlearn.data.images import read_canonical, read_labels
 from pixlearn.errors import PixlearnError
 from pixlearn.metrics.instance import DEFAULT_IOU_THRESHOLDS, aggregate_matchings, average_precision, matching_dataset
 from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from pixlearn.data.atomic import atomic_path
-from pixlearn.data.images import create_zarr, write_image
 from pixlearn.data.normalize import apply_normalization, compute_normalization
+from pixlearn.data.writers import create_zarr, write_image
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import MODEL_TILE_MODES, PixelModel
 from pixlearn.predict.blended import make_blend_plan, run_blended, run_blended_region

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn.data.atomic import atomic_path
-from pixlearn.data.images import file_stem
+from pixlearn.data.formats import file_stem
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import (
     INCOMPLETE,

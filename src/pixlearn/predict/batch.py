@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pixlearn.data.images import file_stem
+from pixlearn.data.formats import file_stem
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import (

@@ -43,7 +43,8 @@ from scipy import ndimage as ndi
 
 from pixlearn.config import Config
 from pixlearn.data.atomic import atomic_path
-from pixlearn.data.images import IMAGE_SUFFIXES, write_image
+from pixlearn.data.formats import IMAGE_SUFFIXES
+from pixlearn.data.writers import write_image
 from pixlearn.errors import PixlearnError
 from pixlearn.synthetic.geometry import MAX_LABEL, paint_labels, place_nuclei
 

@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt", reason="the GUI tests need pytest-qt")
 
 from pixlearn.app.napari import widget as W  # noqa: E402
 from pixlearn.classical.features import FeatureConfig  # noqa: E402
-from pixlearn.classical.interactive import PreviewConfig  # noqa: E402
+from pixlearn.classical.preview import PreviewConfig  # noqa: E402
 
 
 def stroke_points(truth: np.ndarray, n: int, seed: int) -> list[tuple[int, np.ndarray]]:

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from pixlearn.app.napari.layers import AXES_KEY
-from pixlearn.data.images import file_stem, is_image_file, open_image
+from pixlearn.data.formats import file_stem, is_image_file
+from pixlearn.data.images import open_image
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger(__name__)

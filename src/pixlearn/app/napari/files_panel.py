@@ -1,0 +1,208 @@
+"""The files part of the dock widget: apply, save and load models, save and load scribbles.
+
+Models go through :func:`pixlearn.models.model_file.save_model` / ``load_model`` and
+:func:`pixlearn.predict.apply_model` in the widget's job queue; scribbles are written with their
+settings beside them. :class:`FilesPanel` is one of the parts of
+:class:`pixlearn.app.napari.widget.PixlearnWidget`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from pixlearn.app.napari.image_panel import WidgetPart
+from pixlearn.app.napari.layers import (
+    canonical_image,
+    label_colormap,
+)
+from pixlearn.classical.features import FeatureConfig
+from pixlearn.classical.preview import PreviewConfig
+
+
+class FilesPanel(WidgetPart):
+    """Models and scribbles in and out, with thin file dialogs (a part of the widget)."""
+
+    def _build_files_panel(self, layout: QVBoxLayout) -> None:
+        files = QGroupBox("files")
+        fl = QHBoxLayout(files)
+        for text, slot in (("apply model...", self._apply_dialog), ("save scribbles...", self._save_scribbles_dialog),
+                           ("load scribbles...", self._load_scribbles_dialog)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            fl.addWidget(button)
+        layout.addWidget(files)
+
+    # ------------------------------------------------------------------ models and files
+
+    def set_model(self, model: Any, path: Path | None = None) -> None:
+        """Take a loaded model (e.g. from the reader) and apply it to the current image."""
+        self.loaded_model = model
+        self.status.setText(f"model {path.name if path else ''} loaded ({model.kind}, {model.task})")
+        if self.image_layer is not None:
+            self.apply_model(model, name=f"{path.stem if path else 'model'} result")
+
+    def apply_model(self, model: Any, *, name: str = "pixlearn result") -> None:
+        """Apply a model to the current image in the background (tiled, as the command line does)."""
+        image = canonical_image(self.image_layer, self.axes)
+
+        def job() -> Any:
+            from pixlearn.predict import apply_model
+
+            return model, apply_model(model, image)
+
+        def done(returned: Any) -> None:
+            model, result = returned
+            result = np.asarray(result)
+            nd = len(self.spatial)
+            place = dict(scale=self.image_layer.scale[-nd:], translate=self.image_layer.translate[-nd:])
+            if model.task == "semantic":
+                layer = self.viewer.add_labels(result.astype(np.uint16) + 1, name=name, opacity=0.6,
+                                               colormap=label_colormap(model.n_outputs), **place)
+            elif model.task == "instances":
+                layer = self.viewer.add_labels(result, name=name, **place)
+            else:
+                layer = self.viewer.add_image(np.moveaxis(result, -1, 0) if result.shape[-1] > 1 else result[..., 0],
+                                              name=name, **place)
+            self.status.setText(f"applied the model: layer '{layer.name}'")
+            self.model_applied.emit(layer)
+
+        self._run(job, done)
+
+    def apply_model_file(self, path: str | Path) -> None:
+        """Load a pixlearn model file and apply it to the current image."""
+        from pixlearn.models.model_file import load_model
+
+        path = Path(path)
+        self.set_model(load_model(path), path)
+
+    def save_model(self, path: str | Path, which: str = "rf") -> None:
+        """Save the random forest (fitted on the strokes with the regular settings) or the U-Net."""
+        path = Path(path)
+        if which == "unet":
+            if self.unet_model is None:
+                raise ValueError("no U-Net trained yet")
+            model = self.unet_model
+
+            def job() -> Any:
+                from pixlearn.models.model_file import save_model
+
+                return save_model(model, path)
+
+            self._run(job, self._saved)
+            return
+        strokes = np.asarray(self.scribbles_layer.data).copy()
+        names = self.class_names
+        get_session = self._session_factory()
+
+        def fit_and_save() -> Any:
+            from pixlearn.models.model_file import save_model
+
+            session = get_session()
+            session.update_strokes(strokes)
+            self.rf_model = session.to_pixel_classifier(names)
+            return save_model(self.rf_model, path)
+
+        self._run(fit_and_save, self._saved)
+
+    def _saved(self, path: Any) -> None:
+        self.status.setText(f"saved {path}")
+        self.model_saved.emit(path)
+
+    def settings(self) -> dict[str, Any]:
+        """The widget's settings as JSON-safe data (saved beside the scribbles)."""
+        return {
+            "class_names": list(self.class_names),
+            "axes": self.axes,
+            "features": self.feature_cfg.to_dict(),
+            "preview": self.preview_cfg.to_dict(),
+            "unet": {"depth": self.depth_spin.value(), "base_channels": self.channels_spin.value(),
+                     "epochs": self.epochs_spin.value(), "steps_per_epoch": self.steps_spin.value(),
+                     "patch": self.patch_spin.value(), "batch_size": self.batch_spin.value()},
+        }
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """Inverse of :meth:`settings` (missing keys keep their values)."""
+        if "class_names" in settings:
+            self.set_class_names(settings["class_names"])
+        if "axes" in settings:
+            self.axes_edit.setText(settings["axes"])
+        if "features" in settings:
+            self.feature_cfg = FeatureConfig.from_dict(settings["features"])
+        if "preview" in settings:
+            self.preview_cfg = PreviewConfig.from_dict(settings["preview"])
+        spins = {"depth": self.depth_spin, "base_channels": self.channels_spin, "epochs": self.epochs_spin,
+                 "steps_per_epoch": self.steps_spin, "patch": self.patch_spin, "batch_size": self.batch_spin}
+        for key, value in settings.get("unet", {}).items():
+            if key in spins:
+                spins[key].setValue(int(value))
+        self.session, self._session_key = None, None
+
+    def save_scribbles(self, path: str | Path) -> Path:
+        """Write the scribbles (TIFF/PNG/npy/Zarr by suffix) and the settings beside them (``.json``)."""
+        from pixlearn.data.writers import write_image
+
+        path = Path(path)
+        layer = self.scribbles_layer
+        if layer is None:
+            raise ValueError("no scribbles to save")
+        nd = layer.data.ndim
+        write_image(path, np.asarray(layer.data), axes="ZYX" if nd == 3 else "YX")
+        path.with_suffix(".json").write_text(json.dumps(self.settings(), indent=2) + "\n")
+        self.status.setText(f"saved scribbles to {path}")
+        return path
+
+    def load_scribbles(self, path: str | Path) -> None:
+        """Read scribbles (and the settings saved beside them) onto the scribbles layer."""
+        from pixlearn.data.images import read_labels
+
+        path = Path(path)
+        settings = path.with_suffix(".json")
+        if settings.exists():
+            self.apply_settings(json.loads(settings.read_text()))
+        labels = read_labels(path)
+        layer = self.ensure_scribbles()
+        if tuple(labels.shape) != tuple(layer.data.shape):
+            raise ValueError(f"scribbles of shape {labels.shape} do not fit the image {tuple(layer.data.shape)}")
+        while int(labels.max(initial=0)) > len(self.class_names):
+            self.add_class()
+        layer.data = labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
+        self._on_strokes()
+
+    # ------------------------------------------------------------------ dialogs (thin)
+
+    def _file(self, save: bool, title: str, filters: str) -> str | None:
+        dialog = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
+        path, _ = dialog(self, title, "", filters)
+        return path or None
+
+    def _save_rf_dialog(self) -> None:
+        if path := self._file(True, "Save random forest", "pixlearn model (*.zip)"):
+            self.save_model(path, "rf")
+
+    def _save_unet_dialog(self) -> None:
+        if path := self._file(True, "Save U-Net", "pixlearn model (*.zip)"):
+            self.save_model(path, "unet")
+
+    def _apply_dialog(self) -> None:
+        if path := self._file(False, "Apply a pixlearn model", "pixlearn model (*.zip);;all files (*)"):
+            self.apply_model_file(path)
+
+    def _save_scribbles_dialog(self) -> None:
+        if path := self._file(True, "Save scribbles", "TIFF (*.tif)"):
+            self.save_scribbles(path)
+
+    def _load_scribbles_dialog(self) -> None:
+        if path := self._file(False, "Load scribbles", "images (*.tif *.tiff *.png *.npy)"):
+            self.load_scribbles(path)
+

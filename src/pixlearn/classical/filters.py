@@ -1,0 +1,239 @@
+"""Per-scale filters of the filter bank: one channel, one scale, derivatives of one Gaussian.
+
+The filters themselves are described in :mod:`pixlearn.classical.features`, which owns the
+configuration, the feature names and the public entry points; this module computes them. At
+each scale the image is smoothed once, and every derivative feature takes finite differences of
+that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from pixlearn.classical.eigen import eigenvalues_from_tensor
+
+if TYPE_CHECKING:
+    from pixlearn.classical.features import FeatureConfig
+
+_EIGEN = ("hessian_eigenvalues", "structure_tensor_eigenvalues")
+_DERIVATIVE = ("gradient_magnitude", "laplacian", "hessian_eigenvalues", "structure_tensor_eigenvalues")
+
+
+def scale_items(cfg: FeatureConfig, sigma: float, ndim: int) -> list[tuple[str, int]]:
+    """The features computed at one scale and how many values each gives, in output order.
+
+    Parameters
+    ----------
+    cfg : FeatureConfig
+    sigma : float
+        One of ``cfg.sigmas``.
+    ndim : int
+        Number of spatial axes, 2 or 3 (the count of eigenvalues).
+
+    Returns
+    -------
+    items : list of (str, int)
+        ``(feature, n_values)``; scales below ``cfg.derivative_min_sigma`` give the Gaussian only.
+
+    Examples
+    --------
+    >>> from pixlearn.classical.features import FeatureConfig
+    >>> scale_items(FeatureConfig(sigmas=(1.0,), features=("gaussian", "hessian_eigenvalues")), 1.0, 3)
+    [('gaussian', 1), ('hessian_eigenvalues', 3)]
+    """
+    items = []
+    for name in cfg.features:
+        if sigma < cfg.derivative_min_sigma and name != "gaussian":
+            continue
+        items.append((name, ndim if name in _EIGEN else 1))
+    return items
+
+
+def _radius(sigma_px: float, truncate: float) -> int:
+    # scipy.ndimage.gaussian_filter1d's kernel radius
+    return int(truncate * float(sigma_px) + 0.5)
+
+
+def scale_halo(cfg: FeatureConfig, sigma: float, sp: tuple[float, ...]) -> tuple[int, ...]:
+    """Context in pixels, per spatial axis, that the features of one scale need.
+
+    Parameters
+    ----------
+    cfg : FeatureConfig
+    sigma : float
+        One of ``cfg.sigmas``, in physical units.
+    sp : tuple of float
+        Voxel spacing per spatial axis.
+
+    Returns
+    -------
+    halo : tuple of int
+        Gaussian kernel radius, plus one for the finite differences, plus the structure tensor's
+        outer kernel radius, as far as the features of this scale use them.
+
+    Examples
+    --------
+    >>> from pixlearn.classical.features import FeatureConfig
+    >>> scale_halo(FeatureConfig(sigmas=(1.0,), features=("gaussian",)), 1.0, (1.0, 1.0))
+    (3, 3)
+    """
+    names = {n for n, _ in scale_items(cfg, sigma, len(sp))}
+    halo = []
+    for s in sp:
+        h = 0
+        if names & {"gaussian", "difference_of_gaussians"} or names & set(_DERIVATIVE):
+            h = _radius(sigma / s, cfg.truncate)
+        if names & set(_DERIVATIVE):
+            h += 1
+        if "structure_tensor_eigenvalues" in names:
+            h += _radius(cfg.st_ratio * sigma / s, cfg.truncate)
+        halo.append(h)
+    return tuple(halo)
+
+
+def _grow(region: tuple[slice, ...], by: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
+    return tuple(
+        slice(max(0, r.start - b), min(n, r.stop + b)) for r, b, n in zip(region, by, shape)
+    )
+
+
+def _shift(region: tuple[slice, ...], offsets: dict[int, int]) -> tuple[slice, ...]:
+    """`region` (unpadded coordinates) moved by `offsets` per axis, in the 1-padded array."""
+    return tuple(
+        slice(r.start + 1 + offsets.get(a, 0), r.stop + 1 + offsets.get(a, 0))
+        for a, r in enumerate(region)
+    )
+
+
+def _scale_features(
+    x: np.ndarray,
+    core: tuple[slice, ...],
+    cfg: FeatureConfig,
+    sigma: float,
+    sp: tuple[float, ...],
+) -> list[np.ndarray]:
+    """Features of one channel at one scale; `x` holds the core plus enough context."""
+    ndim = x.ndim
+    names = [n for n, _ in scale_items(cfg, sigma, ndim)]
+    sig_px = [sigma / s for s in sp]
+    smoothed = ndi.gaussian_filter(x, sig_px, mode="reflect", truncate=cfg.truncate, output=np.float32)
+    results: dict[str, list[np.ndarray]] = {}
+    if "gaussian" in names:
+        results["gaussian"] = [smoothed[core]]
+    if "difference_of_gaussians" in names:
+        inner = ndi.gaussian_filter(
+            x, [cfg.dog_ratio * s for s in sig_px], mode="reflect", truncate=cfg.truncate, output=np.float32
+        )
+        dog = inner[core]
+        dog -= smoothed[core]
+        results["difference_of_gaussians"] = [dog]
+        del inner
+    derivative = [n for n in names if n in _DERIVATIVE]
+    if derivative:
+        g = np.pad(smoothed, 1, mode="symmetric")  # half-sample reflection, as mode="reflect"
+        del smoothed
+        st = "structure_tensor_eigenvalues" in names
+        outer_px = [cfg.st_ratio * s for s in sig_px]
+        grad_region = (
+            _grow(core, [_radius(o, cfg.truncate) for o in outer_px], x.shape) if st else core
+        )
+        if "gradient_magnitude" in names or st:
+            grads = []
+            for a in range(ndim):
+                d = np.subtract(g[_shift(grad_region, {a: 1})], g[_shift(grad_region, {a: -1})])
+                d *= np.float32(0.5 / sp[a])
+                grads.append(d)
+            # the core inside grad_region
+            in_core = tuple(
+                slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, grad_region)
+            )
+            if "gradient_magnitude" in names:
+                mag = np.square(grads[0][in_core])
+                for d in grads[1:]:
+                    mag += np.square(d[in_core])
+                np.sqrt(mag, out=mag)
+                results["gradient_magnitude"] = [mag]
+            if st:
+                tensor = []
+                for a, b in itertools.combinations_with_replacement(range(ndim), 2):
+                    prod = np.multiply(grads[a], grads[b])
+                    ndi.gaussian_filter(prod, outer_px, mode="reflect", truncate=cfg.truncate, output=prod)
+                    tensor.append(prod[in_core])
+                del grads, prod
+                results["structure_tensor_eigenvalues"] = list(eigenvalues_from_tensor(tensor, ndim))
+            else:
+                del grads
+        if "laplacian" in names or "hessian_eigenvalues" in names:
+            centre = g[_shift(core, {})]
+            hess = {}
+            for a in range(ndim):
+                h = np.add(g[_shift(core, {a: 1})], g[_shift(core, {a: -1})])
+                h -= centre
+                h -= centre
+                h *= np.float32(1.0 / (sp[a] * sp[a]))
+                hess[a, a] = h
+            if "hessian_eigenvalues" in names:
+                for a, b in itertools.combinations(range(ndim), 2):
+                    pp = _shift(core, {a: 1, b: 1})
+                    pm = _shift(core, {a: 1, b: -1})
+                    mp = _shift(core, {a: -1, b: 1})
+                    mm = _shift(core, {a: -1, b: -1})
+                    h = np.subtract(g[pp], g[pm])
+                    h -= g[mp]
+                    h += g[mm]
+                    h *= np.float32(0.25 / (sp[a] * sp[b]))
+                    hess[a, b] = h
+            if "laplacian" in names:
+                lap = hess[0, 0].copy()
+                for a in range(1, ndim):
+                    lap += hess[a, a]
+                results["laplacian"] = [lap]
+            if "hessian_eigenvalues" in names:
+                tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
+                results["hessian_eigenvalues"] = list(eigenvalues_from_tensor(tensor, ndim))
+    return [arr for n in names for arr in results[n]]
+
+
+def features_into(
+    padded: np.ndarray,
+    inner: tuple[slice, ...],
+    cfg: FeatureConfig,
+    sp: tuple[float, ...],
+    out: np.ndarray,
+) -> None:
+    """Features of the `inner` region of a canonical padded block into `out`, feature-major.
+
+    Parameters
+    ----------
+    padded : ndarray of shape (M, N, C) or (P, M, N, C), float32
+        The block with its context (:func:`pixlearn.data.blocks.pad_block`).
+    inner : tuple of slice
+        The block's region inside `padded`.
+    cfg : FeatureConfig
+    sp : tuple of float
+        Voxel spacing per spatial axis.
+    out : ndarray of shape (F,) + inner_shape, float32
+        Written in place, in the order of :func:`pixlearn.classical.features.feature_names`.
+
+    Raises
+    ------
+    RuntimeError
+        `out` does not hold as many features as computed (an internal inconsistency).
+    """
+    k = 0
+    for c in range(padded.shape[-1]):
+        for sigma in cfg.sigmas:
+            halo = scale_halo(cfg, sigma, sp)
+            region = _grow(inner, halo, padded.shape[:-1])
+            x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
+            core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
+            for arr in _scale_features(x, core, cfg, sigma, sp):
+                out[k] = arr
+                k += 1
+    if k != out.shape[0]:  # internal consistency with feature_names
+        raise RuntimeError(f"computed {k} features, expected {out.shape[0]}")
