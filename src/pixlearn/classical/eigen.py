@@ -144,6 +144,7 @@ def eigenvalues_from_tensor(
     outs = [np.empty(flats[0].size, np.float32) for _ in range(ndim)]
     for start in range(0, flats[0].size, chunk):
         part = [f[start : start + chunk] for f in flats]
+        values: tuple[np.ndarray, ...]
         if ndim == 2:
             values = eigenvalues_sym2(*part)
         else:

@@ -43,11 +43,11 @@ logger = logging.getLogger(__name__)
 def _zarr_open(path: Path) -> tuple[Any, str | None]:
     import zarr
 
-    node = zarr.open(str(path), mode="r")
+    node: Any = zarr.open(str(path), mode="r")  # an array, or a group (OME-Zarr); attributes are JSON
     if hasattr(node, "shape"):
         axes = node.attrs.get("axes") if hasattr(node, "attrs") else None
         return node, axes
-    attrs = dict(node.attrs)
+    attrs: dict[str, Any] = dict(node.attrs)
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if not multiscales:
         arrays = sorted(name for name, _ in node.arrays())
@@ -99,6 +99,7 @@ def open_image(
         elif suffix in PIL_SUFFIXES:
             from PIL import Image
 
+            im: Any
             with Image.open(path) as im:
                 bands = len(im.getbands())
                 check_declared_size((im.height, im.width, bands), np.uint8 if im.mode != "I;16" else np.uint16,

@@ -42,9 +42,16 @@ UNET = "pixlearn U-Net"
 DEFAULT_CLASSES = ("background", "foreground")
 
 if TYPE_CHECKING:
+    from pixlearn.classical.interactive import InteractiveSession
 
     class WidgetPart(QWidget):
         """What a part is to a type checker: the whole widget, whose other parts set more attributes."""
+
+        # state that the widget's __init__ sets and several parts use
+        session: InteractiveSession | None
+        _session_key: tuple[Any, ...] | None
+        _unet_worker: Any | None
+        _records: list[dict[str, float]]
 
         def __getattr__(self, name: str) -> Any: ...
 
@@ -91,7 +98,8 @@ class ImagePanel(WidgetPart):
     @property
     def class_names(self) -> tuple[str, ...]:
         """The class names, in painted-value order (class ``k`` is painted as ``k + 1``)."""
-        return tuple(self.class_list.item(i).text() for i in range(self.class_list.count()))
+        items = (self.class_list.item(i) for i in range(self.class_list.count()))
+        return tuple(item.text() for item in items if item is not None)
 
     def add_class(self, name: str | None = None) -> None:
         """Add a class (its colour is the next of the palette) and make it the painting class."""
@@ -140,7 +148,7 @@ class ImagePanel(WidgetPart):
             self._on_image_changed()
 
     @property
-    def image_layer(self) -> Any | None:
+    def image_layer(self) -> Any:  # the napari Image layer, or None when there is none
         name = self.image_combo.currentText()
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
 

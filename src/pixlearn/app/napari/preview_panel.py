@@ -43,7 +43,7 @@ class PreviewPanel(WidgetPart):
         pl = QVBoxLayout(preview)
         self.live_check = QCheckBox("live preview")
         self.live_check.setChecked(True)
-        self.live_check.toggled.connect(lambda on: on and self.request_preview())
+        self.live_check.toggled.connect(lambda on: self.request_preview() if on else None)
         pl.addWidget(self.live_check)
         row = QHBoxLayout()
         self.suggest_button = QPushButton("suggest where to paint")

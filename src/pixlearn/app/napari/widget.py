@@ -44,7 +44,6 @@ from pixlearn.app.napari.image_panel import (
 from pixlearn.app.napari.preview_panel import PreviewPanel
 from pixlearn.app.napari.unet_panel import LossCurve, ProgressBridge, UNetPanel
 from pixlearn.classical.features import FeatureConfig
-from pixlearn.classical.interactive import InteractiveSession
 from pixlearn.classical.preview import PreviewConfig
 
 logger = logging.getLogger(__name__)
@@ -77,19 +76,19 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
         self.viewer = napari_viewer
         self.feature_cfg = feature_cfg or FeatureConfig()
         self.preview_cfg = preview_cfg or PreviewConfig()
-        self.session: InteractiveSession | None = None
-        self._session_key: tuple[Any, ...] | None = None
+        self.session = None
+        self._session_key = None
         self.rf_model: Any | None = None
         self.unet_model: Any | None = None
         self.loaded_model: Any | None = None
         self._worker: Any | None = None
-        self._unet_worker: Any | None = None
+        self._unet_worker = None
         self._queue: list[Callable[[], None]] = []
         self._preview_pending = False
         self._stop = threading.Event()
         self._bridge = ProgressBridge()
         self._bridge.progress.connect(self._on_unet_progress)
-        self._records: list[dict[str, float]] = []
+        self._records = []
         self._train_started = 0.0
         self._build(debounce_ms)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
