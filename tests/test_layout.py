@@ -42,7 +42,7 @@ def _room(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] == "__init__":
         return "api"
-    if parts[1] in ("config", "errors"):
+    if parts[1] in ("config", "errors", "lazy"):
         return "base"
     if parts[1] == "__main__":
         return "app"
@@ -158,5 +158,17 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_public_api_example_runs() -> None:
-    result = doctest.testmod(pixlearn)
-    assert result.attempted >= 4 and result.failed == 0
+    import pixlearn.lazy
+
+    results = [doctest.testmod(pixlearn), doctest.testmod(pixlearn.lazy)]
+    assert sum(r.attempted for r in results) >= 5 and all(r.failed == 0 for r in results)
+
+
+@pytest.mark.parametrize("room", ["classical", "data", "nets", "metrics", "postprocess", "predict", "models", "synthetic"])
+def test_every_room_lists_its_public_names(room: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"pixlearn.{room}")
+    assert module.__doc__ and len(module.__doc__.splitlines()[0]) > 20, "a room says what it does"
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"pixlearn.{room}.{name}"

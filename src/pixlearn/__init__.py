@@ -21,8 +21,9 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pixlearn.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -120,13 +121,4 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.synthetic import SyntheticConfig, make_nuclei
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from the room that owns it, on first use (PEP 562)."""
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pixlearn' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -18,8 +18,7 @@ scikit-learn (inside the calls that need it), threadpoolctl and, optionally, num
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pixlearn.lazy import lazy_exports
 
 _HOMES = {
     "METHODS": "config",
@@ -53,11 +52,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -15,8 +15,7 @@ pixlearn. The names below are imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pixlearn.lazy import lazy_exports
 
 _HOMES = {
     "atomic_path": "atomic",
@@ -65,11 +64,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -19,8 +19,7 @@ torch-free :mod:`~pixlearn.nets.patches`) stays free of torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pixlearn.lazy import lazy_exports
 
 _PUBLIC: dict[str, str] = {
     "AugmentConfig": "pixlearn.nets.config",
@@ -45,13 +44,4 @@ _PUBLIC: dict[str, str] = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
