@@ -238,12 +238,27 @@ class Job:
         return identity
 
     def output_spec(self, spatial: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
-        k = self.model.n_outputs
-        if self.model.task == "semantic":
-            return spatial, np.uint8 if k <= 255 else np.uint16
-        if self.model.task == "restore":
-            return spatial + (k,), np.float32
-        return spatial, np.uint32
+        return output_spec(self.model, spatial)
+
+
+def output_spec(model: PixelModel, spatial: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype of the labels (or restored image) `model` makes of an image of `spatial` shape."""
+    k = model.n_outputs
+    if model.task == "semantic":
+        return spatial, np.uint8 if k <= 255 else np.uint16
+    if model.task == "restore":
+        return spatial + (k,), np.float32
+    return spatial, np.uint32
+
+
+def output_bytes(model: PixelModel, spatial: tuple[int, ...], probabilities: bool) -> int:
+    """Bytes of the NumPy outputs :func:`predict_file` allocates for a TIFF output: labels, plus
+    the raw outputs when they are written or needed to label instances."""
+    shape, dtype = output_spec(model, spatial)
+    total = math.prod(shape) * np.dtype(dtype).itemsize
+    if probabilities or model.task == "instances":
+        total += math.prod(spatial) * int(model.n_outputs) * 4
+    return int(total)
 
 
 def identity(block: np.ndarray) -> np.ndarray:
