@@ -19,11 +19,14 @@ with the same members; both forms load the same way.
 
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import io
 import json
 import logging
 import os
+import re
+import shutil
 import stat
 import time
 import warnings
@@ -200,6 +203,9 @@ def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: C
             tmp.mkdir()
             for name, data in members.items():
                 (tmp / name).write_bytes(data)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):  # of a run killed while saving
+        if re.fullmatch(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}(\.replaced)?\.partial", stale.name):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
     logger.info("saved %s model to %s", model.kind, path)
     return path
 
