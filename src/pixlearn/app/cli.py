@@ -332,7 +332,7 @@ def evaluate(
     pred: Annotated[Path, typer.Option(help="Folder of predictions.")],
     truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name.")],
     kind: Annotated[str, typer.Option(help="semantic, instances or restore.")] = "semantic",
-    n_classes: Annotated[int | None, typer.Option(help="Number of classes (semantic; default: from the data).")] = None,
+    n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes (semantic; default: from the data).")] = None,
     scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for metrics.json / metrics.csv (default: --pred).")] = None,
 ) -> None:
