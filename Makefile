@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
-test: $(STAMP) gui-deps
+test: $(STAMP) gui-deps lint
 	$(XVFB) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -143,14 +143,10 @@ IMAGE_CASES: dict[str, Case] = {
         _predict_on(_tif_with({"ImageWidth": 10**6, "ImageLength": 10**6}, bigtiff=True)), "more than the limit"),
     "TIFF without strip data": Case(_predict_on(_tif_with({"StripByteCounts": 0})), "no image data"),
     "TIFF declaring 65535^2 deflated (bomb)": Case(
-        _predict_on(_tif_with({"ImageWidth": 65535, "ImageLength": 65535}, compression="zlib")), "cannot read",
-        xfail="needs predict/files.py: read errors of lazily tiled inputs are not wrapped in PixlearnError"),
+        _predict_on(_tif_with({"ImageWidth": 65535, "ImageLength": 65535}, compression="zlib")), "cannot read"),
     "no empty output folder after a failure": Case(
-        _predict_on(_npy(tiny_image().astype(np.complex64), "c.npy")), "complex",
-        xfail="needs predict/batch.py: the output folder is created before the inputs are checked"),
-    "tiny zarr declaring 200000^2": Case(
-        _predict_on(_zarr((200000, 200000))), "memory",
-        xfail="needs predict/files.py: output allocated whole (37 GiB) without a memory check"),
+        _predict_on(_npy(tiny_image().astype(np.complex64), "c.npy")), "complex"),
+    "tiny zarr declaring 200000^2": Case(_predict_on(_zarr((200000, 200000))), "memory.*--format zarr"),
 }
 for _dtype in ("float32", "float64"):
     for _suffix in (".npy", ".tif"):
@@ -446,6 +442,26 @@ def _train(*extra: str, labels: np.ndarray | None = None, image: np.ndarray | No
     return build
 
 
+def _train_to(target: Callable[[Path], Path], *extra: str):
+    """``train`` with ``-o target(tmp)`` (the data set made first, so the target may be in it)."""
+    def build(tmp: Path, model: Path) -> list[str]:
+        argv = _train(*extra)(tmp, model)
+        argv[argv.index("-o") + 1] = str(target(tmp))
+        return argv
+
+    return build
+
+
+def _predict_into(output: Callable[[Path], Path], *extra: str):
+    """``predict MODEL in/ -o output(tmp)`` with one image ``in/a.npy``."""
+    def build(tmp: Path, model: Path) -> list[str]:
+        (tmp / "in").mkdir(exist_ok=True)
+        np.save(tmp / "in" / "a.npy", tiny_image())
+        return ["predict", str(model), str(tmp / "in"), "-o", str(output(tmp)), *extra]
+
+    return build
+
+
 def _predict_args(*extra: str):
     def build(tmp: Path, model: Path) -> list[str]:
         np.save(tmp / "in.npy", tiny_image())
@@ -457,11 +473,16 @@ def _predict_args(*extra: str):
 _LAB = (tiny_image() > 0.5).astype(np.int64)
 CLI_CASES: dict[str, Case] = {
     "train --time-limit abc (unet)": Case(_train("--method", "unet", "--time-limit", "abc"), "duration"),
-    "train --time-limit abc (rf)": Case(
-        _train("--time-limit", "abc"), "duration",
-        xfail="needs app/cli.py: --time-limit parsed only for --method unet, ignored otherwise"),
-    "train --sigmas 1e6": Case(
-        _train("--sigmas", "1e6"), "sigma", xfail="needs classical/features.py: an upper bound on sigmas"),
+    "train --time-limit abc (rf)": Case(_train("--time-limit", "abc"), "duration"),
+    "train --time-limit abc (svm)": Case(_train("--method", "svm", "--time-limit", "abc"), "duration"),
+    "train --time-limit abc (hgb)": Case(_train("--method", "hgb", "--time-limit", "abc"), "duration"),
+    "train --time-limit empty": Case(_train("--time-limit", ""), "duration"),
+    "train --sigmas 1e6": Case(_train("--sigmas", "1e6"), "sigma"),
+    "train --sigmas 1,1e6": Case(_train("--sigmas", "1,1e6"), "sigma"),
+    "train --threads 0": Case(_train("--threads", "0"), "--threads"),
+    "train --seed -1": Case(_train("--seed", "-1"), "--seed"),
+    "train --epochs 0": Case(_train("--method", "unet", "--epochs", "0"), "--epochs"),
+    "train --n-classes 0": Case(_train("--n-classes", "0"), "--n-classes"),
     "train --sigmas abc": Case(_train("--sigmas", "abc"), "abc"),
     "train --sigmas -1": Case(_train("--sigmas", "-1"), "sigmas"),
     "train --sigmas 0": Case(_train("--sigmas", "0"), "sigmas"),
@@ -499,8 +520,26 @@ CLI_CASES: dict[str, Case] = {
     "train --n-classes 1 too few": Case(_train("--n-classes", "1"), "outside"),
     "train -o over a user's folder": Case(
         lambda t, m: ((t / "out").mkdir(), (t / "out" / "thesis.docx").write_text("x"), _train()(t, m))[2],
-        "not a pixlearn model",
-        xfail="needs app/cli.py + models/model_file.py save policy: train -o replaces a user's folder"),
+        "not part of a pixlearn model"),
+    "train -o over a user's folder --overwrite": Case(
+        lambda t, m: ((t / "out").mkdir(), (t / "out" / "thesis.docx").write_text("x"),
+                      _train("--overwrite")(t, m))[2], "not part of a pixlearn model"),
+    "train -o = the images folder": Case(_train_to(lambda t: t / "images"), "data folder"),
+    "train -o = the images folder --overwrite": Case(_train_to(lambda t: t / "images", "--overwrite"), "data folder"),
+    "train -o inside the labels folder": Case(_train_to(lambda t: t / "labels" / "model"), "inside the data folder"),
+    "train -o = a user's file": Case(
+        _train_to(lambda t: (t / "notes.zip").write_bytes(b"PK\x05\x06" + bytes(18)) and t / "notes.zip"),
+        "not a pixlearn model"),
+    "train -o = a user's file --overwrite": Case(
+        _train_to(lambda t: (t / "notes.txt").write_text("x") and t / "notes.txt", "--overwrite"),
+        "not a pixlearn model"),
+    "train -o = a pixlearn model without --overwrite": Case(
+        _train_to(lambda t: save_model(fit_tiny_classical("rf", 2), t / "old.zip")), "--overwrite"),
+    "train -o = a model folder holding a user's file --overwrite": Case(
+        _train_to(lambda t: (save_model(fit_tiny_classical("rf", 2), t / "old"),
+                             (t / "old" / "notes.txt").write_text("x"))[0], "--overwrite"),
+        "not part of a pixlearn model"),
+    "train -o under a file": Case(_train_to(lambda t: (t / "f").write_text("x") and t / "f" / "model"), "file"),
     "predict --format bmp": Case(_predict_args("--format", "bmp"), "--format"),
     "predict --tile 0,0": Case(_predict_args("--tile", "0,0"), "tile"),
     "predict --tile -8,8": Case(_predict_args("--tile", "-8,8"), "tile"),
@@ -508,6 +547,29 @@ CLI_CASES: dict[str, Case] = {
     "predict --tile 1,2,3,4,5": Case(_predict_args("--tile", "1,2,3,4,5"), "tile"),
     "predict --threads abc": Case(_predict_args("--threads", "abc"), "Invalid value"),
     "predict no inputs": Case(lambda t, m: ["predict", str(m), "-o", str(t / "out")], "INPUT"),
+    "predict -o = the input folder": Case(_predict_into(lambda t: t / "in"), "is the input|contains the input"),
+    "predict -o = the input folder --overwrite": Case(
+        _predict_into(lambda t: t / "in", "--overwrite"), "contains the input"),
+    "predict -o = a parent of the input folder": Case(_predict_into(lambda t: t), "contains the input"),
+    "predict -o = an input file": Case(_predict_into(lambda t: t / "in" / "a.npy"), "is the input"),
+    "predict -o = an input file (explicit)": Case(
+        lambda t, m: _predict_into(lambda t: t / "in" / "a.npy")(t, m)[:2] + [str(t / "in" / "a.npy"), "-o",
+                                                                           str(t / "in" / "a.npy")], "is the input"),
+    "predict over a user's file at an output path": Case(
+        _predict_into(lambda t: (t / "res").mkdir() or (t / "res" / "a.tif").write_text("mine") and t / "res"),
+        "not written by pixlearn"),
+    "predict over a user's file at an output path --overwrite": Case(
+        _predict_into(lambda t: (t / "res").mkdir() or (t / "res" / "a.tif").write_text("mine") and t / "res",
+                      "--overwrite"), "not written by pixlearn"),
+    "predict over a user's file at a probabilities path": Case(
+        _predict_into(lambda t: (t / "res" / "probabilities").mkdir(parents=True)
+                      or (t / "res" / "probabilities" / "a.tif").write_text("mine") and t / "res",
+                      "--probabilities", "--overwrite"), "not written by pixlearn"),
+    "predict with a manifest that is not one": Case(
+        _predict_into(lambda t: (t / "res").mkdir() or (t / "res" / "manifest.jsonl").write_text("x\ny\n")
+                      and t / "res"), "manifest"),
+    "predict --tile 0": Case(_predict_args("--tile", "0"), "tile"),
+    "predict --threads 0": Case(_predict_args("--threads", "0"), "--threads"),
     "evaluate --kind magic": Case(lambda t, m: ["evaluate", "--pred", str(t), "--truth", str(t), "--kind", "magic",
                                                 "-o", str(t / "out")], "--kind"),
     "info of a FIFO": Case(lambda t, m: ["info", str(_fifo_model(t, m))], "not a regular file"),
@@ -536,6 +598,8 @@ def test_bad_input_is_refused(tmp_path, model, name):
     work.mkdir()
     argv = case.build(work, model)
     before = _snapshot(work)
+    out = work / "out"
+    out_existed = out.exists()
     result = runner.invoke(app, argv)
     output = result.output  # click mixes stderr in
     assert result.exit_code == case.code, f"{output}\n{result.exception!r}"
@@ -544,12 +608,10 @@ def test_bad_input_is_refused(tmp_path, model, name):
     import re
 
     assert re.search(case.fragment, output), output
-    # an empty output folder is tolerated here (predict/batch.py creates it first; see the xfail case)
-    out = work / "out"
-    assert not out.exists() or not any(out.rglob("*")), "an output was written"
-    assert _snapshot(work) == before, "input files changed"
-    if name == "no empty output folder after a failure":
-        assert not out.exists(), "an empty output folder was left behind"
+    # nothing written, not even an empty output folder; a folder that was there is unchanged
+    assert out_existed or not out.exists(), "an output (folder) was left behind"
+    assert _snapshot(work) == before, "files changed, appeared or were lost"
+    assert not [p for p in work.rglob("*.partial")], "a temporary file was left behind"
 
 
 def test_corpus_size():

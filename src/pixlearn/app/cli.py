@@ -1,8 +1,11 @@
 """The ``pixlearn`` command: train, predict, evaluate, info, demo.
 
 Each subcommand parses paths and options, calls one library function and prints a summary.
-Bad input ends with one line ``error: FILE: PROBLEM`` on stderr and exit code 2. Heavy imports
-(torch, scikit-learn) happen inside the commands so that ``--help`` is fast.
+Every failure goes through one error path (:class:`_OneErrorPath`): bad input and misused
+options end with one line ``error: FILE-OR-OPTION: PROBLEM`` on stderr and exit code 2; an
+internal bug ends with one short line asking to report it, and exit code 1 (the traceback only
+with ``--verbose``). Heavy imports (torch, scikit-learn) happen inside the commands so that
+``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -10,16 +13,85 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+import traceback
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+from pixlearn.errors import PixlearnError
+
 logger = logging.getLogger("pixlearn")
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """``OPTION: PROBLEM`` of a usage error of the command line (one line)."""
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and type(exc).__name__ != "MissingParameter" \
+            and param is not None and exc.message:
+        name = param.get_error_hint().replace("'", "")
+        return f"{name}: Invalid value: {exc.message}"
+    return exc.format_message()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _OneErrorPath(TyperGroup):
+    """The ``pixlearn`` group: every failure of every command ends here, written once.
+
+    * :class:`~pixlearn.errors.PixlearnError` and other ``ValueError`` (invalid option values
+      refused by configuration validation), click usage errors (unknown options, values of the
+      wrong type or out of range, missing arguments): ``error: FILE-OR-OPTION: PROBLEM``, exit 2.
+    * Anything else is a bug of pixlearn: one line naming the exception and asking to report it
+      (with the traceback that ``--verbose`` prints), exit 1.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        verbose = "--verbose" in argv or "-v" in argv
+        try:
+            result = super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # usage errors: unknown options, bad or missing values
+            if type(exc).__name__ == "NoArgsIsHelpError":  # plain `pixlearn`: the help
+                exc.show()  # type: ignore[attr-defined]
+            else:
+                typer.echo(f"error: {_one_line(_usage_message(exc))}", err=True)
+            code = EXIT_BAD_INPUT
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            code = EXIT_INTERNAL
+        except ValueError as exc:  # PixlearnError, and option values refused by config validation
+            if verbose:
+                traceback.print_exc()
+            typer.echo(f"error: {_one_line(str(exc))}", err=True)
+            code = EXIT_BAD_INPUT
+        except Exception as exc:  # a bug of pixlearn, not of the input
+            if verbose:
+                traceback.print_exc()
+            detail = _one_line(str(exc))[:200]
+            hint = "please report it with the output of the same command run with --verbose" if not verbose \
+                else "please report it with the traceback above"
+            typer.echo(f"error: internal error ({type(exc).__name__}: {detail}); {hint}", err=True)
+            code = EXIT_INTERNAL
+        else:
+            code = result if isinstance(result, int) else 0
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0], cls=_OneErrorPath)
 
 
 class Method(str, Enum):
@@ -41,9 +113,9 @@ class LabelKind(str, Enum):
     instances = "instances"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
+def _fail(message: str) -> PixlearnError:
+    """The error to raise for a misused option: the one error path prints it, exit code 2."""
+    return PixlearnError(message)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -81,22 +153,30 @@ def parse_duration(text: str) -> float:
     return float(sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
 
 
-def _guard(fn: Any) -> Any:
-    """Turn pixlearn's input errors into one message and exit code 2."""
-    import functools
+def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """``"512,512"`` as ``(512, 512)``; anything else refused naming `option`."""
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise _fail(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pixlearn.errors import PixlearnError
 
-        try:
-            return fn(*args, **kwargs)
-        except PixlearnError as exc:
-            raise _fail(str(exc)) from None
-        except ValueError as exc:  # invalid option values rejected by config validation
-            raise _fail(str(exc)) from None
+def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
+    """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
+    pixlearn model (replaced only with `overwrite`)."""
+    from pixlearn.models.model_file import check_model_target
 
-    return wrapper
+    target = output.resolve()
+    for folder in data:
+        if folder is None:
+            continue
+        if not folder.is_dir():  # the data's own problem first, as reading the pairs would say it
+            raise PixlearnError("not a folder", folder)
+        resolved = folder.resolve()
+        if target == resolved or resolved in target.parents:
+            raise PixlearnError(f"the model output is {'' if target == resolved else 'inside '}the data folder "
+                                f"{folder}; choose another output", output)
+    check_model_target(output, overwrite=overwrite)
 
 
 def _experiment(
@@ -118,13 +198,17 @@ def _experiment(
 
     from pixlearn.experiment import ExperimentConfig
 
+    try:  # parsed for every method, so that a typo is never silently ignored
+        limit_s = parse_duration(time_limit) if time_limit is not None else None
+    except ValueError as exc:
+        raise _fail(f"--time-limit: {exc}") from None
     experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
     if method == Method.unet:
         train: dict[str, Any] = {"seed": seed} if seed is not None else {}
         if epochs is not None:
             train["epochs"] = epochs
-        if time_limit:
-            train["time_limit_s"] = parse_duration(time_limit)
+        if limit_s is not None:
+            train["time_limit_s"] = limit_s
         return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
     classifier: dict[str, Any] = {"method": method.value}
     if seed is not None:
@@ -132,14 +216,19 @@ def _experiment(
     if n_estimators is not None:
         classifier["rf"] = {"n_estimators": n_estimators}
     features = experiment.features
+    if limit_s is not None or epochs is not None:
+        logger.warning("--time-limit and --epochs apply to --method unet only; ignored for %s", method.value)
     if sigmas:
-        features = dataclasses.replace(features, sigmas=tuple(float(s) for s in sigmas.split(",")))
+        try:
+            values = tuple(float(s) for s in sigmas.split(","))
+        except ValueError:
+            raise _fail(f"--sigmas: cannot read {sigmas!r}; use e.g. 1,2,4") from None
+        features = dataclasses.replace(features, sigmas=values)
     return dataclasses.replace(experiment, features=features,
                                classifier=experiment.classifier.with_overrides(classifier))
 
 
 @app.command()
-@_guard
 def train(
     images: Annotated[Path, typer.Option(help="Folder of raw images.")],
     labels: Annotated[Path, typer.Option(help="Folder of annotations, matched to images by file name.")],
@@ -154,21 +243,24 @@ def train(
     config: Annotated[Path | None, typer.Option(help="YAML/JSON file with sections normalization, features, classifier, unet, train, tile (options given here override its values).")] = None,
     sigmas: Annotated[str | None, typer.Option(help="Feature scales, comma separated (classical).")] = None,
     n_estimators: Annotated[int | None, typer.Option(help="Trees of the random forest.")] = None,
-    n_classes: Annotated[int | None, typer.Option(help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
+    n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
     val_images: Annotated[Path | None, typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
     val_labels: Annotated[Path | None, typer.Option(help="Validation annotations.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (networks).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs (networks).")] = None,
     time_limit: Annotated[str | None, typer.Option(help="Stop training after this long and keep the best model, e.g. 20m.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted network training from its last checkpoint.")] = False,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: the config file's, else 0).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing pixlearn model at --output (never anything else).")] = False,
+    seed: Annotated[int | None, typer.Option(min=0, help="Random seed (default: the config file's, else 0).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model from pairs of raw images and annotations."""
     _setup_logging(verbose)
     from pixlearn.data.pairs import load_pairs
 
+    # before anything is read or trained: no minutes of training lost to an output refused at the end
+    _check_model_output(output, overwrite=overwrite, data=[images, labels, val_images, val_labels])
     experiment = _experiment(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
                              time_limit=time_limit, seed=seed)
     _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
@@ -194,12 +286,11 @@ def train(
     from pixlearn.app.jobs import resolved_experiment
     from pixlearn.models.model_file import save_model
 
-    save_model(model, output, experiment=resolved_experiment(experiment, model))
+    save_model(model, output, experiment=resolved_experiment(experiment, model), overwrite=overwrite)
     typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
 
 
 @app.command()
-@_guard
 def predict(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder or .zip file.")],
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Image files, folders or glob patterns.")],
@@ -211,8 +302,8 @@ def predict(
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished.")] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished (never a file pixlearn did not write).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Apply a trained model to images of any size."""
@@ -225,9 +316,9 @@ def predict(
 
     if output_format not in ("tif", "zarr"):
         raise _fail(f"--format {output_format!r}: use tif or zarr")
+    tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
+    paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
-    paths = list_images(inputs)
-    tile_cfg = TileConfig(tile_shape=tuple(int(t) for t in tile.split(","))) if tile else TileConfig()
     manifest = predict_many(
         model, paths, output, tile_cfg=tile_cfg, axes=axes, output_format=output_format,
         return_probabilities=probabilities, tta=tta, dask_address=dask, overwrite=overwrite,
@@ -237,12 +328,11 @@ def predict(
 
 
 @app.command()
-@_guard
 def evaluate(
     pred: Annotated[Path, typer.Option(help="Folder of predictions.")],
     truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name.")],
     kind: Annotated[str, typer.Option(help="semantic, instances or restore.")] = "semantic",
-    n_classes: Annotated[int | None, typer.Option(help="Number of classes (semantic; default: from the data).")] = None,
+    n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes (semantic; default: from the data).")] = None,
     scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for metrics.json / metrics.csv (default: --pred).")] = None,
 ) -> None:
@@ -258,7 +348,6 @@ def evaluate(
 
 
 @app.command()
-@_guard
 def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]) -> None:
     """Show what a model file holds: kind, task, inputs, classes, settings, training history."""
     from pixlearn.models.model_file import describe
@@ -268,7 +357,6 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]) -> None:
 
 
 @app.command()
-@_guard
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the demo data, model and results.")] = Path("demo_output"),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
@@ -280,6 +368,26 @@ def demo(
 
     summary = run_demo(output, seed=seed)
     typer.echo(summary)
+
+
+@app.command()
+def doctor(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Model files or folders, image files or folders of images.")],
+    axes: Annotated[str | None, typer.Option(help="Axes of the images (default: inferred).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Check model files and images without running anything; say what would be refused.
+
+    Exit code 0 when everything would be accepted, 2 when anything would be refused.
+    """
+    _setup_logging(verbose)
+    from pixlearn.app.doctor import diagnose
+
+    report = diagnose(paths, axes=axes)
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def main() -> None:  # pragma: no cover

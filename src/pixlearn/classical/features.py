@@ -59,6 +59,13 @@ FEATURES: tuple[str, ...] = (
     "structure_tensor_eigenvalues",
 )
 ILASTIK_SIGMAS: tuple[float, ...] = (0.3, 0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
+#: Largest scale in pixels (``sigma / spacing`` on the finest axis). The halo a block needs is
+#: about ``truncate * (1 + st_ratio) * sigma`` (the structure tensor's inner and outer Gaussians:
+#: 4.5 sigma with ilastik's settings), so 128 px means a halo of about 600 px: tiles of 2048 px
+#: (what a 1 GiB budget gives) still keep a core of 800 px. A larger scale describes
+#: nothing local, and only makes every tile read several thousand pixels of context and
+#: every Gaussian run for minutes (``--sigmas 1e6`` would never finish).
+MAX_SIGMA_PX = 128.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +75,8 @@ class FeatureConfig(Config):
     Parameters
     ----------
     sigmas : tuple of float
-        Scales in physical units (pixels when `spacing` is ``None``), strictly increasing.
+        Scales in physical units (pixels when `spacing` is ``None``), strictly increasing, at
+        most :data:`MAX_SIGMA_PX` pixels on the finest axis (see there why).
     features : tuple of str
         Names from :data:`FEATURES`; their order is the order of the output features.
     spacing : tuple of float, optional
@@ -120,6 +128,11 @@ class FeatureConfig(Config):
             len(self.spacing) not in (2, 3) or any(not s > 0 for s in self.spacing)
         ):
             raise ValueError(f"FeatureConfig.spacing needs 2 or 3 positive values, got {self.spacing}")
+        finest = min(self.spacing) if self.spacing else 1.0
+        if self.sigmas[-1] / finest > MAX_SIGMA_PX:
+            raise ValueError(
+                f"FeatureConfig.sigmas: {self.sigmas[-1]:g} is {self.sigmas[-1] / finest:g} pixels, more than "
+                f"{MAX_SIGMA_PX:g}; a scale that large needs a halo of thousands of pixels per tile")
         if not 0 < self.dog_ratio < 1:
             raise ValueError(f"FeatureConfig.dog_ratio must be in (0, 1), got {self.dog_ratio}")
         if not 0 < self.st_ratio <= 2:

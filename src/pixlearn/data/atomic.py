@@ -32,13 +32,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         yield tmp
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
-        if tmp.is_dir():
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
+        elif os.path.lexists(tmp):
             tmp.unlink()
         raise
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Move `tmp` to `path`. An existing folder (or a file replaced by a folder) is first moved
+    aside under a temporary name and removed only once `tmp` is in place, so that `path` always
+    holds either the old or the new content. Callers decide whether `path` may be replaced."""
+    if not os.path.lexists(path) or (not path.is_dir() and not tmp.is_dir()):
+        os.replace(tmp, path)  # a file over a file (or nothing): atomic
+        return
+    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.replaced.partial")
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
 

@@ -6,6 +6,7 @@ import glob
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,13 +16,18 @@ from pixlearn.errors import PixlearnError
 logger = logging.getLogger(__name__)
 
 
-def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def list_images(inputs: Sequence[str | os.PathLike[str]], *,
+                exclude: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
     """Expand files, folders and glob patterns into a sorted list of image paths.
 
     Parameters
     ----------
     inputs : sequence of path-like
         Image files, folders (their image files, not recursive) or glob patterns.
+    exclude : sequence of path-like
+        Folders whose contents are never listed (an output folder inside an input folder:
+        a program never takes its own outputs as inputs). A folder or pattern that lists only
+        excluded files is an error like one that lists nothing.
 
     Returns
     -------
@@ -32,19 +38,31 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     PixlearnError
         For an input that matches nothing.
     """
+    excluded = [Path(e).resolve() for e in exclude if Path(e).is_dir()]
+
+    def kept(path: Path, base: Path) -> bool:
+        # only folders below what the user listed: an input folder that is itself the output
+        # folder is listed, and refused by whoever writes there
+        base = base.resolve()
+        resolved = path.resolve()
+        return not any((resolved == e or e in resolved.parents) and e != base and e not in base.parents
+                       for e in excluded)
+
     paths: list[Path] = []
     for item in inputs:
         item_str = os.fspath(item)
         p = Path(item_str)
         if p.is_dir() and not is_image_file(p):
-            found = sorted(c for c in p.iterdir() if is_image_file(c) and not c.name.startswith("."))
+            found = sorted(c for c in p.iterdir() if is_image_file(c) and not c.name.startswith(".") and kept(c, p))
             if not found:
                 raise PixlearnError("folder holds no images " f"({', '.join(IMAGE_SUFFIXES)})", p)
             paths.extend(found)
         elif p.exists():
             paths.append(p)
         elif any(ch in item_str for ch in "*?["):
-            found = sorted(Path(m) for m in glob.glob(item_str) if is_image_file(m))
+            base = Path(re.split(r"[*?\[]", item_str, maxsplit=1)[0] or ".")
+            base = base if item_str[len(os.fspath(base)):][:1] in ("", os.sep) and base.is_dir() else base.parent
+            found = sorted(Path(m) for m in glob.glob(item_str) if is_image_file(m) and kept(Path(m), base))
             if not found:
                 raise PixlearnError("pattern matches no images", item_str)
             paths.extend(found)

@@ -23,10 +23,13 @@ torch.
 
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import json
 import logging
 import os
+import re
+import shutil
 import time
 import warnings
 import zipfile
@@ -71,11 +74,60 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: Config | None = None) -> Path:
+def check_model_target(path: str | os.PathLike[str], *, overwrite: bool) -> None:
+    """Refuse to write a model at `path` unless that loses nothing of the user's.
+
+    Nothing there, or an empty folder, is fine. An existing pixlearn model (a folder holding
+    model members only, or a zip file, with a ``model.json`` whose format is ``pixlearn-model``)
+    may be replaced only with `overwrite`. Anything else is refused.
+
+    Parameters
+    ----------
+    path : path-like
+        Model folder or ``.zip`` file to be written.
+    overwrite : bool
+        Whether an existing pixlearn model may be replaced.
+
+    Raises
+    ------
+    ModelFileError
+        Naming `path` and why it would not be replaced.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ModelFileError(f"{path.parent} is a file, not a folder", path)
+        return
+    if path.is_symlink() or not (path.is_dir() or path.is_file()):
+        raise ModelFileError("exists and is not a pixlearn model; not replaced", path)
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir())
+        if not entries:
+            return
+        foreign = [name for name in entries if name not in MEMBERS]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise ModelFileError(f"folder holds files that are not part of a pixlearn model ({shown}); "
+                                 "not replaced: choose another output", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read_header(path)
+    except ModelFileError:
+        raise ModelFileError("exists and is not a pixlearn model; not replaced: choose another output",
+                             path) from None
+    if not overwrite:
+        raise ModelFileError("a pixlearn model is already there; pass --overwrite to replace it", path)
+
+
+def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: Config | None = None,
+               overwrite: bool = True) -> Path:
     """Write a trained model to a folder, or to one zip file when `path` ends in ``.zip``.
 
-    The target appears only when complete (written under a temporary name, then renamed);
-    an existing model at `path` is replaced.
+    The target appears only when complete (written under a temporary name, then renamed).
+    An existing target is replaced only if it is a pixlearn model or an empty folder, and only
+    with `overwrite`; anything else (a user's file or folder) is refused, see
+    :func:`check_model_target`.
 
     Parameters
     ----------
@@ -86,12 +138,22 @@ def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: C
         The resolved :class:`pixlearn.experiment.ExperimentConfig` the model was trained with,
         written as ``"experiment"`` in ``model.json`` (read it back with
         :meth:`~pixlearn.experiment.ExperimentConfig.from_model`).
+    overwrite : bool
+        Replace an existing pixlearn model at `path` (default, as the Python API always did;
+        the command line asks for ``--overwrite``).
 
     Returns
     -------
     path : Path
+
+    Raises
+    ------
+    ModelFileError
+        When `path` holds something that is not a pixlearn model or an empty folder, or a
+        model and not `overwrite`.
     """
     path = Path(path)
+    check_model_target(path, overwrite=overwrite)
     members = _serialise(model, experiment)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -103,6 +165,9 @@ def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: C
             tmp.mkdir()
             for name, data in members.items():
                 (tmp / name).write_bytes(data)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):  # of a run killed while saving
+        if re.fullmatch(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}(\.replaced)?\.partial", stale.name):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
     logger.info("saved %s model to %s", model.kind, path)
     return path
 

@@ -238,12 +238,27 @@ class Job:
         return identity
 
     def output_spec(self, spatial: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
-        k = self.model.n_outputs
-        if self.model.task == "semantic":
-            return spatial, np.uint8 if k <= 255 else np.uint16
-        if self.model.task == "restore":
-            return spatial + (k,), np.float32
-        return spatial, np.uint32
+        return output_spec(self.model, spatial)
+
+
+def output_spec(model: PixelModel, spatial: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype of the labels (or restored image) `model` makes of an image of `spatial` shape."""
+    k = model.n_outputs
+    if model.task == "semantic":
+        return spatial, np.uint8 if k <= 255 else np.uint16
+    if model.task == "restore":
+        return spatial + (k,), np.float32
+    return spatial, np.uint32
+
+
+def output_bytes(model: PixelModel, spatial: tuple[int, ...], probabilities: bool) -> int:
+    """Bytes of the NumPy outputs :func:`predict_file` allocates for a TIFF output: labels, plus
+    the raw outputs when they are written or needed to label instances."""
+    shape, dtype = output_spec(model, spatial)
+    total = math.prod(shape) * np.dtype(dtype).itemsize
+    if probabilities or model.task == "instances":
+        total += math.prod(spatial) * int(model.n_outputs) * 4
+    return int(total)
 
 
 def identity(block: np.ndarray) -> np.ndarray:
@@ -391,7 +406,7 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
             probs = np.zeros(probs_shape, np.float32) if task.prob_target is not None else None
             apply_job(job, image, options.tile_cfg, labels_out, probs, progress=progress, scratch=None)
             spatial_axes = "ZYX" if model.ndim == 3 else "YX"
-            if task.prob_target is not None:
+            if task.prob_target is not None and probs is not None:
                 write_image(task.prob_target, probs, axes=spatial_axes + "C")
             write_image(task.target, labels_out, axes=spatial_axes + ("C" if labels_out.ndim > model.ndim else ""))
     return time.perf_counter() - start

@@ -1,7 +1,10 @@
 """Apply a model to many image files: :func:`predict_many`, its manifest, skip and resume.
 
-Every input is checked before any prediction runs; finished outputs are skipped and leftovers
-of an interrupted run removed; each finished image appends a line to ``manifest.jsonl``.
+Every input is checked before any prediction runs and before the output folder is created;
+finished outputs are skipped and leftovers of an interrupted run removed; each finished image
+appends a line to ``manifest.jsonl``. The manifest is what pixlearn knows it made: a file at an
+output path that the manifest does not name is never written over, and the output folder may
+not be or contain an input.
 """
 
 from __future__ import annotations
@@ -9,13 +12,17 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pixlearn.data.checks import available_memory
 from pixlearn.data.formats import file_stem
+from pixlearn.data.images import open_image
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import (
@@ -23,6 +30,7 @@ from pixlearn.predict._machinery import (
     FileTask,
     RunOptions,
     check_image_for_model,
+    output_bytes,
     predict_file,
     progress_bar,
     write_errors,
@@ -35,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 OUTPUT_FORMATS: tuple[str, ...] = ("tif", "zarr")
+#: Largest output predicted whole in memory (TIFF); larger ones need the Zarr format, written
+#: tile by tile. Also at most half the memory available, leaving room for the image and the model.
+MAX_IN_MEMORY_OUTPUT_BYTES = 16 * 2**30
+#: Names of pixlearn's own temporary files (``data.atomic`` and the scratch arrays of instance
+#: models); only these are removed as leftovers of an interrupted run.
+_STALE = re.compile(r"^\.(?:.+\.[0-9a-f]{8}(?:\.replaced)?|outputs-\d+-\d+)\.partial$")
 
 
 def predict_many(
@@ -54,12 +68,15 @@ def predict_many(
 ) -> Path:
     """Apply a model to many images, skipping finished outputs, with a manifest.
 
-    Every input is opened and checked before any prediction runs. Outputs are written
-    atomically (TIFF: to a temporary name, renamed when complete; Zarr: tile by tile into a
-    temporary folder marked ``incomplete``, renamed when complete), so a finished output is
-    one whose name exists; a rerun skips those and removes leftovers of an interrupted run.
-    Each finished image appends a line to ``out_dir/manifest.jsonl``: input, output, model,
-    seconds.
+    Every input is opened and checked before any prediction runs, and before `out_dir` is
+    created: its kind and values, its fit to the model, its first pixel read, and the memory a
+    TIFF output needs. Outputs are written atomically (TIFF: to a temporary name, renamed when
+    complete; Zarr: tile by tile into a temporary folder marked ``incomplete``, renamed when
+    complete). Each finished image appends a line to ``out_dir/manifest.jsonl``: input,
+    output(s), model, seconds. A finished output is one the manifest names that can be opened;
+    a rerun skips those and removes leftovers of an interrupted run. Nothing is ever written
+    over a file the manifest does not name, not even with `overwrite`; if the run fails before
+    any output is finished, an output folder it created is removed again.
 
     Parameters
     ----------
@@ -83,7 +100,7 @@ def predict_many(
         worker processes. Images go to workers; Zarr outputs of large images are split into
         blocks across workers.
     overwrite : bool
-        Redo finished outputs.
+        Redo finished outputs (files pixlearn wrote, as the manifest says; never others).
     model_name : str, optional
         Written to the manifest (default: the model's class name).
     progress : bool
@@ -96,40 +113,90 @@ def predict_many(
     Raises
     ------
     PixlearnError
-        An unreadable input, an image the model does not take, an output folder that cannot be
-        written, a full disk.
+        An unreadable input, an image the model does not take, an output too large for memory
+        (TIFF), an output folder that is or contains an input, a file at an output path that
+        pixlearn did not write, an output folder that cannot be written, a full disk.
     """
     if output_format not in OUTPUT_FORMATS:
         raise PixlearnError(f"output format {output_format!r}: use tif or zarr")
     options = RunOptions(tile_cfg or TileConfig(), axes, tta)
-    out_dir = _prepare_out_dir(Path(out_dir))
-    tasks = _plan_tasks(model, [Path(p) for p in inputs], out_dir, options, output_format, return_probabilities)
-    if not overwrite:
-        tasks = [task for task in tasks if not _skip_finished(task)]
-    seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
-    if dask_address:
-        seconds = predict_tasks_dask(model, tasks, options, dask_address, progress=progress)
-    else:
-        seconds = _predict_tasks_local(model, tasks, options, progress)
+    out_dir = Path(out_dir)
+    paths = [Path(p) for p in inputs]
+    _check_out_dir(out_dir, paths)
+    tasks = _plan_tasks(model, paths, out_dir, options, output_format, return_probabilities)
+    made = _made_by_pixlearn(out_dir)
+    _refuse_foreign_outputs(tasks, made)
+    created = _prepare_out_dir(out_dir)
+    tasks = [task for task in tasks if overwrite or not _skip_finished(task, made)]
     manifest = out_dir / MANIFEST
     name = model_name or type(model).__name__
-    for task, took in zip(tasks, seconds):
-        _append_manifest(manifest, {"input": str(task.source), "output": str(task.target), "model": name,
-                                    "seconds": round(float(took), 3)})
+    done = 0
+    try:
+        seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
+        if dask_address:
+            seconds = predict_tasks_dask(model, tasks, options, dask_address, progress=progress)
+        else:
+            seconds = _predict_tasks_local(model, tasks, options, progress)
+        for task, took in zip(tasks, seconds):
+            record = {"input": str(task.source), "output": str(task.target), "model": name,
+                      "seconds": round(float(took), 3)}
+            if task.prob_target is not None:
+                record["probabilities"] = str(task.prob_target)
+            _append_manifest(manifest, record)
+            done += 1
+    except BaseException:
+        if created and done == 0:
+            _remove_if_empty(out_dir)
+        raise
     return manifest
 
 
-def _prepare_out_dir(out_dir: Path) -> Path:
-    """Create `out_dir`, check that it can be written, and remove leftovers of an interrupted run."""
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _check_out_dir(out_dir: Path, inputs: list[Path]) -> None:
+    """Refuse an output folder that is an input, or is or contains an input's folder."""
+    target = out_dir.resolve()
+    for path in inputs:
+        source = path.resolve()
+        if _inside(source, target):
+            what = "is the input" if source == target else "contains the input"
+            raise PixlearnError(f"the output folder {what} {path}; choose an output folder outside the inputs",
+                                out_dir)
+        if _inside(target, source):
+            raise PixlearnError(f"the output folder lies inside the input {path}", out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PixlearnError("the output folder is a file", out_dir)
+
+
+def _prepare_out_dir(out_dir: Path) -> bool:
+    """Create `out_dir` (``True`` if it was created), check that it can be written, and remove
+    leftovers of an interrupted run."""
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if created:
+            _remove_if_empty(out_dir)
         raise PixlearnError(f"cannot write to the output folder ({exc.strerror or exc})", out_dir) from exc
     _remove_stale(out_dir)
-    return out_dir
+    return created
+
+
+def _remove_if_empty(out_dir: Path) -> None:
+    """Remove an output folder this run created, when nothing was finished in it."""
+    for sub in (out_dir / "probabilities", out_dir):
+        try:
+            manifest = sub / MANIFEST
+            if manifest.exists() and manifest.stat().st_size == 0:
+                manifest.unlink()
+            sub.rmdir()
+        except OSError:
+            pass
 
 
 def _plan_tasks(model: PixelModel, paths: list[Path], out_dir: Path, options: RunOptions, output_format: str,
@@ -140,6 +207,9 @@ def _plan_tasks(model: PixelModel, paths: list[Path], out_dir: Path, options: Ru
     for path in paths:
         image = canonical_input(path, options.axes, model.n_channels)
         check_image_for_model(model, image.shape, path)
+        image[(slice(0, 1),) * image.ndim]  # a corrupt lazy file fails here, before anything runs
+        if output_format != "zarr":
+            _check_output_memory(model, image.shape, probabilities, path)
         task = _task_for(path, out_dir, output_format, probabilities)
         if task.target in targets:
             raise PixlearnError(f"two inputs would write the same output {task.target.name}", path)
@@ -154,35 +224,69 @@ def _task_for(path: Path, out_dir: Path, fmt: str, probabilities: bool) -> FileT
     return FileTask(path, out_dir / f"{stem}.{fmt}", prob_target)
 
 
-def _skip_finished(task: FileTask) -> bool:
-    if _finished(task.target, task.prob_target):
+def _check_output_memory(model: PixelModel, shape: tuple[int, ...], probabilities: bool, path: Path) -> None:
+    """Refuse an image whose outputs, held whole in memory for a TIFF, would not fit."""
+    spatial = tuple(int(s) for s in shape[:-1])
+    need = output_bytes(model, spatial, probabilities)
+    limit = min(available_memory() // 2, MAX_IN_MEMORY_OUTPUT_BYTES)
+    if need > limit:
+        raise PixlearnError(
+            f"a TIFF output of {math.prod(spatial)} pixels is predicted whole in memory and needs "
+            f"{need / 2**30:.1f} GiB, more than {limit / 2**30:.1f} GiB (half the memory available, at most "
+            f"{MAX_IN_MEMORY_OUTPUT_BYTES // 2**30} GiB); use --format zarr (written tile by tile)", path)
+
+
+def _made_by_pixlearn(out_dir: Path) -> set[Path]:
+    """The outputs the manifest of `out_dir` names (resolved paths; also where they are now if
+    the folder was moved since)."""
+    made: set[Path] = set()
+    here = out_dir.resolve()
+    for record in read_manifest(out_dir):
+        for key, sub in (("output", here), ("probabilities", here / "probabilities")):
+            if isinstance(record.get(key), str):
+                made.add(Path(record[key]).resolve())
+                made.add(sub / Path(record[key]).name)
+    return made
+
+
+def _refuse_foreign_outputs(tasks: list[FileTask], made: set[Path]) -> None:
+    """Refuse, before anything is written, an output path where a file pixlearn did not make lies."""
+    for task in tasks:
+        for target in (task.target, task.prob_target):
+            if target is not None and os.path.lexists(target) and target.resolve() not in made:
+                raise PixlearnError(
+                    f"exists and was not written by pixlearn (not in {MANIFEST}); not replaced: move it or "
+                    "choose another output folder", target)
+
+
+def _skip_finished(task: FileTask, made: set[Path]) -> bool:
+    if _finished(task.target, made) and (task.prob_target is None or _finished(task.prob_target, made)):
         logger.info("skipping %s: %s is finished", task.source, task.target)
         return True
     return False
 
 
-def _finished(target: Path, prob_target: Path | None) -> bool:
-    for p in (target, prob_target):
-        if p is None:
-            continue
-        if not p.exists():
-            return False
-        if p.suffix == ".zarr":
-            try:
-                import zarr
-
-                if zarr.open_array(str(p), mode="r").attrs.get(INCOMPLETE, False):
-                    return False
-            except Exception:
-                return False
+def _finished(target: Path, made: set[Path]) -> bool:
+    """A finished output: named by the manifest, there, and readable (a damaged one is redone)."""
+    if target.resolve() not in made or not target.exists():
+        return False
+    try:
+        array, _ = open_image(target)
+    except PixlearnError:
+        logger.warning("%s is damaged; predicting it again", target)
+        return False
+    if target.suffix == ".zarr" and getattr(array, "attrs", {}).get(INCOMPLETE, False):
+        return False
     return True
 
 
 def _remove_stale(out_dir: Path) -> None:
-    """Remove temporary outputs left by an interrupted run (``.name.xxxx.partial``)."""
+    """Remove temporary outputs left by an interrupted run (pixlearn's ``.name.xxxxxxxx.partial``)."""
     for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial")):
+        if not _STALE.match(p.name):
+            continue
         logger.info("removing unfinished output %s", p)
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
 
 
 def _predict_tasks_local(model: PixelModel, tasks: list[FileTask], options: RunOptions,
@@ -197,15 +301,47 @@ def _predict_tasks_local(model: PixelModel, tasks: list[FileTask], options: RunO
 
 
 def _append_manifest(manifest: Path, record: dict[str, Any]) -> None:
-    with write_errors(manifest), open(manifest, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    with write_errors(manifest), open(manifest, "a+b") as fh:
+        if fh.tell() > 0:  # a line cut short by a killed run: start on a fresh line
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+        fh.write((json.dumps(record) + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of ``out_dir/manifest.jsonl`` (empty when there is none)."""
+    """The records of ``out_dir/manifest.jsonl`` (empty when there is none).
+
+    A last line cut short (a run killed while appending it) is ignored.
+
+    Raises
+    ------
+    PixlearnError
+        A manifest that cannot be read or is not one pixlearn writes.
+    """
     path = Path(out_dir) / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not path.is_file():
+        raise PixlearnError("is not a regular file", path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PixlearnError(f"cannot read the manifest ({exc})", path) from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            if number == len(lines):
+                logger.warning("%s: ignoring an unfinished last line", path)
+                continue
+            raise PixlearnError(f"line {number} is not a pixlearn manifest record", path)
+        records.append(record)
+    return records
