@@ -191,3 +191,11 @@ def test_colour_image_given_to_grey_model(tmp_path, blobs_2d):
         assert result.exit_code == 0, out
     np.testing.assert_array_equal(read_labels(tmp_path / "pred_rgb" / "im0.tif"),
                                   read_labels(tmp_path / "pred_grey" / "im0.tif"))
+
+
+def test_every_command_is_registered_and_documented():
+    from pixlearn.app.cli import app
+
+    for command in ("train", "predict", "evaluate", "info", "demo", "doctor", "gui"):
+        result = CliRunner().invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, command

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from pixlearn.app.gui import gui
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger("pixlearn")
@@ -388,6 +389,9 @@ def doctor(
         typer.echo(line)
     if not report.ok:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+app.command(name="gui", help="Open napari with the pixlearn widget docked and IMAGES loaded (needs the gui extra).")(gui)
 
 
 def main() -> None:  # pragma: no cover
