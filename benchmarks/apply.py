@@ -261,12 +261,11 @@ def _predict_big(source: str, out_dir: str, kind: str, ndim: int, tile: tuple[in
     import torch
 
     torch.set_num_threads(threads)
-    from pixlearn.predict import predict_many, read_manifest
+    from pixlearn.predict import PredictOptions, predict_many, read_manifest
     from pixlearn.predict.tiling import TileConfig
 
     model = _tiny_model(kind, ndim)
-    predict_many(model, [source], out_dir, output_format="zarr", tile_cfg=TileConfig(tile_shape=tile, batch_size=batch),
-                 model_name=kind)
+    predict_many(model, [source], out_dir, PredictOptions(output_format="zarr", tile=TileConfig(tile_shape=tile, batch_size=batch)), model_name=kind)
     import zarr
 
     out = zarr.open_array(str(Path(out_dir) / (Path(source).stem + ".zarr")), mode="r")
@@ -321,7 +320,7 @@ def _dask_equal(size: int) -> dict[str, Any]:
 
     from pixlearn import predict as predict_module
     from pixlearn.data.images import write_image
-    from pixlearn.predict import predict_many
+    from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.predict.tiling import TileConfig
 
     folder = BENCH_DIR / "dask"
@@ -340,8 +339,7 @@ def _dask_equal(size: int) -> dict[str, Any]:
         seconds = {}
         for run, address in (("single", None), ("dask", "local:2")):
             start = time.perf_counter()
-            predict_many(model, inputs, folder / kind / run, tile_cfg=tile_cfg, output_format="zarr",
-                         return_probabilities=True, dask_address=address)
+            predict_many(model, inputs, folder / kind / run, PredictOptions(tile=tile_cfg, output_format="zarr", probabilities=True), dask_address=address)
             seconds[run] = time.perf_counter() - start
         labels_equal, bitwise, max_diff = True, True, 0.0
         for p in inputs:

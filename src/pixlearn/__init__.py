@@ -55,6 +55,7 @@ _API: dict[str, str] = {
     "TileConfig": "pixlearn.predict.tiling",
     "apply_model": "pixlearn.predict",
     "predict_many": "pixlearn.predict",
+    "PredictOptions": "pixlearn.predict",
     "predict_tiled": "pixlearn.predict",
     # post-processing and evaluation
     "InstanceThresholds": "pixlearn.postprocess.instances",
@@ -75,6 +76,7 @@ __all__ = [
     "InstanceThresholds",
     "NetworkModel",
     "NormalizeConfig",
+    "PredictOptions",
     "PixelClassifier",
     "SyntheticConfig",
     "TileConfig",
@@ -116,7 +118,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.nets.training import TrainConfig
     from pixlearn.nets.unet import UNetConfig
     from pixlearn.postprocess.instances import InstanceThresholds, instances_from_outputs
-    from pixlearn.predict import apply_model, predict_many, predict_tiled
+    from pixlearn.predict import PredictOptions, apply_model, predict_many, predict_tiled
     from pixlearn.predict.tiling import TileConfig
     from pixlearn.synthetic import SyntheticConfig, make_nuclei
 

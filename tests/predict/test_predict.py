@@ -20,6 +20,7 @@ from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict import (
     CanonicalView,
+    PredictOptions,
     apply_model,
     label_tiled,
     predict_many,
@@ -437,7 +438,7 @@ def test_predict_many_manifest_skip_and_resume(tmp_path, folder):
     model = FilterModel()
     out = tmp_path / "out"
     inputs = sorted(folder.iterdir())
-    manifest = predict_many(model, inputs[:2], out, model_name="m1", return_probabilities=True)
+    manifest = predict_many(model, inputs[:2], out, PredictOptions(probabilities=True), model_name="m1")
     records = read_manifest(out)
     assert manifest == out / "manifest.jsonl" and [r["model"] for r in records] == ["m1", "m1"]
     assert set(records[0]) >= {"input", "output", "model", "seconds"}
@@ -461,8 +462,7 @@ def test_predict_many_zarr_outputs_complete(tmp_path, folder):
     import zarr
 
     out = tmp_path / "out"
-    predict_many(FilterModel(), [folder / "img0.tif"], out, output_format="zarr",
-                 tile_cfg=TileConfig(tile_shape=(16, 16)))
+    predict_many(FilterModel(), [folder / "img0.tif"], out, PredictOptions(output_format="zarr", tile=TileConfig(tile_shape=(16, 16))))
     array = zarr.open_array(str(out / "img0.zarr"), mode="r")
     assert array.attrs["incomplete"] is False and array.dtype == np.uint8
 
@@ -480,7 +480,7 @@ def test_predict_many_bad_inputs(tmp_path, folder, rng):
     with pytest.raises(PixlearnError, match="output folder"):
         predict_many(model, [folder / "img0.tif"], tmp_path / "file" / "out")
     with pytest.raises(PixlearnError, match="format"):
-        predict_many(model, [folder / "img0.tif"], tmp_path / "o3", output_format="png")
+        predict_many(model, [folder / "img0.tif"], tmp_path / "o3", PredictOptions(output_format="png"))
 
 
 class _FullDisk:
@@ -498,7 +498,7 @@ def test_disk_full_removes_partial_output(tmp_path, folder, monkeypatch):
     real = machinery_module.create_output
     monkeypatch.setattr(machinery_module, "create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
     with pytest.raises(PixlearnError, match="disk full"):
-        predict_many(FilterModel(), [folder / "img0.tif"], tmp_path / "out", output_format="zarr")
+        predict_many(FilterModel(), [folder / "img0.tif"], tmp_path / "out", PredictOptions(output_format="zarr"))
     assert not (tmp_path / "out").exists()  # nothing finished: not even the folder it created is left
 
 
@@ -509,7 +509,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
     model = FilterModel()
     cfg = TileConfig(tile_shape=(16, 16), mode="blended")
     inputs = sorted(folder.iterdir())
-    predict_many(model, inputs, tmp_path / "single", tile_cfg=cfg, output_format="zarr", return_probabilities=True)
+    predict_many(model, inputs, tmp_path / "single", PredictOptions(tile=cfg, output_format="zarr", probabilities=True))
     # make the block size small so that one image is also split into blocks over the workers
     monkeypatch.setitem(distributed_module.DASK_BLOCK_PIXELS, 2, 256)
     monkeypatch.setattr(machinery_module, "OUTPUT_CHUNKS", (16, 16))
@@ -520,8 +520,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
         warnings.simplefilter("ignore")
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                       dashboard_address=None) as cluster:
-            predict_many(model, inputs, tmp_path / "dask", tile_cfg=cfg, output_format="zarr",
-                         return_probabilities=True, dask_address=cluster.scheduler_address)
+            predict_many(model, inputs, tmp_path / "dask", PredictOptions(tile=cfg, output_format="zarr", probabilities=True), dask_address=cluster.scheduler_address)
     for p in inputs:
         for name in (p.stem + ".zarr", "probabilities/" + p.stem + ".zarr"):
             single = zarr.open_array(str(tmp_path / "single" / name), mode="r")[...]

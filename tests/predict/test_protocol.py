@@ -20,7 +20,7 @@ import pixlearn
 from pixlearn.data.images import read_image, write_image
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.models.protocol import PixelModel
-from pixlearn.predict import TileConfig, apply_model, predict_many, read_manifest
+from pixlearn.predict import PredictOptions, TileConfig, apply_model, predict_many, read_manifest
 
 PREDICT_ROOM = Path(pixlearn.__file__).parent / "predict"
 
@@ -124,8 +124,7 @@ def test_predict_many_with_protocol_only_model(tmp_path, rng, tile_mode, output_
         write_image(inputs[-1], image)
     model = PlusOne(tile_mode)
     out = tmp_path / "out"
-    predict_many(model, inputs, out, tile_cfg=TileConfig(tile_shape=(16, 16), overlap=4),
-                 output_format=output_format, return_probabilities=True)
+    predict_many(model, inputs, out, PredictOptions(tile=TileConfig(tile_shape=(16, 16), overlap=4), output_format=output_format, probabilities=True))
     assert [r["model"] for r in read_manifest(out)] == ["PlusOne", "PlusOne"]
     for i, image in enumerate(images):
         for name in (f"im{i}.{output_format}", f"probabilities/im{i}.{output_format}"):

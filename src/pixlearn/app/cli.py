@@ -312,7 +312,7 @@ def predict(
     _set_threads(threads)
     from pixlearn.data.folders import list_images
     from pixlearn.models.model_file import load_model
-    from pixlearn.predict import predict_many
+    from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.predict.tiling import TileConfig
 
     if output_format not in ("tif", "zarr"):
@@ -320,11 +320,7 @@ def predict(
     tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
-    manifest = predict_many(
-        model, paths, output, tile_cfg=tile_cfg, axes=axes, output_format=output_format,
-        return_probabilities=probabilities, tta=tta, dask_address=dask, overwrite=overwrite,
-        model_name=str(model_path), progress=True,
-    )
+    manifest = predict_many(model, paths, output, PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities, tta=tta, overwrite=overwrite), dask_address=dask, model_name=str(model_path), progress=True)
     typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")
 
 

@@ -36,7 +36,7 @@ def run_demo(output: str | os.PathLike[str], *, seed: int = 0) -> str:
     from pixlearn.data.writers import write_image
     from pixlearn.metrics.report import evaluate_folders, write_report
     from pixlearn.models.model_file import load_model, save_model
-    from pixlearn.predict import predict_many
+    from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.synthetic.nuclei import SyntheticConfig, make_dataset
     from pixlearn.synthetic.scribbles import instances_to_semantic, simulate_scribbles
 
@@ -60,8 +60,7 @@ def run_demo(output: str | os.PathLike[str], *, seed: int = 0) -> str:
     model = load_model(out / "model")
 
     test_images = [data / "images" / f"{name}.tif" for name in split["test"]]
-    predict_many(model, test_images, out / "predictions", return_probabilities=True, overwrite=True,
-                 model_name=str(out / "model"))
+    predict_many(model, test_images, out / "predictions", PredictOptions(probabilities=True, overwrite=True), model_name=str(out / "model"))
     result = evaluate_folders(out / "predictions", data / "semantic", kind="semantic", n_classes=2)
     write_report(result, out)
 

@@ -42,7 +42,7 @@ from pixlearn.predict.apply import (
     apply_model,
     check_image_for_model,
 )
-from pixlearn.predict.batch import MANIFEST, predict_many, read_manifest
+from pixlearn.predict.batch import MANIFEST, PredictOptions, predict_many, read_manifest
 from pixlearn.predict.distributed import DASK_BLOCK_PIXELS, dask_client
 from pixlearn.predict.engine import predict_tiled
 from pixlearn.predict.stitch import label_tiled
@@ -64,6 +64,7 @@ __all__ = [
     "check_image_for_model",
     "dask_client",
     "label_tiled",
+    "PredictOptions",
     "predict_many",
     "predict_tiled",
     "read_manifest",

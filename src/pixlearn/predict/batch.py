@@ -9,6 +9,7 @@ not be or contain an input.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pixlearn.config import Config
 from pixlearn.data.checks import available_memory
 from pixlearn.data.formats import file_stem
 from pixlearn.data.images import open_image
@@ -51,18 +53,46 @@ MAX_IN_MEMORY_OUTPUT_BYTES = 16 * 2**30
 _STALE = re.compile(r"^\.(?:.+\.[0-9a-f]{8}(?:\.replaced)?|outputs-\d+-\d+)\.partial$")
 
 
+@dataclasses.dataclass(frozen=True)
+class PredictOptions(Config):
+    """What :func:`predict_many` writes for each image, and how it reads and tiles it.
+
+    Parameters
+    ----------
+    tile : TileConfig
+        Tile shape, overlap, blending (default: chosen from the model and the memory).
+    axes : str, optional
+        Axes of the inputs (default: from metadata or inferred).
+    output_format : {"tif", "zarr"}
+        ``"zarr"`` writes tile by tile: memory stays bounded for any image size.
+    probabilities : bool
+        Also write ``probabilities/<stem>.<output_format>`` (raw outputs ``(..., K)``), in a
+        sub-folder so that the label images alone can be evaluated against a truth folder.
+    tta : bool
+        Test-time augmentation.
+    overwrite : bool
+        Redo finished outputs (files pixlearn wrote, as the manifest says; never others).
+    """
+
+    tile: TileConfig = dataclasses.field(default_factory=TileConfig)
+    axes: str | None = None
+    output_format: str = "tif"
+    probabilities: bool = False
+    tta: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.output_format not in OUTPUT_FORMATS:
+            raise PixlearnError(f"output format {self.output_format!r}: use tif or zarr")
+
+
 def predict_many(
     model: PixelModel,
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    options: PredictOptions | None = None,
     *,
-    tile_cfg: TileConfig | None = None,
-    axes: str | None = None,
-    output_format: str = "tif",
-    return_probabilities: bool = False,
-    tta: bool = False,
     dask_address: str | None = None,
-    overwrite: bool = False,
     model_name: str | None = None,
     progress: bool = False,
 ) -> Path:
@@ -85,22 +115,12 @@ def predict_many(
         Image files (see :func:`pixlearn.data.folders.list_images` to expand folders and patterns).
     out_dir : path-like
         Created when missing. Output ``<stem>.<output_format>``.
-    tile_cfg : TileConfig, optional
-    axes : str, optional
-        Axes of the inputs (default: from metadata or inferred).
-    output_format : {"tif", "zarr"}
-        ``"zarr"`` writes tile by tile: memory stays bounded for any image size.
-    return_probabilities : bool
-        Also write ``probabilities/<stem>.<output_format>`` (raw outputs ``(..., K)``), in a
-        sub-folder so that the label images alone can be evaluated against a truth folder.
-    tta : bool
-        Test-time augmentation.
+    options : PredictOptions, optional
+        Output format, probabilities, tiles, axes, test-time augmentation, overwrite.
     dask_address : str, optional
         ``"tcp://host:port"`` of a running Dask scheduler, or ``"local:N"`` for N local
         worker processes. Images go to workers; Zarr outputs of large images are split into
         blocks across workers.
-    overwrite : bool
-        Redo finished outputs (files pixlearn wrote, as the manifest says; never others).
     model_name : str, optional
         Written to the manifest (default: the model's class name).
     progress : bool
@@ -117,13 +137,13 @@ def predict_many(
         (TIFF), an output folder that is or contains an input, a file at an output path that
         pixlearn did not write, an output folder that cannot be written, a full disk.
     """
-    if output_format not in OUTPUT_FORMATS:
-        raise PixlearnError(f"output format {output_format!r}: use tif or zarr")
-    options = RunOptions(tile_cfg or TileConfig(), axes, tta)
+    wanted = PredictOptions() if options is None else options
+    output_format, return_probabilities, overwrite = wanted.output_format, wanted.probabilities, wanted.overwrite
+    run = RunOptions(wanted.tile, wanted.axes, wanted.tta)
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)
-    tasks = _plan_tasks(model, paths, out_dir, options, output_format, return_probabilities)
+    tasks = _plan_tasks(model, paths, out_dir, run, output_format, return_probabilities)
     made = _made_by_pixlearn(out_dir)
     _refuse_foreign_outputs(tasks, made)
     created = _prepare_out_dir(out_dir)
@@ -134,9 +154,9 @@ def predict_many(
     try:
         seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
         if dask_address:
-            seconds = predict_tasks_dask(model, tasks, options, dask_address, progress=progress)
+            seconds = predict_tasks_dask(model, tasks, run, dask_address, progress=progress)
         else:
-            seconds = _predict_tasks_local(model, tasks, options, progress)
+            seconds = _predict_tasks_local(model, tasks, run, progress)
         for task, took in zip(tasks, seconds):
             record = {"input": str(task.source), "output": str(task.target), "model": name,
                       "seconds": round(float(took), 3)}
