@@ -16,7 +16,7 @@ GUI_APT := xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
            libgl1 libegl1 libfontconfig1 libdbus-1-3 libglib2.0-0
 XVFB = $(if $(shell command -v xvfb-run),xvfb-run -a,)
 
-.PHONY: install gui-deps demo test lint bench screenshots clean
+.PHONY: install gui-deps demo test fuzz lint bench screenshots clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ lint: $(STAMP)
 
 test: $(STAMP) gui-deps lint
 	$(XVFB) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The long fuzz, property and kill -9 runs (seeded, bounded), which CI runs after the tests.
+fuzz: $(STAMP) gui-deps
+	$(XVFB) $(BIN)/python -m pytest -q --runslow -m fuzz $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -108,6 +108,7 @@ def test_kill_9_during_batch_prediction_then_rerun(batch, seed, fmt):
 
 
 @pytest.mark.slow
+@pytest.mark.fuzz
 @pytest.mark.parametrize("seed", range(10, 22))
 def test_kill_9_during_batch_prediction_many_points(batch, seed):
     _kill_predict(*batch, seed, "tif" if seed % 2 else "zarr")
@@ -161,6 +162,7 @@ def test_kill_9_during_training_then_resume(tmp_path, blobs_2d):
 
 
 @pytest.mark.slow
+@pytest.mark.fuzz
 @pytest.mark.parametrize("seed", range(20, 26))
 def test_kill_9_during_training_many_points(tmp_path, blobs_2d, seed):
     _kill_train(tmp_path, blobs_2d, seed)

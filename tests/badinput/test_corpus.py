@@ -546,6 +546,8 @@ CLI_CASES: dict[str, Case] = {
     "predict --tile abc": Case(_predict_args("--tile", "abc"), "abc"),
     "predict --tile 1,2,3,4,5": Case(_predict_args("--tile", "1,2,3,4,5"), "tile"),
     "predict --threads abc": Case(_predict_args("--threads", "abc"), "Invalid value"),
+    "predict --dask local:abc": Case(_predict_args("--dask", "local:abc"), "positive number of workers"),
+    "predict --dask local:0": Case(_predict_args("--dask", "local:0"), "positive number of workers"),
     "predict no inputs": Case(lambda t, m: ["predict", str(m), "-o", str(t / "out")], "INPUT"),
     "predict -o = the input folder": Case(_predict_into(lambda t: t / "in"), "is the input|contains the input"),
     "predict -o = the input folder --overwrite": Case(

@@ -39,14 +39,15 @@ def _check(tmp_path, data: bytes) -> None:
 _FLIPS = st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 255)), min_size=1, max_size=8)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=_FLIPS)
 def test_byte_flips_raise_only_model_file_errors(tmp_path, model_bytes, flips):
     _check(tmp_path, _flip(model_bytes, flips))
 
 
 @pytest.mark.slow
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=_FLIPS)
 def test_byte_flips_long_run(tmp_path, model_bytes, flips):
     _check(tmp_path, _flip(model_bytes, flips))

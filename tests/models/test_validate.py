@@ -132,7 +132,7 @@ def _cli(*args, cwd):
 @pytest.mark.parametrize(
     "case",
     ["rf child beyond the tree", "hgb feature beyond the features"]
-    + [pytest.param(c, marks=pytest.mark.slow) for c in
+    + [pytest.param(c, marks=[pytest.mark.slow, pytest.mark.fuzz]) for c in
        ("rf negative child", "rf feature beyond the features", "hgb child beyond the tree")],
 )
 def test_crafted_tree_never_crashes_prediction(tmp_path, saved, case):

@@ -596,3 +596,12 @@ def test_tiny_unet_instances_across_tiles(blobs_2d, one_torch_thread):
     from pixlearn.postprocess.instances import instances_from_outputs
 
     _same_partition(labels, instances_from_outputs(_whole(model, image)))
+
+
+def test_an_unreachable_dask_scheduler_is_one_clear_error():
+    from pixlearn.errors import PixlearnError
+    from pixlearn.predict.distributed import dask_client
+
+    with pytest.raises(PixlearnError, match="cannot reach the Dask scheduler"):
+        with dask_client("tcp://127.0.0.1:1", connect_timeout_s=1.0):
+            pass

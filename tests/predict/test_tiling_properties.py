@@ -85,6 +85,7 @@ def test_tiled_equals_whole(ndim, predictor):
 
 
 @pytest.mark.slow
+@pytest.mark.fuzz
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("predictor", ["plus_one", "mean_filter"])
 def test_tiled_equals_whole_long_run(ndim, predictor):

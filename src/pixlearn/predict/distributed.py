@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn.data.atomic import atomic_path
+from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import (
     FileTask,
@@ -48,18 +49,32 @@ DASK_BLOCK_PIXELS = {2: 2048 * 2048, 3: 64 * 1024 * 1024}
 
 
 @contextlib.contextmanager
-def dask_client(address: str) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``"tcp://..."`` or a new ``LocalCluster`` for ``"local:N"``."""
+def dask_client(address: str, *, connect_timeout_s: float = 10.0) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``"tcp://..."`` or a new ``LocalCluster`` for ``"local:N"``.
+
+    Raises
+    ------
+    PixlearnError
+        ``local:N`` with N not a positive integer, or a scheduler that does not answer within
+        `connect_timeout_s` (named as the ``--dask`` option).
+    """
     from distributed import Client, LocalCluster
 
     if address.startswith("local"):
-        n = int(address.partition(":")[2] or os.cpu_count() or 1)
+        count = address.partition(":")[2]
+        if count and (not count.isdigit() or int(count) < 1):
+            raise PixlearnError(f"--dask {address!r}: local:N needs a positive number of workers")
+        n = int(count or os.cpu_count() or 1)
         with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client
-    else:
-        with Client(address) as client:
-            yield client
+        return
+    try:
+        client = Client(address, timeout=connect_timeout_s)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise PixlearnError(f"--dask {address!r}: cannot reach the Dask scheduler ({type(exc).__name__}: {exc})") from None
+    with client:
+        yield client
 
 
 def _block_regions(spatial: tuple[int, ...], chunks: tuple[int, ...], block_pixels: int) -> list[Region]:
