@@ -271,3 +271,17 @@ def _json_safe(value: Any) -> Any:
     import json
 
     return json.loads(json.dumps(value, default=str))
+
+
+def onnx_for_model(model: Any, output: str | os.PathLike[str]) -> Path:
+    """Write a network's ONNX graph alone (input ``(B, C, *S)`` normalised, sizes as the package's)."""
+    from pixlearn.nets.unet import receptive_field_halo, size_divisor
+
+    model = _load_network(model)
+    sizes = axis_sizes(size_divisor(model.unet), receptive_field_halo(model.unet))
+    example = np.zeros((1, model.n_channels, *[m for m, _ in sizes]), np.float32)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as target:
+        save_onnx(model, example, target, input_name=INPUT_ID, output_name=OUTPUT_ID)
+    return output
