@@ -203,7 +203,7 @@ def load_bioimageio(package: str | os.PathLike[str], *, weight_format: str | Non
         raise ModelFileError(f"weight format {choice!r}: pixlearn loads pytorch_state_dict or onnx", path)
     if weights.onnx is None:
         if weights.pytorch_state_dict is not None:  # the state dict of another architecture
-            unet_kwargs_from_architecture(str(weights.pytorch_state_dict.architecture.callable),
+            unet_kwargs_from_architecture(str(getattr(weights.pytorch_state_dict.architecture, "callable", "")),
                                           {}, path)
         raise ModelFileError("the package has neither onnx weights nor a pixlearn pytorch_state_dict", path)
     post = _postprocessing(descr.outputs[0].postprocessing, task, normalization, path)
@@ -225,7 +225,7 @@ def _pixlearn_config(descr: Any) -> dict[str, Any]:
 def _is_pixlearn_arch(entry: Any) -> bool:
     from pixlearn.models.bioimageio_arch import ARCHITECTURE_CALLABLE
 
-    return entry is not None and str(entry.architecture.callable) == ARCHITECTURE_CALLABLE
+    return entry is not None and str(getattr(entry.architecture, "callable", "")) == ARCHITECTURE_CALLABLE
 
 
 def _n_channels(tensor: Any) -> int:
@@ -334,10 +334,10 @@ def _onnx_runner(session: Any, in_order: list[str], out_order: list[str], post: 
         out = np.transpose(out, [have.index(a) for a in ["batch", "channel"] + [a for a in have if a in SPATIAL]])
         for op in post:
             if op == "sigmoid":
-                out = 1.0 / (1.0 + np.exp(-out))
+                out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
             else:
                 e = np.exp(out - out.max(axis=1, keepdims=True))
-                out = e / e.sum(axis=1, keepdims=True)
+                out = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
         return out.astype(np.float32)
 
     return run

@@ -263,7 +263,7 @@ def _describe(model: Any, tmp: Path, *, authors: Sequence[str], name: str | None
         weights=weights,
         tags=["pixlearn", "unet", model.task, dims.lower()],
         version=bm.Version("0.1.0"),
-        config={"pixlearn": {"version": __version__, "model": _json_safe(model.to_metadata())}},
+        config=bm.Config.model_validate({"pixlearn": {"version": __version__, "model": _json_safe(model.to_metadata())}}),
     )
 
 
