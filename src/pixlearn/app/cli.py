@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from pixlearn.app.export import export
 from pixlearn.app.gui import gui
 from pixlearn.errors import PixlearnError
 
@@ -387,6 +388,7 @@ def doctor(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+app.command(name="export", help="Export a model for other tools: a bioimage.io package (networks) or ONNX (forests).")(export)
 app.command(name="gui", help="Open napari with the pixlearn widget docked and IMAGES loaded (needs the gui extra).")(gui)
 
 
