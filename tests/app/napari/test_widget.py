@@ -231,3 +231,23 @@ def test_opening_a_model_file_applies_it_to_the_current_image(make_napari_viewer
         assert viewer.open(str(path), plugin="pixlearn") == []  # the reader adds no layer itself
     applied = blocker.args[0]
     assert applied.name == "model result" and np.mean((applied.data - 1) == truth) > 0.85
+
+
+def test_apply_a_model_to_a_folder(setup, qtbot, tmp_path):
+    from pixlearn.data.images import read_labels
+    from pixlearn.data.writers import write_image
+
+    viewer, widget, image, truth = setup
+    _paint_and_wait(qtbot, widget, truth)
+    model = tmp_path / "rf.zip"
+    with qtbot.waitSignal(widget.model_saved, timeout=TIMEOUT_MS):
+        widget.save_model(model)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a", "b"):
+        write_image(folder / f"{name}.tif", image)
+    with qtbot.waitSignal(widget.folder_applied, timeout=TIMEOUT_MS) as blocker:
+        widget.apply_to_folder(model, folder, tmp_path / "out")
+    assert blocker.args[0].name == "manifest.jsonl"
+    for name in ("a", "b"):
+        assert np.mean(read_labels(tmp_path / "out" / f"{name}.tif") == truth) > 0.9

@@ -36,7 +36,8 @@ class FilesPanel(WidgetPart):
     def _build_files_panel(self, layout: QVBoxLayout) -> None:
         files = QGroupBox("files")
         fl = QHBoxLayout(files)
-        for text, slot in (("apply model...", self._apply_dialog), ("save scribbles...", self._save_scribbles_dialog),
+        for text, slot in (("apply model...", self._apply_dialog), ("apply to folder...", self._apply_folder_dialog),
+                           ("save scribbles...", self._save_scribbles_dialog),
                            ("load scribbles...", self._load_scribbles_dialog)):
             button = QPushButton(text)
             button.clicked.connect(slot)
@@ -76,6 +77,26 @@ class FilesPanel(WidgetPart):
                                               name=name, **place)
             self.status.setText(f"applied the model: layer '{layer.name}'")
             self.model_applied.emit(layer)
+
+        self._run(job, done)
+
+    def apply_to_folder(self, model_path: str | Path, images: str | Path, output: str | Path) -> None:
+        """Apply a model file to every image of a folder in the background, through the same
+        engine and safety rules as ``pixlearn predict`` (tiled, atomic, resumable, a manifest);
+        emits ``folder_applied(manifest path)``."""
+        model_path, images, output = Path(model_path), Path(images), Path(output)
+
+        def job() -> Any:
+            from pixlearn.data.folders import list_images
+            from pixlearn.models.model_file import load_model
+            from pixlearn.predict import predict_many
+
+            inputs = list_images([images], exclude=[output])
+            return predict_many(load_model(model_path), inputs, output, model_name=str(model_path))
+
+        def done(manifest: Any) -> None:
+            self.status.setText(f"applied {model_path.name} to {images}: results in {output}")
+            self.folder_applied.emit(manifest)
 
         self._run(job, done)
 
@@ -197,6 +218,13 @@ class FilesPanel(WidgetPart):
     def _apply_dialog(self) -> None:
         if path := self._file(False, "Apply a pixlearn model", "pixlearn model (*.zip);;all files (*)"):
             self.apply_model_file(path)
+
+    def _apply_folder_dialog(self) -> None:
+        model = self._file(False, "Model to apply", "pixlearn model (*.zip);;all files (*)")
+        images = QFileDialog.getExistingDirectory(self, "Folder of images") if model else ""
+        output = QFileDialog.getExistingDirectory(self, "Output folder (new or pixlearn's own)") if images else ""
+        if model and images and output:
+            self.apply_to_folder(model, images, output)
 
     def _save_scribbles_dialog(self) -> None:
         if path := self._file(True, "Save scribbles", "TIFF (*.tif)"):

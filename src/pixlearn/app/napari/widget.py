@@ -67,6 +67,7 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
     unet_progress = Signal(object)
     unet_finished = Signal(object)
     model_applied = Signal(object)
+    folder_applied = Signal(object)
     model_saved = Signal(object)
     failed = Signal(str)
 
