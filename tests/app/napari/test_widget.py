@@ -251,3 +251,24 @@ def test_apply_a_model_to_a_folder(setup, qtbot, tmp_path):
     assert blocker.args[0].name == "manifest.jsonl"
     for name in ("a", "b"):
         assert np.mean(read_labels(tmp_path / "out" / f"{name}.tif") == truth) > 0.9
+
+
+def test_train_a_unet_for_instances_on_a_labels_layer(setup, qtbot):
+    viewer, widget, image, truth = setup
+    from scipy import ndimage as ndi
+
+    objects, n = ndi.label(truth > 0)
+    layer = viewer.add_labels(objects, name="hand-made objects")
+    assert widget.targets_combo.findText(f"{layer.name} (instances)") >= 0  # offered as a training target
+    widget.epochs_spin.setValue(1)
+    widget.steps_spin.setValue(2)
+    widget.depth_spin.setValue(1)
+    widget.channels_spin.setValue(4)
+    widget.patch_spin.setValue(32)
+    widget.batch_spin.setValue(2)
+    with qtbot.waitSignal(widget.unet_finished, timeout=TIMEOUT_MS) as blocker:
+        widget.train_unet(instances_layer=layer.name)
+    model = blocker.args[0]
+    assert model.task == "instances" and model.n_outputs == 2
+    result = viewer.layers[W.UNET].data
+    assert result.shape == objects.shape and result.dtype.kind in "iu"

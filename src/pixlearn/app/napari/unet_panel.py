@@ -1,7 +1,7 @@
 """The U-Net part of the dock widget: settings, training in a worker, progress and loss curve.
 
-Training is :func:`pixlearn.nets.fit.fit_network` (semantic, unlabelled pixels ignored) on the
-same strokes as the preview, with a per-epoch callback for progress and the stop button (the
+Training is :func:`pixlearn.nets.fit.fit_network`: semantic on the same strokes as the preview
+(unlabelled pixels ignored), or instances on a Labels layer of objects (painted or loaded), with a per-epoch callback for progress and the stop button (the
 best weights are kept), then :func:`pixlearn.predict.apply_model`. Torch is imported only inside
 the worker. :class:`UNetPanel` is one of the parts of :class:`pixlearn.app.napari.widget.PixlearnWidget`.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -32,6 +33,8 @@ from pixlearn.app.napari.layers import (
     label_colormap,
 )
 from pixlearn.classical.annotation import scribbles_to_targets
+
+STROKES_TARGET = "strokes (semantic)"
 
 
 class ProgressBridge(QObject):
@@ -78,7 +81,7 @@ class UNetPanel(WidgetPart):
     """U-Net settings, training in the background, its progress (a part of the widget)."""
 
     def _build_unet_panel(self, layout: QVBoxLayout) -> None:
-        unet = QGroupBox("U-Net on the same strokes")
+        unet = QGroupBox("U-Net")
         ul = QVBoxLayout(unet)
         uform = QFormLayout()
         self.depth_spin = _spin(1, 5, 2)
@@ -92,6 +95,11 @@ class UNetPanel(WidgetPart):
                             ("patch size", self.patch_spin), ("batch size", self.batch_spin)):
             uform.addRow(label, spin)
         ul.addLayout(uform)
+        self.targets_combo = QComboBox()
+        self.targets_combo.addItem(STROKES_TARGET)
+        self.viewer.layers.events.inserted.connect(self._refresh_targets)
+        self.viewer.layers.events.removed.connect(self._refresh_targets)
+        uform.addRow("train on", self.targets_combo)
         row = QHBoxLayout()
         self.train_button = QPushButton("train U-Net")
         self.train_button.clicked.connect(lambda: self.train_unet())
@@ -115,14 +123,28 @@ class UNetPanel(WidgetPart):
 
     # ------------------------------------------------------------------ U-Net
 
-    def unet_configs(self) -> tuple[Any, Any]:
-        """``(UNetConfig, TrainConfig)`` from the widget's settings (imports torch)."""
+    def _refresh_targets(self, *args: Any) -> None:
+        """Offer the strokes and every Labels layer that is not pixlearn's own as training targets."""
+        current = self.targets_combo.currentText()
+        names = [layer.name for layer in self.viewer.layers
+                 if layer.__class__.__name__ == "Labels" and not layer.name.startswith("pixlearn ")]
+        self.targets_combo.blockSignals(True)
+        self.targets_combo.clear()
+        self.targets_combo.addItems([STROKES_TARGET] + [f"{name} (instances)" for name in names])
+        index = self.targets_combo.findText(current)
+        self.targets_combo.setCurrentIndex(max(index, 0))
+        self.targets_combo.blockSignals(False)
+
+    def unet_configs(self, out_channels: int | None = None) -> tuple[Any, Any]:
+        """``(UNetConfig, TrainConfig)`` from the widget's settings (imports torch); `out_channels`
+        defaults to one per class (semantic)."""
         from pixlearn.nets.training import TrainConfig
         from pixlearn.nets.unet import UNetConfig
 
         n_channels = 1 if "C" not in self.axes else self.image_layer.data.shape[self.axes.index("C")]
         nd = len(self.spatial)
-        unet = UNetConfig(ndim=nd, in_channels=int(n_channels), out_channels=len(self.class_names),
+        outputs = len(self.class_names) if out_channels is None else out_channels
+        unet = UNetConfig(ndim=nd, in_channels=int(n_channels), out_channels=outputs,
                           depth=self.depth_spin.value(), base_channels=self.channels_spin.value())
         patch = tuple(min(self.patch_spin.value(), s) for s in self.spatial)
         if nd == 3:
@@ -132,18 +154,40 @@ class UNetPanel(WidgetPart):
                             val_patches=max(2, self.batch_spin.value()))
         return unet, train
 
-    def train_unet(self) -> None:
-        """Train a U-Net on the strokes in the background; the result becomes a Labels layer."""
-        if self._unet_worker is not None or self.scribbles_layer is None:
+    def train_unet(self, instances_layer: str | None = None) -> None:
+        """Train a U-Net in the background; the result becomes a Labels layer.
+
+        Parameters
+        ----------
+        instances_layer : str, optional
+            A Labels layer of objects (``0`` background, ``1..N`` objects): train for instances
+            (foreground and distance, seeded watershed). Default: the choice in the widget;
+            the strokes train a semantic network.
+        """
+        if self._unet_worker is not None:
             return
-        strokes = np.asarray(self.scribbles_layer.data).copy()
-        if len(np.unique(strokes[strokes > 0])) < 2:
-            self.status.setText("paint at least two classes before training a U-Net")
-            return
+        choice = self.targets_combo.currentText()
+        if instances_layer is None and choice != STROKES_TARGET:
+            instances_layer = choice.removesuffix(" (instances)")
         image = np.asarray(canonical_image(self.image_layer, self.axes))
-        targets = scribbles_to_targets(strokes)
-        names = self.class_names
-        unet, train = self.unet_configs()
+        if instances_layer is not None:
+            from pixlearn.postprocess.instances import N_OUTPUTS
+
+            task, names = "instances", ()
+            targets = np.asarray(self.viewer.layers[instances_layer].data).astype(np.int64)
+            if targets.shape != tuple(self.spatial) or targets.max() < 1:
+                self.status.setText(f"'{instances_layer}' must hold objects of the image's shape {self.spatial}")
+                return
+            unet, train = self.unet_configs(out_channels=N_OUTPUTS)
+        else:
+            if self.scribbles_layer is None:
+                return
+            strokes = np.asarray(self.scribbles_layer.data).copy()
+            if len(np.unique(strokes[strokes > 0])) < 2:
+                self.status.setText("paint at least two classes before training a U-Net")
+                return
+            task, names, targets = "semantic", self.class_names, scribbles_to_targets(strokes)
+            unet, train = self.unet_configs()
         self._stop.clear()
         self._records = []
         self._train_started = time.monotonic()
@@ -157,7 +201,7 @@ class UNetPanel(WidgetPart):
                 bridge.progress.emit(dict(record, epochs=train.epochs))
                 return stop.is_set()
 
-            model = fit_network([image], [targets], "semantic", unet=unet, train_config=train, class_names=names,
+            model = fit_network([image], [targets], task, unet=unet, train_config=train, class_names=names,
                                 options=FitOptions(callbacks=(callback,)))
             return model, apply_model(model, image)
 
@@ -194,11 +238,19 @@ class UNetPanel(WidgetPart):
     def _show_unet(self, returned: Any) -> None:
         model, labels = returned
         self.unet_model = model
-        layer = self._output_layer(UNET, "labels", np.uint8, colormap=label_colormap(len(self.class_names)),
-                                   opacity=0.6)
-        layer.data[...] = np.asarray(labels) + 1
-        layer.metadata["class_names"] = list(self.class_names)
-        layer.refresh()
+        if model.task == "instances":  # one colour per object
+            if UNET in self.viewer.layers:
+                self.viewer.layers.remove(UNET)
+            nd = len(self.spatial)
+            layer = self.viewer.add_labels(np.asarray(labels), name=UNET, opacity=0.6,
+                                           scale=self.image_layer.scale[-nd:],
+                                           translate=self.image_layer.translate[-nd:])
+        else:
+            layer = self._output_layer(UNET, "labels", np.uint8, colormap=label_colormap(len(self.class_names)),
+                                       opacity=0.6)
+            layer.data[...] = np.asarray(labels) + 1
+            layer.metadata["class_names"] = list(self.class_names)
+            layer.refresh()
         history = model.history
         self.progress_label.setText(f"U-Net: best epoch {history.get('best_epoch')} of {history.get('epochs')} "
                                     f"({history.get('stop_reason')}), validation loss {history.get('best_val_loss') or 0:.3f}")
