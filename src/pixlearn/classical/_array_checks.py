@@ -159,3 +159,31 @@ def check_children(left: np.ndarray, right: np.ndarray, is_split: np.ndarray, na
     if parents[0] != 0 or np.any(parents[1:] != 1):
         node = 0 if parents[0] else 1 + int(np.flatnonzero(parents[1:] != 1)[0])
         raise ValueError(f"arrays {names[0]}/{names[1]}: node {node} has {int(parents[node])} parents (expected a tree)")
+
+
+def check_split_features(feature: np.ndarray, is_split: np.ndarray, n_features: int, name: str) -> None:
+    """Every split node (`is_split`) splits on a feature in ``[0, n_features)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the array `name` and the first bad node.
+    """
+    bad = is_split & ((feature < 0) | (feature >= n_features))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"array {name}: node {i} splits on feature {int(feature[i])}, outside [0, {n_features})")
+
+
+def check_split_thresholds(threshold: np.ndarray, is_split: np.ndarray, name: str) -> None:
+    """No split node has a NaN or ``-inf`` threshold (``+inf`` is scikit-learn's "all values
+    left, missing values right", in both tree kinds).
+
+    Raises
+    ------
+    ValueError
+        Naming the array `name` and the first bad node.
+    """
+    bad = is_split & (np.isnan(threshold) | (threshold == -np.inf))
+    if bad.any():
+        raise ValueError(f"array {name}: split node {int(np.flatnonzero(bad)[0])} has threshold NaN or -inf")

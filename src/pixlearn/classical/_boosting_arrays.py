@@ -20,6 +20,8 @@ from pixlearn.classical._array_checks import (
     MAX_TREES,
     check_children,
     check_params,
+    check_split_features,
+    check_split_thresholds,
     get_array,
     get_classes,
     get_int,
@@ -96,16 +98,8 @@ def _check_predictor(arrays: dict[str, np.ndarray], name: str, n_nodes: int, n_f
     if bad.any():
         raise ValueError(f"arrays {name}.left/right: leaf {int(np.flatnonzero(bad)[0])} has children (is_leaf inconsistent)")
     check_children(left, right, is_split, (f"{name}.left", f"{name}.right"))
-    feature = fields["feature_idx"]
-    bad = is_split & ((feature < 0) | (feature >= n_features))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"array {name}.feature_idx: node {i} splits on feature {int(feature[i])}, outside [0, {n_features})")
-    # +inf: "all values left, missing values right", as scikit-learn writes it
-    threshold = fields["num_threshold"]
-    bad = is_split & (np.isnan(threshold) | (threshold == -np.inf))
-    if bad.any():
-        raise ValueError(f"array {name}.num_threshold: split node {int(np.flatnonzero(bad)[0])} has threshold NaN or -inf")
+    check_split_features(fields["feature_idx"], is_split, n_features, f"{name}.feature_idx")
+    check_split_thresholds(fields["num_threshold"], is_split, f"{name}.num_threshold")
     for f in ("value", "gain"):
         if not np.all(np.isfinite(fields[f])):
             raise ValueError(f"array {name}.{f} must be finite")

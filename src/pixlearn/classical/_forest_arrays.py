@@ -19,6 +19,8 @@ from pixlearn.classical._array_checks import (
     MAX_TREES,
     check_children,
     check_params,
+    check_split_features,
+    check_split_thresholds,
     get_array,
     get_classes,
     get_int,
@@ -96,16 +98,8 @@ def _check_tree(
         raise ValueError(f"arrays {name}.left_child/right_child: node {i} has only one child -1 (leaf)")
     is_split = left != _LEAF
     check_children(left, right, is_split, (f"{name}.left_child", f"{name}.right_child"))
-    feature = fields["feature"]
-    bad = is_split & ((feature < 0) | (feature >= n_features))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"array {name}.feature: node {i} splits on feature {int(feature[i])}, outside [0, {n_features})")
-    threshold = fields["threshold"]
-    # scikit-learn writes +inf for the split "all values left, missing values right"
-    bad = is_split & (np.isnan(threshold) | (threshold == -np.inf))
-    if bad.any():
-        raise ValueError(f"array {name}.threshold: split node {int(np.flatnonzero(bad)[0])} has threshold NaN or -inf")
+    check_split_features(fields["feature"], is_split, n_features, f"{name}.feature")
+    check_split_thresholds(fields["threshold"], is_split, f"{name}.threshold")
     if not np.all(np.isfinite(value)) or np.any(value < 0):
         raise ValueError(f"array {name}.value must be finite and non-negative")
     if np.any(fields["missing_go_to_left"] > 1):
