@@ -31,6 +31,7 @@ from pixlearn.predict._machinery import (
     Setup,
     chunks_of,
     create_output,
+    is_ome,
     label_instances,
     mark_complete,
     model_setup,
@@ -108,7 +109,8 @@ def predict_tasks_dask(model: PixelModel, tasks: list[FileTask], options: RunOpt
 
     Whole images are tasks (:func:`~pixlearn.predict._machinery.predict_file` on a worker); the
     Zarr outputs of images larger than two blocks of `block_pixels` (default
-    :data:`DASK_BLOCK_PIXELS`) are split into block tasks.
+    :data:`DASK_BLOCK_PIXELS`) are split into block tasks (OME-Zarr outputs and outputs with
+    objects are whole-image tasks, still written tile by tile).
     """
     if block_pixels is None:
         block_pixels = DASK_BLOCK_PIXELS[model.ndim]
@@ -118,7 +120,8 @@ def predict_tasks_dask(model: PixelModel, tasks: list[FileTask], options: RunOpt
         large = []
         for task in tasks:
             image = canonical_input(task.source, options.axes, model.n_channels)
-            if task.target.suffix == ".zarr" and math.prod(image.shape[:-1]) > 2 * block_pixels:
+            if task.target.suffix == ".zarr" and not is_ome(task.target) and not task.objects \
+                    and math.prod(image.shape[:-1]) > 2 * block_pixels:
                 large.append(task)
             else:
                 seconds[task.target] = client.submit(predict_file, model_future, task, options, pure=False)
