@@ -97,6 +97,28 @@ def test_ome_zarr_3d_channels_and_rules_caught(tmp_path):
     assert any("scale" in p for p in problems)
 
 
+def test_ome_zarr_3d_labels_pyramid_block_by_block(tmp_path, monkeypatch):
+    import zarr
+
+    from pixlearn.data import ome
+
+    monkeypatch.setattr(ome, "CHUNKS", (8, 4))  # many blocks: 4 planes per block
+    labels = np.random.default_rng(2).integers(0, 5, (10, 40, 30)).astype(np.uint16)
+    level0 = create_ome_zarr(tmp_path / "l.ome.zarr", labels.shape, np.uint16, 3)
+    level0[...] = labels
+    finish_ome_zarr(tmp_path / "l.ome.zarr", 3, {"Z": 3.0, "Y": 0.5, "X": 0.5}, "micrometer", labels="instances",
+                    min_side=8)
+    assert check_ngff(tmp_path / "l.ome.zarr") == []
+    root = zarr.open_group(str(tmp_path / "l.ome.zarr"), mode="r")
+    for level in range(1, 4):
+        step = 2**level
+        np.testing.assert_array_equal(root[str(level)][...], labels[:, ::step, ::step])
+        np.testing.assert_array_equal(root[f"labels/instances/{level}"][...], labels[:, ::step, ::step])
+    scales = [d["coordinateTransformations"][0]["scale"] for d in root.attrs["multiscales"][0]["datasets"]]
+    assert scales[:2] == [[3.0, 0.5, 0.5], [3.0, 1.0, 1.0]]
+    assert [c["label-value"] for c in root["labels/instances"].attrs["image-label"]["colors"]] == [0, 1, 2, 3, 4]
+
+
 def test_ome_tiff_output_axes_and_sizes(tmp_path, big_input):
     path, image = big_input
     out = tmp_path / "out"

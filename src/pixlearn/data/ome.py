@@ -248,22 +248,23 @@ def _blocks(shape: tuple[int, ...], block: tuple[int, ...]) -> list[tuple[slice,
             for starts in itertools.product(*(range(0, n, b) for n, b in zip(shape, block)))]
 
 
-def _block_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Output blocks of about 1024 x 1024 in-plane (4 x 16 planes), whole leading axes otherwise."""
-    return shape[:-2] + (1024, 1024) if len(shape) < 4 else shape[:-3] + (64, 1024, 1024)
+def _block_shape(shape: tuple[int, ...], n_spatial: int) -> tuple[int, ...]:
+    """Output blocks of one channel, 16 planes (whole chunks) and 1024 x 1024 in-plane."""
+    extra = len(shape) - n_spatial
+    return (1,) * extra + (CHUNKS[1],) * (n_spatial - 2) + (1024, 1024)
 
 
 def write_pyramid(group: Any, n_spatial: int, method: str, *, min_side: int = MIN_LEVEL_SIDE,
                   max_levels: int = MAX_LEVELS) -> int:
     """Levels ``1, 2, ...`` of `group` from its level ``"0"``, block by block; returns the count of levels.
 
-    Memory holds one block of the finer level (about 2048 x 2048 pixels per channel and plane).
+    Memory holds one block of the finer level: one channel, 16 planes, 2048 x 2048 pixels.
     """
     level0 = group["0"]
     shapes = pyramid_shapes(level0.shape, min_side=min_side, max_levels=max_levels)
     for index, shape in enumerate(shapes[1:], 1):
         source, target = group[str(index - 1)], _create_level(group, str(index), shape, level0.dtype, n_spatial)
-        for region in _blocks(shape, _block_shape(shape)):
+        for region in _blocks(shape, _block_shape(shape, n_spatial)):
             src = region[:-2] + tuple(slice(2 * r.start, 2 * r.stop) for r in region[-2:])
             target[region] = downsample(np.asarray(source[src]), method)
     return len(shapes)
@@ -350,7 +351,7 @@ def finish_ome_zarr(path: str | os.PathLike[str], ndim: int, sizes: dict[str, fl
     label_group = group.require_group("labels").require_group(labels)
     target = _create_level(label_group, "0", level0.shape, level0.dtype, ndim)
     largest = 0
-    for region in _blocks(tuple(level0.shape), _block_shape(tuple(level0.shape))):
+    for region in _blocks(tuple(level0.shape), _block_shape(tuple(level0.shape), ndim)):
         block = np.asarray(level0[region])
         largest = max(largest, int(block.max(initial=0)))
         target[region] = block
