@@ -204,3 +204,31 @@ def test_objects_refused_for_non_instance_models_and_foreign_files(tmp_path):
     with pytest.raises(PixlearnError, match="not written by pixlearn"):
         predict_many(FilterModel(task="instances"), [path], tmp_path / "out2", PredictOptions(objects=("csv",)))
     assert (tmp_path / "out2" / "objects" / "sq.csv").read_text() == "mine"
+
+
+def test_objects_and_ome_zarr_on_dask_blocks_equal_single_process(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import warnings
+
+    from pixlearn.data import ome
+    from pixlearn.predict import _machinery as machinery_module
+    from pixlearn.predict import distributed as distributed_module
+
+    path, _ = _squares_input(tmp_path)
+    model = FilterModel(task="instances")
+    options = PredictOptions(output_format="ome-zarr", objects=("csv", "geojson"), tile=TileConfig(tile_shape=(16, 16)))
+    predict_many(model, [path], tmp_path / "single", options)
+    monkeypatch.setitem(distributed_module.DASK_BLOCK_PIXELS, 2, 256)
+    monkeypatch.setattr(ome, "CHUNKS", (16, 16))
+    monkeypatch.setattr(machinery_module, "OUTPUT_CHUNKS", (32, 16))  # scratch outputs: blocks of 32 x 32
+    blocks = []
+    real_split = distributed_module._block_regions
+    monkeypatch.setattr(distributed_module, "_block_regions", lambda *a: blocks.extend(real_split(*a)) or real_split(*a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=None) as cluster:
+            predict_many(model, [path], tmp_path / "dask", options, dask_address=cluster.scheduler_address)
+    assert check_ngff(tmp_path / "dask" / "sq.ome.zarr") == [] and len(blocks) == 2 * 3
+    for name in ("objects/sq.csv", "objects/sq.geojson"):
+        assert (tmp_path / "dask" / name).read_text() == (tmp_path / "single" / name).read_text()

@@ -390,7 +390,9 @@ def write_errors(path: Path) -> Iterator[None]:
         raise PixlearnError(f"cannot write output ({exc.strerror or exc})", path) from exc
 
 
-def _create_tiled(path: Path, shape: tuple[int, ...], dtype: Any, ndim: int, ome: bool) -> Any:
+def create_tiled_output(path: Path, shape: tuple[int, ...], dtype: Any, ndim: int, ome: bool) -> Any:
+    """A Zarr output (:func:`create_output`) or the level 0 of an OME-Zarr output, marked
+    :data:`INCOMPLETE`; both take canonical blocks at spatial regions."""
     if not ome:
         return create_output(path, shape, dtype, ndim)
     array = create_ome_zarr(path, shape, dtype, ndim)
@@ -419,11 +421,11 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
     with write_errors(task.target), contextlib.ExitStack() as stack:
         if task.target.suffix == ".zarr":
             labels_tmp = stack.enter_context(atomic_path(task.target))
-            labels_out = _create_tiled(labels_tmp, shape, dtype, model.ndim, ome)
+            labels_out = create_tiled_output(labels_tmp, shape, dtype, model.ndim, ome)
             probs, prob_tmp = None, None
             if task.prob_target is not None:
                 prob_tmp = stack.enter_context(atomic_path(task.prob_target))
-                probs = _create_tiled(prob_tmp, probs_shape, np.float32, model.ndim, ome)
+                probs = create_tiled_output(prob_tmp, probs_shape, np.float32, model.ndim, ome)
             apply_job(job, image, options.tile_cfg, labels_out, probs, progress=progress, scratch=task.target.parent)
             mark_complete(labels_out, probs)
             if ome:
