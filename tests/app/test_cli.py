@@ -188,7 +188,7 @@ def test_network_train_predict(tmp_path, blobs_2d, task, outputs):
         result, out = _run("predict", tmp_path / "model.zip", tmp_path / "images", "-o", tmp_path / "ome",
                            "--format", "ome-zarr", "--objects", "geojson,csv")
         assert result.exit_code == 0, out
-        from pixlearn.data.ome import check_ngff
+        from pixlearn.data.ngff import check_ngff
 
         assert check_ngff(tmp_path / "ome" / "im0.ome.zarr") == []
         assert (tmp_path / "ome" / "objects" / "im0.geojson").exists() and (tmp_path / "ome" / "objects" / "im0.csv").exists()

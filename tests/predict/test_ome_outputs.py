@@ -10,7 +10,8 @@ import pytest
 import tifffile
 
 from pixlearn.data.images import open_image, read_image
-from pixlearn.data.ome import check_ngff, create_ome_zarr, finish_ome_zarr, physical_sizes, pyramid_shapes
+from pixlearn.data.ngff import check_ngff
+from pixlearn.data.ome import create_ome_zarr, finish_ome_zarr, physical_sizes, pyramid_shapes
 from pixlearn.errors import PixlearnError
 from pixlearn.predict import PredictOptions, predict_many, read_manifest
 from pixlearn.predict.tiling import TileConfig

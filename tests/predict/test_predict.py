@@ -508,6 +508,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
     import zarr
 
     from pixlearn.data import ome
+    from pixlearn.data.ngff import check_ngff
 
     model = FilterModel()
     cfg = TileConfig(tile_shape=(16, 16), mode="blended")
@@ -532,7 +533,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
             spread = zarr.open_array(str(tmp_path / "dask" / name) + level, mode="r")[...]
             np.testing.assert_array_equal(spread, single)
             if fmt == "ome-zarr":
-                assert ome.check_ngff(tmp_path / "dask" / name) == []
+                assert check_ngff(tmp_path / "dask" / name) == []
     assert len(read_manifest(tmp_path / "dask")) == 3
     assert len(blocks) == 3 * 9  # each 48x40 image in 3x3 blocks of 16x16 chunks
     assert json.loads((tmp_path / "dask" / "manifest.jsonl").read_text().splitlines()[0])["seconds"] >= 0

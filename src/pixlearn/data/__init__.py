@@ -51,7 +51,7 @@ _HOMES = {
     "count_classes": "labels",
     "to_class_targets": "labels",
     "NormalizeConfig": "normalize",
-    "check_ngff": "ome",
+    "check_ngff": "ngff",
     "physical_sizes": "ome",
     "write_ome_tiff": "ome",
     "apply_normalization": "normalize",
