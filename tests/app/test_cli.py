@@ -56,6 +56,23 @@ def test_train_predict_evaluate_info(tmp_path, blobs_2d):
     assert result.exit_code == 0 and '"kind": "classical"' in out
 
 
+def test_predict_ome_formats_and_bad_options(tmp_path, blobs_2d):
+    data = _dataset(tmp_path / "d", blobs_2d, n=1)
+    result, out = _run("train", "--method", "rf", "--images", data / "images", "--labels", data / "labels",
+                       "-o", tmp_path / "model", "--n-estimators", "5", "--sigmas", "1.0")
+    assert result.exit_code == 0, out
+    result, out = _run("predict", tmp_path / "model", data / "images", "-o", tmp_path / "p", "--format", "ome-zarr")
+    assert result.exit_code == 0, out
+    labels, axes = read_image(tmp_path / "p" / "im0.ome.zarr")
+    assert axes == "YX" and labels.shape == blobs_2d[0].shape
+    _assert_bad_input(*_run("predict", tmp_path / "model", data / "images", "-o", tmp_path / "q", "--format", "png"),
+                      "--format", "ome-zarr")
+    _assert_bad_input(*_run("predict", tmp_path / "model", data / "images", "-o", tmp_path / "q", "--objects", "shp"),
+                      "--objects")
+    _assert_bad_input(*_run("predict", tmp_path / "model", data / "images", "-o", tmp_path / "q", "--objects", "csv"),
+                      "instance")
+
+
 def _assert_bad_input(result, out, *fragments):
     assert result.exit_code == 2, out
     assert "error:" in out
@@ -167,6 +184,20 @@ def test_network_train_predict(tmp_path, blobs_2d, task, outputs):
     assert result.exit_code == 0, out
     pred, _ = read_image(tmp_path / "pred" / "im0.tif")
     assert pred.shape[:2] == image.shape
+    if task == "instances":  # OME-Zarr with labels, and objects for QuPath and tables
+        result, out = _run("predict", tmp_path / "model.zip", tmp_path / "images", "-o", tmp_path / "ome",
+                           "--format", "ome-zarr", "--objects", "geojson,csv")
+        assert result.exit_code == 0, out
+        from pixlearn.data.ngff import check_ngff
+
+        assert check_ngff(tmp_path / "ome" / "im0.ome.zarr") == []
+        assert (tmp_path / "ome" / "objects" / "im0.geojson").exists() and (tmp_path / "ome" / "objects" / "im0.csv").exists()
+    else:
+        result, out = _run("predict", tmp_path / "model.zip", tmp_path / "images", "-o", tmp_path / "ome",
+                           "--format", "ome-tif")
+        assert result.exit_code == 0, out
+        restored, axes = read_image(tmp_path / "ome" / "im0.ome.tif")
+        assert axes in ("YX", "CYX") and restored.shape[-2:] == image.shape  # tifffile drops a lone channel
     result, out = _run("info", tmp_path / "model.zip")
     assert result.exit_code == 0 and f'"task": "{task}"' in out
 

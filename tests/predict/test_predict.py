@@ -502,17 +502,22 @@ def test_disk_full_removes_partial_output(tmp_path, folder, monkeypatch):
     assert not (tmp_path / "out").exists()  # nothing finished: not even the folder it created is left
 
 
-def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, monkeypatch):
+@pytest.mark.parametrize("fmt", ["zarr", "ome-zarr"])
+def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, monkeypatch, fmt):
     distributed = pytest.importorskip("distributed")
     import zarr
+
+    from pixlearn.data import ome
+    from pixlearn.data.ngff import check_ngff
 
     model = FilterModel()
     cfg = TileConfig(tile_shape=(16, 16), mode="blended")
     inputs = sorted(folder.iterdir())
-    predict_many(model, inputs, tmp_path / "single", PredictOptions(tile=cfg, output_format="zarr", probabilities=True))
+    predict_many(model, inputs, tmp_path / "single", PredictOptions(tile=cfg, output_format=fmt, probabilities=True))
     # make the block size small so that one image is also split into blocks over the workers
     monkeypatch.setitem(distributed_module.DASK_BLOCK_PIXELS, 2, 256)
     monkeypatch.setattr(machinery_module, "OUTPUT_CHUNKS", (16, 16))
+    monkeypatch.setattr(ome, "CHUNKS", (16, 16))
     blocks = []  # the block split happens in this process, the blocks run on the workers
     real_split = distributed_module._block_regions
     monkeypatch.setattr(distributed_module, "_block_regions", lambda *a: blocks.extend(real_split(*a)) or real_split(*a))
@@ -520,12 +525,15 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
         warnings.simplefilter("ignore")
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                       dashboard_address=None) as cluster:
-            predict_many(model, inputs, tmp_path / "dask", PredictOptions(tile=cfg, output_format="zarr", probabilities=True), dask_address=cluster.scheduler_address)
+            predict_many(model, inputs, tmp_path / "dask", PredictOptions(tile=cfg, output_format=fmt, probabilities=True), dask_address=cluster.scheduler_address)
+    suffix, level = (".zarr", "") if fmt == "zarr" else (".ome.zarr", "/0")
     for p in inputs:
-        for name in (p.stem + ".zarr", "probabilities/" + p.stem + ".zarr"):
-            single = zarr.open_array(str(tmp_path / "single" / name), mode="r")[...]
-            spread = zarr.open_array(str(tmp_path / "dask" / name), mode="r")[...]
+        for name in (p.stem + suffix, "probabilities/" + p.stem + suffix):
+            single = zarr.open_array(str(tmp_path / "single" / name) + level, mode="r")[...]
+            spread = zarr.open_array(str(tmp_path / "dask" / name) + level, mode="r")[...]
             np.testing.assert_array_equal(spread, single)
+            if fmt == "ome-zarr":
+                assert check_ngff(tmp_path / "dask" / name) == []
     assert len(read_manifest(tmp_path / "dask")) == 3
     assert len(blocks) == 3 * 9  # each 48x40 image in 3x3 blocks of 16x16 chunks
     assert json.loads((tmp_path / "dask" / "manifest.jsonl").read_text().splitlines()[0])["seconds"] >= 0

@@ -299,7 +299,8 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     probabilities: Annotated[bool, typer.Option(help="Also write the per-class probability maps / raw outputs.")] = False,
     axes: Annotated[str | None, typer.Option(help="Axes of the inputs (default: inferred).")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="tif or zarr (zarr: written tile by tile).")] = "tif",
+    output_format: Annotated[str, typer.Option("--format", help="tif, zarr, ome-zarr or ome-tif (zarr, ome-zarr: written tile by tile; ome-*: with physical pixel sizes, ome-zarr with a pyramid and labels).")] = "tif",
+    objects: Annotated[str | None, typer.Option(help="Instance models: also write objects/<name>.geojson (QuPath) and/or .csv (measurements): geojson, csv or geojson,csv.")] = None,
     tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from available memory).")] = None,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
@@ -314,14 +315,18 @@ def predict(
     from pixlearn.data.folders import list_images
     from pixlearn.models.model_file import load_model
     from pixlearn.predict import PredictOptions, predict_many
+    from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
     from pixlearn.predict.tiling import TileConfig
 
-    if output_format not in ("tif", "zarr"):
-        raise _fail(f"--format {output_format!r}: use tif or zarr")
+    if output_format not in OUTPUT_FORMATS:
+        raise _fail(f"--format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
+    object_kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
+    if any(k not in OBJECT_FORMATS for k in object_kinds):
+        raise _fail(f"--objects {objects!r}: use geojson, csv or geojson,csv")
     tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
-    manifest = predict_many(model, paths, output, PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities, tta=tta, overwrite=overwrite), dask_address=dask, model_name=str(model_path), progress=True)
+    manifest = predict_many(model, paths, output, PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities, tta=tta, objects=object_kinds, overwrite=overwrite), dask_address=dask, model_name=str(model_path), progress=True)
     typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")
 
 

@@ -51,6 +51,9 @@ _HOMES = {
     "count_classes": "labels",
     "to_class_targets": "labels",
     "NormalizeConfig": "normalize",
+    "check_ngff": "ngff",
+    "physical_sizes": "ome",
+    "write_ome_tiff": "ome",
     "apply_normalization": "normalize",
     "compute_normalization": "normalize",
     "normalized_view": "normalize",
@@ -58,6 +61,8 @@ _HOMES = {
     "load_pairs": "pairs",
     "to_grey": "pairs",
     "create_zarr": "writers",
+    "write_csv": "writers",
+    "write_geojson": "writers",
     "write_image": "writers",
 }
 

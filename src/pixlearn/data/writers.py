@@ -129,3 +129,47 @@ def _default_chunks(shape: tuple[int, ...], axes: str | None) -> tuple[int, ...]
     for i in spatial[:-2]:
         chunks[i] = min(shape[i], 16)
     return tuple(chunks)
+
+
+def write_geojson(path: str | os.PathLike[str], collection: dict[str, Any]) -> Path:
+    """Write a GeoJSON object (e.g. a FeatureCollection) atomically.
+
+    Raises
+    ------
+    PixlearnError
+        When the target cannot be written.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(collection))
+    except OSError as exc:
+        raise PixlearnError(f"cannot write ({exc.strerror or exc})", path) from exc
+    return path
+
+
+def write_csv(path: str | os.PathLike[str], columns: dict[str, Any]) -> Path:
+    """Write equal-length columns as a CSV table with a header line, atomically.
+
+    Raises
+    ------
+    PixlearnError
+        When the target cannot be written.
+    """
+    import csv
+
+    path = Path(path)
+    names = list(columns)
+    values = [np.asarray(columns[n]).tolist() for n in names]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(names)
+            writer.writerows(zip(*values))
+    except OSError as exc:
+        raise PixlearnError(f"cannot write ({exc.strerror or exc})", path) from exc
+    return path

@@ -26,6 +26,7 @@ from pixlearn.postprocess.labels import (
     remove_small_objects,
     threshold_probabilities,
 )
+from pixlearn.postprocess.objects import object_features, object_measurements, object_polygons
 from pixlearn.postprocess.stitching import (
     TileMerge,
     apply_label_mapping,
@@ -46,6 +47,9 @@ __all__ = [
     "label_components",
     "label_foreground",
     "merge_tile_labels",
+    "object_features",
+    "object_measurements",
+    "object_polygons",
     "relabel_sequential",
     "remove_small_objects",
     "resolve_equivalences",

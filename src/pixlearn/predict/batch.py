@@ -44,7 +44,13 @@ from pixlearn.predict.tiling import TileConfig
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
-OUTPUT_FORMATS: tuple[str, ...] = ("tif", "zarr")
+OUTPUT_FORMATS: tuple[str, ...] = ("tif", "zarr", "ome-zarr", "ome-tif")
+#: File suffix of each output format.
+OUTPUT_SUFFIXES = {"tif": ".tif", "zarr": ".zarr", "ome-zarr": ".ome.zarr", "ome-tif": ".ome.tif"}
+#: Output formats written tile by tile (memory bounded for any image size).
+TILED_FORMATS = ("zarr", "ome-zarr")
+#: Object files an instance model can write beside its labels (``objects/<stem>.<kind>``).
+OBJECT_FORMATS = ("geojson", "csv")
 #: Largest output predicted whole in memory (TIFF); larger ones need the Zarr format, written
 #: tile by tile. Also at most half the memory available, leaving room for the image and the model.
 MAX_IN_MEMORY_OUTPUT_BYTES = 16 * 2**30
@@ -63,13 +69,20 @@ class PredictOptions(Config):
         Tile shape, overlap, blending (default: chosen from the model and the memory).
     axes : str, optional
         Axes of the inputs (default: from metadata or inferred).
-    output_format : {"tif", "zarr"}
-        ``"zarr"`` writes tile by tile: memory stays bounded for any image size.
+    output_format : {"tif", "zarr", "ome-zarr", "ome-tif"}
+        ``"zarr"`` writes tile by tile: memory stays bounded for any image size. ``"ome-zarr"``
+        (``<stem>.ome.zarr``) too, as OME-Zarr NGFF 0.4 (Zarr v2) with a multiscale pyramid, the
+        labels also under ``labels/<classes|instances>`` with colours, and the input's physical
+        pixel sizes. ``"ome-tif"`` (``<stem>.ome.tif``): OME-TIFF with axes and physical sizes.
     probabilities : bool
         Also write ``probabilities/<stem>.<output_format>`` (raw outputs ``(..., K)``), in a
         sub-folder so that the label images alone can be evaluated against a truth folder.
     tta : bool
         Test-time augmentation.
+    objects : tuple of {"geojson", "csv"}
+        Instance models: also write ``objects/<stem>.geojson`` (one polygon per object, QuPath
+        detections; 2D) and / or ``objects/<stem>.csv`` (per-object measurements), measured on the
+        finished label image, which is then held whole in memory.
     overwrite : bool
         Redo finished outputs (files pixlearn wrote, as the manifest says; never others).
     """
@@ -79,11 +92,15 @@ class PredictOptions(Config):
     output_format: str = "tif"
     probabilities: bool = False
     tta: bool = False
+    objects: tuple[str, ...] = ()
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.output_format not in OUTPUT_FORMATS:
-            raise PixlearnError(f"output format {self.output_format!r}: use tif or zarr")
+            raise PixlearnError(f"output format {self.output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
+        for kind in self.objects:
+            if kind not in OBJECT_FORMATS:
+                raise PixlearnError(f"objects {kind!r}: use {' or '.join(OBJECT_FORMATS)}")
 
 
 def predict_many(
@@ -143,7 +160,7 @@ def predict_many(
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)
-    tasks = _plan_tasks(model, paths, out_dir, run, output_format, return_probabilities)
+    tasks = _plan_tasks(model, paths, out_dir, run, output_format, return_probabilities, wanted.objects)
     made = _made_by_pixlearn(out_dir)
     _refuse_foreign_outputs(tasks, made)
     created = _prepare_out_dir(out_dir)
@@ -162,6 +179,8 @@ def predict_many(
                       "seconds": round(float(took), 3)}
             if task.prob_target is not None:
                 record["probabilities"] = str(task.prob_target)
+            if task.objects:
+                record["objects"] = [str(p) for p in task.objects]
             _append_manifest(manifest, record)
             done += 1
     except BaseException:
@@ -209,7 +228,7 @@ def _prepare_out_dir(out_dir: Path) -> bool:
 
 def _remove_if_empty(out_dir: Path) -> None:
     """Remove an output folder this run created, when nothing was finished in it."""
-    for sub in (out_dir / "probabilities", out_dir):
+    for sub in (out_dir / "probabilities", out_dir / "objects", out_dir):
         try:
             manifest = sub / MANIFEST
             if manifest.exists() and manifest.stat().st_size == 0:
@@ -220,17 +239,23 @@ def _remove_if_empty(out_dir: Path) -> None:
 
 
 def _plan_tasks(model: PixelModel, paths: list[Path], out_dir: Path, options: RunOptions, output_format: str,
-                probabilities: bool) -> list[FileTask]:
+                probabilities: bool, objects: tuple[str, ...] = ()) -> list[FileTask]:
     """One task per input, each input opened and checked against the model before anything runs."""
+    if objects and model.task != "instances":
+        raise PixlearnError(f"objects are measured on instance labels; this model's task is {model.task}")
+    if "geojson" in objects and model.ndim != 2:
+        raise PixlearnError("GeoJSON objects are 2D polygons; use csv for a 3D model")
     tasks: list[FileTask] = []
     targets: set[Path] = set()
     for path in paths:
         image = canonical_input(path, options.axes, model.n_channels)
         check_image_for_model(model, image.shape, path)
         image[(slice(0, 1),) * image.ndim]  # a corrupt lazy file fails here, before anything runs
-        if output_format != "zarr":
+        if output_format not in TILED_FORMATS:
             _check_output_memory(model, image.shape, probabilities, path)
-        task = _task_for(path, out_dir, output_format, probabilities)
+        if objects:
+            _check_objects_memory(image.shape, path)
+        task = _task_for(path, out_dir, output_format, probabilities, objects)
         if task.target in targets:
             raise PixlearnError(f"two inputs would write the same output {task.target.name}", path)
         targets.add(task.target)
@@ -238,10 +263,21 @@ def _plan_tasks(model: PixelModel, paths: list[Path], out_dir: Path, options: Ru
     return tasks
 
 
-def _task_for(path: Path, out_dir: Path, fmt: str, probabilities: bool) -> FileTask:
-    stem = file_stem(path)
-    prob_target = out_dir / "probabilities" / f"{stem}.{fmt}" if probabilities else None
-    return FileTask(path, out_dir / f"{stem}.{fmt}", prob_target)
+def _task_for(path: Path, out_dir: Path, fmt: str, probabilities: bool, objects: tuple[str, ...] = ()) -> FileTask:
+    stem, suffix = file_stem(path), OUTPUT_SUFFIXES[fmt]
+    prob_target = out_dir / "probabilities" / f"{stem}{suffix}" if probabilities else None
+    object_targets = tuple(out_dir / "objects" / f"{stem}.{kind}" for kind in dict.fromkeys(objects))
+    return FileTask(path, out_dir / f"{stem}{suffix}", prob_target, object_targets)
+
+
+def _check_objects_memory(shape: tuple[int, ...], path: Path) -> None:
+    """Refuse objects of an image whose labels and intensities, measured whole, would not fit."""
+    need = math.prod(shape[:-1]) * (8 + 4 * shape[-1]) * 2  # int64 labels, float32 image, working copies
+    limit = min(available_memory() // 2, MAX_IN_MEMORY_OUTPUT_BYTES)
+    if need > limit:
+        raise PixlearnError(
+            f"objects are measured on the whole label image, which needs {need / 2**30:.1f} GiB here, more "
+            f"than {limit / 2**30:.1f} GiB; predict without --objects", path)
 
 
 def _check_output_memory(model: PixelModel, shape: tuple[int, ...], probabilities: bool, path: Path) -> None:
@@ -266,13 +302,17 @@ def _made_by_pixlearn(out_dir: Path) -> set[Path]:
             if isinstance(record.get(key), str):
                 made.add(Path(record[key]).resolve())
                 made.add(sub / Path(record[key]).name)
+        for name in record.get("objects", []) if isinstance(record.get("objects"), list) else []:
+            if isinstance(name, str):
+                made.add(Path(name).resolve())
+                made.add(here / "objects" / Path(name).name)
     return made
 
 
 def _refuse_foreign_outputs(tasks: list[FileTask], made: set[Path]) -> None:
     """Refuse, before anything is written, an output path where a file pixlearn did not make lies."""
     for task in tasks:
-        for target in (task.target, task.prob_target):
+        for target in (task.target, task.prob_target, *task.objects):
             if target is not None and os.path.lexists(target) and target.resolve() not in made:
                 raise PixlearnError(
                     f"exists and was not written by pixlearn (not in {MANIFEST}); not replaced: move it or "
@@ -280,7 +320,8 @@ def _refuse_foreign_outputs(tasks: list[FileTask], made: set[Path]) -> None:
 
 
 def _skip_finished(task: FileTask, made: set[Path]) -> bool:
-    if _finished(task.target, made) and (task.prob_target is None or _finished(task.prob_target, made)):
+    if _finished(task.target, made) and (task.prob_target is None or _finished(task.prob_target, made)) \
+            and all(p.resolve() in made and p.exists() for p in task.objects):
         logger.info("skipping %s: %s is finished", task.source, task.target)
         return True
     return False
@@ -302,7 +343,8 @@ def _finished(target: Path, made: set[Path]) -> bool:
 
 def _remove_stale(out_dir: Path) -> None:
     """Remove temporary outputs left by an interrupted run (pixlearn's ``.name.xxxxxxxx.partial``)."""
-    for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial")):
+    for p in itertools.chain(out_dir.glob(".*.partial"), out_dir.glob("probabilities/.*.partial"),
+                             out_dir.glob("objects/.*.partial")):
         if not _STALE.match(p.name):
             continue
         logger.info("removing unfinished output %s", p)

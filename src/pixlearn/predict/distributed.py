@@ -22,15 +22,18 @@ from typing import Any
 import numpy as np
 
 from pixlearn.data.atomic import atomic_path
+from pixlearn.data.ome import ChannelFirst, finish_ome_zarr, physical_sizes
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import (
+    OME_LABEL_NAMES,
     FileTask,
     Job,
     RunOptions,
     Setup,
     chunks_of,
-    create_output,
+    create_tiled_output,
+    is_ome,
     label_instances,
     mark_complete,
     model_setup,
@@ -40,6 +43,7 @@ from pixlearn.predict._machinery import (
     run_region,
     scratch_zarr,
     write_errors,
+    write_objects,
 )
 from pixlearn.predict.files import canonical_input
 from pixlearn.predict.stream import Region
@@ -88,17 +92,23 @@ def _block_regions(spatial: tuple[int, ...], chunks: tuple[int, ...], block_pixe
     ]
 
 
+def _open_block_target(path: str, ndim: int) -> Any:
+    """A shared output opened by a worker: a Zarr array, or an OME-Zarr level 0 stored channels first."""
+    import zarr
+
+    array = zarr.open_array(path, mode="r+")
+    return ChannelFirst(array) if array.ndim > ndim and Path(path).name == "0" else array
+
+
 def _predict_block(job: Job, source: str, options: RunOptions, setup: Setup, region: Region, labels_path: str,
                    prob_path: str | None) -> int:
     """Worker task: one block of a large image into the shared Zarr outputs."""
-    import zarr
-
     image = canonical_input(Path(source), options.axes, job.model.n_channels)
     block = run_region(image, setup, options.tile_cfg, job.predict_fn(), region, True)
     if prob_path is not None:
-        zarr.open_array(prob_path, mode="r+")[region] = block
+        _open_block_target(prob_path, job.model.ndim)[region] = block
     if job.model.task != "instances":
-        zarr.open_array(labels_path, mode="r+")[region] = job.finalize()(block)
+        _open_block_target(labels_path, job.model.ndim)[region] = job.finalize()(block)
     return int(block.size)
 
 
@@ -108,7 +118,8 @@ def predict_tasks_dask(model: PixelModel, tasks: list[FileTask], options: RunOpt
 
     Whole images are tasks (:func:`~pixlearn.predict._machinery.predict_file` on a worker); the
     Zarr outputs of images larger than two blocks of `block_pixels` (default
-    :data:`DASK_BLOCK_PIXELS`) are split into block tasks.
+    :data:`DASK_BLOCK_PIXELS`) are split into block tasks (OME-Zarr too: the pyramid and label
+    image are made from level 0 afterwards, in this process).
     """
     if block_pixels is None:
         block_pixels = DASK_BLOCK_PIXELS[model.ndim]
@@ -144,25 +155,33 @@ def _predict_blocks_dask(client: Any, model: PixelModel, task: FileTask, options
     job = prepare_job(model, image, options.tta, task.source)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)
+    ome = is_ome(task.target)
     with write_errors(task.target), contextlib.ExitStack() as stack:
         labels_tmp = stack.enter_context(atomic_path(task.target))
-        labels_out = create_output(labels_tmp, shape, dtype, model.ndim)
+        labels_out = create_tiled_output(labels_tmp, shape, dtype, model.ndim, ome)
         probs, prob_tmp = None, None
         if task.prob_target is not None:
             prob_tmp = stack.enter_context(atomic_path(task.prob_target))
-            probs = create_output(prob_tmp, spatial + (model.n_outputs,), np.float32, model.ndim)
+            probs = create_tiled_output(prob_tmp, spatial + (model.n_outputs,), np.float32, model.ndim, ome)
         elif model.task == "instances":
             probs, prob_tmp = stack.enter_context(scratch_zarr(task.target.parent, spatial + (model.n_outputs,)))
         chunks = chunks_of(labels_out)
         assert chunks is not None  # a Zarr output
         setup = model_setup(model, image, options.tile_cfg, chunks)
-        regions = _block_regions(spatial, chunks[: len(spatial)], block_pixels)
+        # blocks of whole chunks of every output the workers write: no two workers share a chunk
+        block_chunks = tuple(chunks[: len(spatial)])
+        prob_chunks = chunks_of(probs)
+        if prob_chunks is not None:
+            block_chunks = tuple(math.lcm(a, b) for a, b in zip(block_chunks, prob_chunks))
+        regions = _block_regions(spatial, block_chunks, block_pixels)
         # hash=False: a fresh key per scatter. With content-hashed keys, the same job scattered for
         # the next image can race the release of the previous future and lose its data.
         job_future = client.scatter(job, broadcast=True, hash=False)
+        level0 = "0" if ome else ""  # an OME-Zarr output is a group: workers write its level 0
+        prob_block_path = None if prob_tmp is None else str(prob_tmp / level0) if task.prob_target else str(prob_tmp)
         futures = [
-            client.submit(_predict_block, job_future, str(task.source), options, setup, region, str(labels_tmp),
-                          None if prob_tmp is None else str(prob_tmp), pure=False)
+            client.submit(_predict_block, job_future, str(task.source), options, setup, region,
+                          str(labels_tmp / level0), prob_block_path, pure=False)
             for region in regions
         ]
         for future in futures:
@@ -170,4 +189,12 @@ def _predict_blocks_dask(client: Any, model: PixelModel, task: FileTask, options
         if model.task == "instances":
             label_instances(job, probs, labels_out, setup)
         mark_complete(labels_out, probs)
+        if ome:
+            sizes, unit = physical_sizes(task.source)
+            finish_ome_zarr(labels_tmp, model.ndim, sizes, unit, labels=OME_LABEL_NAMES.get(model.task),
+                            name=task.source.name)
+            if task.prob_target is not None and prob_tmp is not None:
+                finish_ome_zarr(prob_tmp, model.ndim, sizes, unit, name=task.source.name)
+        if task.objects:
+            write_objects(task.objects, np.asarray(labels_out[...]), image)
     return time.perf_counter() - start
