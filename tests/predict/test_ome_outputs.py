@@ -233,3 +233,27 @@ def test_objects_and_ome_zarr_on_dask_blocks_equal_single_process(tmp_path, monk
     assert check_ngff(tmp_path / "dask" / "sq.ome.zarr") == [] and len(blocks) == 2 * 3
     for name in ("objects/sq.csv", "objects/sq.geojson"):
         assert (tmp_path / "dask" / name).read_text() == (tmp_path / "single" / name).read_text()
+
+
+def test_ome_zarr_output_opens_with_the_ome_zarr_reader_and_validates(tmp_path, big_input):
+    """The community's own tools read what we write: ome-zarr-py's reader finds the pyramid and the
+    label image, and ome-zarr-models (the NGFF 0.4 specification as pydantic models) validates it."""
+    reader = pytest.importorskip("ome_zarr.reader", reason="needs ome-zarr (the exchange extra)")
+    ome_io = pytest.importorskip("ome_zarr.io")
+    models = pytest.importorskip("ome_zarr_models.v04")
+    import zarr
+
+    path, image = big_input
+    out = tmp_path / "out"
+    predict_many(FilterModel(), [path], out, PredictOptions(output_format="ome-zarr"))
+    target = out / "cells.ome.zarr"
+    nodes = list(reader.Reader(ome_io.parse_url(str(target)))())
+    image_node = nodes[0]
+    assert [tuple(level.shape) for level in image_node.data] == [(600, 520), (300, 260), (150, 130)]
+    assert image_node.metadata["axes"][0]["name"] == "y"
+    expected = np.argmax(_whole(FilterModel(), image[..., None].astype(np.float32)), -1)
+    np.testing.assert_array_equal(np.asarray(image_node.data[0]), expected)
+    assert any(node.zarr.path.rstrip("/").endswith("labels/classes") for node in nodes)  # the label image is found
+    group = zarr.open_group(str(target), mode="r")
+    models.Image.from_zarr(group)  # raises on any NGFF 0.4 violation
+    models.ImageLabel.from_zarr(zarr.open_group(str(target / "labels" / "classes"), mode="r"))
