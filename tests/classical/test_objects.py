@@ -105,6 +105,10 @@ def test_lone_object_empty_image_and_no_ring() -> None:
     names, table = object_features(np.ones((10, 10)), np.zeros((10, 10), np.int32))
     assert table.shape == (0, len(names))
     assert object_ids(np.zeros((3, 3), int)).size == 0
+    labels = np.zeros((10, 10), np.int32)
+    labels[5, 5] = 1  # one pixel: no co-occurring pair, texture undefined
+    names, table = object_features(np.ones((10, 10)), labels)
+    assert np.isnan(table[0, names.index("glcm_contrast_d1")]) and table[0, names.index("area")] == 1
 
 
 def test_invalid_inputs_raise() -> None:

@@ -197,6 +197,9 @@ def _glcm_features(grey: np.ndarray, mask: np.ndarray, cfg: ObjectFeatureConfig)
     normed = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
     result = []
     for d in range(len(cfg.glcm_distances_px)):
+        if not total[..., d, :].any():  # no pair of object pixels this far apart: undefined
+            result += [np.nan] * len(_GLCM_PROPS)
+            continue
         sub = normed[:, :, d : d + 1, :]
         for prop in _GLCM_PROPS:
             values = graycoprops(sub, prop)[0]
