@@ -196,3 +196,18 @@ def test_classifier_errors() -> None:
     sparse = fit_object_classifier([image], [labels], [{1: 0, 2: 2}], class_names=["a", "b", "c"], clf_cfg=_forest())
     _, probabilities = sparse.predict(image, labels)
     assert probabilities.shape == (4, 3) and (probabilities[:, 1] == 0).all()
+
+
+@pytest.mark.parametrize("method", ["rf", "hgb"])
+def test_fitted_estimator_goes_through_plain_arrays(method: str) -> None:
+    # what a model file needs: metadata (JSON) + the estimator as plain arrays, no pickle
+    from pixlearn.classical.estimator_arrays import estimator_from_arrays, estimator_to_arrays
+
+    image, labels, kinds = _scene(40)
+    cfg = ClassifierConfig(method=method, rf=ForestConfig(n_estimators=10), n_jobs=1)
+    model = fit_object_classifier([image], [labels], [kinds], clf_cfg=cfg)
+    meta, arrays = estimator_to_arrays(model.estimator)
+    estimator = estimator_from_arrays(json.loads(json.dumps(meta)), arrays)
+    again = ObjectClassifier.from_metadata(json.loads(json.dumps(model.to_metadata())), estimator)
+    test_image, test_labels, _ = _scene(41)
+    np.testing.assert_array_equal(again.predict(test_image, test_labels)[1], model.predict(test_image, test_labels)[1])
