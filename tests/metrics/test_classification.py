@@ -121,3 +121,27 @@ def test_invalid_inputs_raise() -> None:
         classification_scores(np.array([0, 1]), probabilities=np.ones((2, 3)), class_names=["a", "b"])
     with pytest.raises(ValueError):
         classification_scores(np.array([0, 5]), np.array([0, 1]), class_names=["a", "b"])
+
+
+def test_write_classification_report(tmp_path) -> None:
+    import csv
+
+    from pixlearn.metrics import write_classification_report
+
+    y = np.array([0, 0, 1, 1])
+    probabilities = np.array([[0.95, 0.05], [0.4, 0.6], [0.2, 0.8], [0.1, 0.9]])
+    s = classification_scores(y, probabilities=probabilities, class_names=["a", "b"])
+    paths = write_classification_report(s, tmp_path / "out", y_true=y, probabilities=probabilities, n_bins=5)
+    assert set(paths) == {"json", "per_class", "confusion_matrix", "reliability"}
+    assert json.loads(paths["json"].read_text())["confusion"] == [[1, 1], [0, 2]]
+    confusion = list(csv.reader(paths["confusion_matrix"].open()))
+    assert confusion == [["true\\pred", "a", "b"], ["a", "1", "1"], ["b", "0", "2"]]
+    per_class = list(csv.DictReader(paths["per_class"].open()))
+    assert [row["class"] for row in per_class] == ["a", "b"] and per_class[1]["recall"] == "1.0"
+    reliability = list(csv.DictReader(paths["reliability"].open()))
+    assert len(reliability) == 5 and sum(int(r["count"]) for r in reliability) == 4
+    assert reliability[0]["mean_confidence"] == ""  # empty bin
+    only = write_classification_report(s, tmp_path / "plain")
+    assert "reliability" not in only
+    with pytest.raises(ValueError, match="both"):
+        write_classification_report(s, tmp_path / "x", y_true=y)

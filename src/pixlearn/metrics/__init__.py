@@ -19,7 +19,9 @@ Classification (:mod:`pixlearn.metrics.classification`)
     :func:`reliability_bins`.
 Reports over folders (:mod:`pixlearn.metrics.report`)
     :func:`evaluate_folders` pairs prediction and truth files by name and scores them;
-    :func:`write_report` writes ``metrics.json`` and ``metrics.csv``.
+    :func:`write_report` writes ``metrics.json`` and ``metrics.csv``;
+    :func:`write_classification_report` writes classification scores (JSON, per-class,
+    confusion matrix and reliability CSVs).
 
 Every score is a Python ``int``/``float`` (never a NumPy scalar), so results dump to JSON.
 Undefined per-class scores (a class absent from both images) are ``nan`` in arrays and ``None``
@@ -47,7 +49,7 @@ from pixlearn.metrics.instance import (
     matching,
     matching_dataset,
 )
-from pixlearn.metrics.report import evaluate_folders, evaluate_pairs, write_report
+from pixlearn.metrics.report import evaluate_folders, evaluate_pairs, write_classification_report, write_report
 from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim
 from pixlearn.metrics.semantic import (
     SemanticScores,
@@ -91,5 +93,6 @@ __all__ = [
     "scores_from_confusion",
     "semantic_scores",
     "ssim",
+    "write_classification_report",
     "write_report",
 ]
