@@ -173,6 +173,15 @@ def test_training_from_clicked_points_and_metadata_round_trip() -> None:
     classes_again, probabilities_again = again.predict(test_image, test_labels)
     np.testing.assert_array_equal(classes_again, classes)
     np.testing.assert_allclose(probabilities_again, probabilities)
+    predictions = model.predict_objects(test_image, test_labels)
+    np.testing.assert_array_equal(predictions.classes, classes)
+    rows = predictions.rows()
+    assert [r["object_id"] for r in rows] == object_ids(test_labels).tolist()
+    assert rows[0]["class"] in ("s", "l", "d") and set(rows[0]) >= {"area", "p_s", "p_l", "p_d"}
+    json.dumps(rows)
+    counts = predictions.counts()
+    assert list(counts) == ["s", "l", "d"] and sum(counts.values()) == len(test_kinds)
+    assert counts["l"] == sum(k == 1 for k in test_kinds.values())
     painted = class_label_image(test_labels, object_ids(test_labels), classes)
     assert painted.max() <= 3 and (painted[test_labels == 0] == 0).all()
 

@@ -48,6 +48,7 @@ _HOMES = {
     "predict_forest_labels": "forest",
     "PixelClassifier": "model",
     "ObjectClassifier": "object_model",
+    "ObjectPredictions": "object_model",
     "class_label_image": "object_model",
     "fit_object_classifier": "object_model",
     "objects_at_points": "object_model",

@@ -4,7 +4,8 @@
 (:func:`~pixlearn.classical.objects.object_features`) and fits the estimator a
 :class:`~pixlearn.classical.config.ClassifierConfig` describes (a class-balanced random forest by
 default); :class:`ObjectClassifier` holds the settings, the fitted estimator and the feature
-names, and classifies every object of a new label image. :func:`objects_at_points` turns clicked
+names, and classifies every object of a new label image (:meth:`ObjectClassifier.predict_objects`
+returns :class:`ObjectPredictions`: the table with classes and probabilities, and counts per class). :func:`objects_at_points` turns clicked
 points ``(row, column, class)`` into the ``{object id: class}`` annotations training takes, and
 :func:`class_label_image` paints each object with its class for display.
 """
@@ -22,7 +23,7 @@ from pixlearn.classical.estimators import make_estimator
 from pixlearn.classical.objects import ObjectFeatureConfig, object_features, object_ids
 from pixlearn.errors import PixlearnError
 
-__all__ = ["ObjectClassifier", "class_label_image", "fit_object_classifier", "objects_at_points"]
+__all__ = ["ObjectClassifier", "ObjectPredictions", "class_label_image", "fit_object_classifier", "objects_at_points"]
 
 SCHEMA_VERSION = 1
 
@@ -92,6 +93,47 @@ def class_label_image(labels: np.ndarray, ids: np.ndarray, classes: np.ndarray) 
     lut = np.zeros(int(max(labels.max(initial=0), np.max(ids, initial=0))) + 1, np.uint16)
     lut[np.asarray(ids, np.int64)] = np.asarray(classes, np.int64) + 1
     return lut[labels]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectPredictions:
+    """Measurements and predicted classes of the objects of one image.
+
+    Attributes
+    ----------
+    ids : ndarray of shape (n_objects,), int64
+        Object ids (label values), increasing.
+    feature_names : tuple of str
+    table : ndarray of shape (n_objects, n_features), float64
+        Measurements (``nan`` where undefined).
+    classes : ndarray of shape (n_objects,), int64
+    probabilities : ndarray of shape (n_objects, n_classes), float64
+    class_names : tuple of str
+    """
+
+    ids: np.ndarray
+    feature_names: tuple[str, ...]
+    table: np.ndarray
+    classes: np.ndarray
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-safe dict per object: ``object_id``, the measurements, ``class`` and one
+        ``p_<class name>`` per class (for a CSV); undefined measurements are ``None``."""
+        result = []
+        for i, object_id in enumerate(self.ids):
+            row: dict[str, Any] = {"object_id": int(object_id)}
+            row.update({n: (None if np.isnan(v) else float(v)) for n, v in zip(self.feature_names, self.table[i], strict=True)})
+            row["class"] = self.class_names[int(self.classes[i])]
+            row.update({f"p_{n}": float(p) for n, p in zip(self.class_names, self.probabilities[i], strict=True)})
+            result.append(row)
+        return result
+
+    def counts(self) -> dict[str, int]:
+        """Objects per class name (every class, zeros included): the per-image summary."""
+        per_class = np.bincount(self.classes, minlength=len(self.class_names))
+        return {n: int(c) for n, c in zip(self.class_names, per_class, strict=True)}
 
 
 def _finite(table: np.ndarray) -> np.ndarray:
@@ -164,6 +206,21 @@ class ObjectClassifier:
             :func:`~pixlearn.classical.objects.object_ids`.
         probabilities : ndarray of shape (n_objects, n_classes), float64
         """
+        predictions = self.predict_objects(image, labels)
+        return predictions.classes, predictions.probabilities
+
+    def predict_objects(self, image: np.ndarray, labels: np.ndarray) -> ObjectPredictions:
+        """Measure and classify every object of `labels`, keeping the measurements.
+
+        Parameters
+        ----------
+        image : ndarray of shape (M, N[, C]) or (P, M, N[, C])
+        labels : ndarray of shape (M, N) or (P, M, N), integer
+
+        Returns
+        -------
+        predictions : ObjectPredictions
+        """
         labels = np.asarray(labels)
         if labels.ndim != self.ndim:
             raise PixlearnError(f"this object classifier takes {self.ndim}D labels, got shape {labels.shape}")
@@ -171,7 +228,8 @@ class ObjectClassifier:
         if tuple(names) != self.feature_names:
             raise PixlearnError(f"the image gives {len(names)} measurements, the classifier was fitted on "
                                 f"{len(self.feature_names)} (another number of channels?)")
-        return self.predict_table(table)
+        classes, probabilities = self.predict_table(table)
+        return ObjectPredictions(object_ids(labels), self.feature_names, table, classes, probabilities, self.class_names)
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description of everything but the estimator (read by :meth:`from_metadata`)."""
