@@ -8,7 +8,9 @@ from feature stacks (:mod:`~.predict`) with the compiled random forest (:mod:`~.
 kernels in :mod:`~.forest_kernels`), :class:`PixelClassifier`, the model that holds them
 (:mod:`~.model`), and the live preview while painting: the session (:mod:`~.interactive`), its
 forest settings (:mod:`~.preview`), the feature cache (:mod:`~.feature_cache`) and the pure
-uncertainty and suggestion functions (:mod:`~.annotation`).
+uncertainty and suggestion functions (:mod:`~.annotation`). Objects: per-object measurements
+of an instance label image (:mod:`~.objects`) and the :class:`ObjectClassifier` fitted on them
+(:mod:`~.object_model`).
 
 Imports: :mod:`pixlearn.data`, :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy, SciPy,
 scikit-learn (inside the calls that need it), threadpoolctl and, optionally, numba. Never torch,
@@ -45,6 +47,15 @@ _HOMES = {
     "predict_forest": "forest",
     "predict_forest_labels": "forest",
     "PixelClassifier": "model",
+    "ObjectClassifier": "object_model",
+    "ObjectPredictions": "object_model",
+    "class_label_image": "object_model",
+    "fit_object_classifier": "object_model",
+    "objects_at_points": "object_model",
+    "ObjectFeatureConfig": "objects",
+    "object_feature_names": "objects",
+    "object_features": "objects",
+    "object_ids": "objects",
     "compile_forest_or_none": "predict",
     "predict_stack": "predict",
 }

@@ -11,9 +11,17 @@ Instance segmentation (:mod:`pixlearn.metrics.instance`)
     :func:`average_precision`.
 Restoration (:mod:`pixlearn.metrics.restoration`)
     :func:`psnr`, :func:`ssim`, :func:`nrmse`.
+Classification (:mod:`pixlearn.metrics.classification`)
+    :func:`classification_scores` returning :class:`ClassificationScores` (accuracy, balanced
+    accuracy, macro and per-class precision/recall/F1, confusion matrix, one-vs-rest ROC AUC,
+    expected calibration error); the parts as :func:`accuracy`, :func:`balanced_accuracy`,
+    :func:`precision_recall_f1`, :func:`roc_auc_ovr`, :func:`expected_calibration_error` and
+    :func:`reliability_bins`.
 Reports over folders (:mod:`pixlearn.metrics.report`)
     :func:`evaluate_folders` pairs prediction and truth files by name and scores them;
-    :func:`write_report` writes ``metrics.json`` and ``metrics.csv``.
+    :func:`write_report` writes ``metrics.json`` and ``metrics.csv``;
+    :func:`write_classification_report` writes classification scores (JSON, per-class,
+    confusion matrix and reliability CSVs).
 
 Every score is a Python ``int``/``float`` (never a NumPy scalar), so results dump to JSON.
 Undefined per-class scores (a class absent from both images) are ``nan`` in arrays and ``None``
@@ -23,6 +31,16 @@ them from :mod:`pixlearn.metrics`.
 
 from __future__ import annotations
 
+from pixlearn.metrics.classification import (
+    ClassificationScores,
+    accuracy,
+    balanced_accuracy,
+    classification_scores,
+    expected_calibration_error,
+    precision_recall_f1,
+    reliability_bins,
+    roc_auc_ovr,
+)
 from pixlearn.metrics.instance import (
     DEFAULT_IOU_THRESHOLDS,
     Matching,
@@ -31,7 +49,7 @@ from pixlearn.metrics.instance import (
     matching,
     matching_dataset,
 )
-from pixlearn.metrics.report import evaluate_folders, evaluate_pairs, write_report
+from pixlearn.metrics.report import evaluate_folders, evaluate_pairs, write_classification_report, write_report
 from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim
 from pixlearn.metrics.semantic import (
     SemanticScores,
@@ -47,25 +65,34 @@ from pixlearn.metrics.semantic import (
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
+    "ClassificationScores",
     "Matching",
     "SemanticScores",
+    "accuracy",
     "aggregate_matchings",
     "average_precision",
+    "balanced_accuracy",
+    "classification_scores",
     "confusion_matrix",
     "dice",
     "dice_from_confusion",
     "evaluate_folders",
     "evaluate_pairs",
+    "expected_calibration_error",
     "iou",
     "iou_from_confusion",
     "matching",
     "matching_dataset",
     "nrmse",
     "pixel_accuracy",
+    "precision_recall_f1",
     "psnr",
+    "reliability_bins",
+    "roc_auc_ovr",
     "scale_to_target",
     "scores_from_confusion",
     "semantic_scores",
     "ssim",
+    "write_classification_report",
     "write_report",
 ]

@@ -32,6 +32,7 @@ from pixlearn.data.folders import find_pairs
 from pixlearn.data.formats import file_stem
 from pixlearn.data.images import read_canonical, read_labels
 from pixlearn.errors import PixlearnError
+from pixlearn.metrics.classification import ClassificationScores, reliability_bins
 from pixlearn.metrics.instance import DEFAULT_IOU_THRESHOLDS, aggregate_matchings, average_precision, matching_dataset
 from pixlearn.metrics.restoration import nrmse, psnr, scale_to_target, ssim
 from pixlearn.metrics.semantic import confusion_matrix, scores_from_confusion
@@ -341,6 +342,11 @@ def write_report(result: dict[str, Any], out_dir: str | os.PathLike[str]) -> dic
     names = {
         "json": "metrics.json", "csv": "metrics.csv", "confusion_matrix": "confusion_matrix.csv"
     }
+    return _write_files(files, names, out_dir)
+
+
+def _write_files(files: dict[str, str], names: dict[str, str], out_dir: Path) -> dict[str, Path]:
+    """Write each text of `files` atomically to ``out_dir / names[key]``."""
     paths: dict[str, Path] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -354,4 +360,62 @@ def write_report(result: dict[str, Any], out_dir: str | os.PathLike[str]) -> dic
     return paths
 
 
-__all__ = ["KINDS", "evaluate_folders", "evaluate_pairs", "write_report"]
+def write_classification_report(
+    scores: ClassificationScores,
+    out_dir: str | os.PathLike[str],
+    *,
+    y_true: np.ndarray | None = None,
+    probabilities: np.ndarray | None = None,
+    n_bins: int = 10,
+) -> dict[str, Path]:
+    """Write classification scores as ``metrics.json``, ``per_class.csv``, ``confusion_matrix.csv``
+    and, given the probabilities, ``reliability.csv`` (the points of a reliability diagram).
+
+    Parameters
+    ----------
+    scores : ClassificationScores
+        From :func:`~pixlearn.metrics.classification.classification_scores`.
+    out_dir : path-like
+        Created when missing; each file is written atomically.
+    y_true : ndarray of shape (n_samples,), integer, optional
+    probabilities : ndarray of shape (n_samples, K), optional
+        Both or neither: the scored samples, for the reliability table.
+    n_bins : int
+        Confidence bins of the reliability table.
+
+    Returns
+    -------
+    paths : dict of str to Path
+        ``"json"``, ``"per_class"``, ``"confusion_matrix"`` and (with probabilities) ``"reliability"``.
+
+    Raises
+    ------
+    PixlearnError
+        When the folder or a file cannot be written.
+    ValueError
+        Only one of `y_true` and `probabilities`.
+    """
+    if (y_true is None) != (probabilities is None):
+        raise ValueError("give both y_true and probabilities for the reliability table, or neither")
+    rows = scores.per_class()
+    columns = list(rows[0])
+    names = list(scores.class_names)
+    files = {
+        "json": json.dumps(_json_safe(scores.to_dict()), indent=2, allow_nan=False),
+        "per_class": _csv_text([columns] + [[row[c] for c in columns] for row in rows]),
+        "confusion_matrix": _csv_text([["true\\pred", *names]] + [[n, *r] for n, r in zip(names, scores.confusion, strict=True)]),
+    }
+    if y_true is not None and probabilities is not None:
+        counts, confidence, hits = reliability_bins(y_true, probabilities, n_bins)
+        table: list[list[Any]] = [["bin_low", "bin_high", "count", "mean_confidence", "accuracy"]]
+        for b in range(n_bins):
+            empty = counts[b] == 0
+            table.append([b / n_bins, (b + 1) / n_bins, int(counts[b]),
+                          None if empty else float(confidence[b]), None if empty else float(hits[b])])
+        files["reliability"] = _csv_text(table)
+    file_names = {"json": "metrics.json", "per_class": "per_class.csv",
+                  "confusion_matrix": "confusion_matrix.csv", "reliability": "reliability.csv"}
+    return _write_files(files, file_names, Path(out_dir))
+
+
+__all__ = ["KINDS", "evaluate_folders", "evaluate_pairs", "write_classification_report", "write_report"]
