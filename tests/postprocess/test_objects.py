@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixlearn.postprocess.objects import object_features, object_measurements, object_polygons
+from pixlearn.postprocess.objects import geojson_collection, object_measurements, object_polygons
 
 
 def _polygon_area(ring):
@@ -54,7 +54,7 @@ def test_polygon_of_diagonal_pixels_keeps_the_largest_part():
 def test_features_and_3d():
     labels = np.zeros((10, 10), np.int32)
     labels[2:5, 2:5] = 1
-    collection = object_features(labels, object_measurements(labels), classification="Nucleus")
+    collection = geojson_collection(labels, object_measurements(labels), classification="Nucleus")
     props = collection["features"][0]["properties"]
     assert props["measurements"]["area"] == 9.0 and props["classification"] == {"name": "Nucleus"}
     volume = np.zeros((4, 8, 8), np.int32)

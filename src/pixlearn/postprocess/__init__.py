@@ -26,7 +26,7 @@ from pixlearn.postprocess.labels import (
     remove_small_objects,
     threshold_probabilities,
 )
-from pixlearn.postprocess.objects import object_features, object_measurements, object_polygons
+from pixlearn.postprocess.objects import geojson_collection, object_measurements, object_polygons
 from pixlearn.postprocess.stitching import (
     TileMerge,
     apply_label_mapping,
@@ -47,7 +47,7 @@ __all__ = [
     "label_components",
     "label_foreground",
     "merge_tile_labels",
-    "object_features",
+    "geojson_collection",
     "object_measurements",
     "object_polygons",
     "relabel_sequential",

@@ -1,7 +1,7 @@
 """Objects of an instance label image: measurements for tables and polygons for QuPath.
 
 Pure functions on arrays: :func:`object_measurements` (one row per object: area, centroid,
-bounding box, mean intensity per channel, shape descriptors) and :func:`object_features`
+bounding box, mean intensity per channel, shape descriptors) and :func:`geojson_collection`
 (a GeoJSON FeatureCollection of one polygon per object, as QuPath imports detections).
 Writing them is :func:`pixlearn.data.writers.write_geojson` / :func:`~pixlearn.data.writers.write_csv`.
 """
@@ -149,7 +149,7 @@ def _simplify(ring: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return kept + kept[:1]
 
 
-def object_features(labels: np.ndarray, measurements: dict[str, np.ndarray] | None = None,
+def geojson_collection(labels: np.ndarray, measurements: dict[str, np.ndarray] | None = None,
                     *, classification: str | None = None) -> dict[str, Any]:
     """A GeoJSON FeatureCollection of one polygon per object, as QuPath imports detections.
 
@@ -170,7 +170,7 @@ def object_features(labels: np.ndarray, measurements: dict[str, np.ndarray] | No
     Examples
     --------
     >>> labels = np.zeros((4, 4), np.int32); labels[1:3, 1:3] = 2
-    >>> feature = object_features(labels)["features"][0]
+    >>> feature = geojson_collection(labels)["features"][0]
     >>> feature["geometry"]["type"], feature["properties"]["objectType"], feature["properties"]["label"]
     ('Polygon', 'detection', 2)
     """

@@ -458,11 +458,11 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
 def write_objects(targets: Sequence[Path], labels: np.ndarray, image: Any) -> None:
     """Measure the objects of a finished label image (against the input's intensities) and write
     them as GeoJSON (QuPath detections) and / or CSV, by suffix."""
-    from pixlearn.postprocess.objects import object_features, object_measurements
+    from pixlearn.postprocess.objects import geojson_collection, object_measurements
 
     table = object_measurements(labels, np.asarray(image[...], dtype=np.float32))
     for target in targets:
         if target.suffix == ".geojson":
-            write_geojson(target, object_features(labels, table))
+            write_geojson(target, geojson_collection(labels, table))
         else:
             write_csv(target, table)
