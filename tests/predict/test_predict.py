@@ -495,8 +495,10 @@ class _FullDisk:
 
 
 def test_disk_full_removes_partial_output(tmp_path, folder, monkeypatch):
-    real = machinery_module.create_output
-    monkeypatch.setattr(machinery_module, "create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
+    from pixlearn.predict import file_outputs
+
+    real = file_outputs.create_output
+    monkeypatch.setattr(file_outputs, "create_output", lambda *a, **k: _FullDisk(real(*a, **k)))
     with pytest.raises(PixlearnError, match="disk full"):
         predict_many(FilterModel(), [folder / "img0.tif"], tmp_path / "out", PredictOptions(output_format="zarr"))
     assert not (tmp_path / "out").exists()  # nothing finished: not even the folder it created is left

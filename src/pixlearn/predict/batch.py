@@ -27,17 +27,9 @@ from pixlearn.data.formats import file_stem
 from pixlearn.data.images import open_image
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
-from pixlearn.predict._machinery import (
-    INCOMPLETE,
-    FileTask,
-    RunOptions,
-    check_image_for_model,
-    output_bytes,
-    predict_file,
-    progress_bar,
-    write_errors,
-)
+from pixlearn.predict._machinery import INCOMPLETE, check_image_for_model, output_bytes, progress_bar
 from pixlearn.predict.distributed import predict_tasks_dask
+from pixlearn.predict.file_outputs import FileTask, RunOptions, predict_file, write_errors
 from pixlearn.predict.files import canonical_input
 from pixlearn.predict.tiling import TileConfig
 

@@ -26,22 +26,24 @@ from pixlearn.data.ome import ChannelFirst, finish_ome_zarr, physical_sizes
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import (
-    OME_LABEL_NAMES,
-    FileTask,
     Job,
-    RunOptions,
     Setup,
     chunks_of,
-    create_tiled_output,
-    is_ome,
     label_instances,
     mark_complete,
     model_setup,
-    predict_file,
     prepare_job,
     progress_bar,
     run_region,
     scratch_zarr,
+)
+from pixlearn.predict.file_outputs import (
+    OME_LABEL_NAMES,
+    FileTask,
+    RunOptions,
+    create_tiled_output,
+    is_ome,
+    predict_file,
     write_errors,
     write_objects,
 )
@@ -116,7 +118,7 @@ def predict_tasks_dask(model: PixelModel, tasks: list[FileTask], options: RunOpt
                        progress: bool = False, block_pixels: int | None = None) -> list[float]:
     """Predict files on a Dask cluster; returns the seconds each took, in the order of `tasks`.
 
-    Whole images are tasks (:func:`~pixlearn.predict._machinery.predict_file` on a worker); the
+    Whole images are tasks (:func:`~pixlearn.predict.file_outputs.predict_file` on a worker); the
     Zarr outputs of images larger than two blocks of `block_pixels` (default
     :data:`DASK_BLOCK_PIXELS`) are split into block tasks (OME-Zarr too: the pyramid and label
     image are made from level 0 afterwards, in this process).

@@ -4,7 +4,7 @@ Reads of a lazily opened file happen tile by tile, long after it was opened; a c
 (a TIFF whose header lies about its strips) fails only then. :class:`CheckedReads` turns such
 failures into a :class:`~pixlearn.errors.PixlearnError` naming the file.
 
-Writing the outputs of a file (atomically) is :func:`pixlearn.predict._machinery.predict_file`.
+Writing the outputs of a file (atomically) is :func:`pixlearn.predict.file_outputs.predict_file`.
 """
 
 from __future__ import annotations
