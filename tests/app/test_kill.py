@@ -86,7 +86,7 @@ def _kill_predict(root: Path, model: Path, reference: Path, seed: int, fmt: str)
 
     def ready() -> bool:
         manifest = out / "manifest.jsonl"
-        return after == 0 and out.exists() or manifest.exists() and manifest.read_bytes().count(b"\n") >= after
+        return after == 0 and out.exists() or manifest.exists() and manifest.read_bytes().count(b'"seconds"') >= after
 
     killed = _kill_when(_spawn(args), ready, delay)
     result = runner.invoke(app, args)  # the rerun: completes what the kill left

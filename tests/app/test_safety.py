@@ -125,3 +125,28 @@ def test_error_path_is_written_once():
     source = inspect.getsource(cli)
     assert "_guard" not in source and "except PixlearnError" not in source
     assert source.count("traceback.print_exc()") == 2 and source.count("sys.exit(") == 1
+
+
+def test_output_renamed_before_its_finished_line_is_still_pixlearns(data, tmp_path):
+    """A run killed between renaming an output into place and appending its finished line: the
+    claim line written before the run started names it, so the rerun redoes it; a foreign file at
+    another output path is still refused."""
+    assert _train(data, tmp_path / "model").exit_code == 0
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "model"), str(data / "images"), "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    good = read_image(out / "a1.tif")[0]
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert '"claimed"' in lines[0] and len(lines) == 3
+    (out / "manifest.jsonl").write_text("\n".join(lines[:2]) + "\n")  # a1 finished, its line never written
+    assert [r["input"] for r in read_manifest(out)] == [str(data / "images" / "a0.npy")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(read_image(out / "a1.tif")[0], good)
+    assert [r["input"] for r in read_manifest(out)] == [str(data / "images" / f"a{i}.npy") for i in range(2)]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a0.tif").write_bytes(b"the user's")
+    refused = runner.invoke(app, ["predict", str(tmp_path / "model"), str(data / "images"), "-o", str(other)])
+    assert refused.exit_code == 2 and "not written by pixlearn" in refused.output
+    assert (other / "a0.tif").read_bytes() == b"the user's" and not (other / "manifest.jsonl").exists()

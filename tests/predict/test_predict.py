@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import warnings
 from typing import Any
 
@@ -538,7 +537,7 @@ def test_predict_many_on_dask_cluster_equals_single_process(tmp_path, folder, mo
                 assert check_ngff(tmp_path / "dask" / name) == []
     assert len(read_manifest(tmp_path / "dask")) == 3
     assert len(blocks) == 3 * 9  # each 48x40 image in 3x3 blocks of 16x16 chunks
-    assert json.loads((tmp_path / "dask" / "manifest.jsonl").read_text().splitlines()[0])["seconds"] >= 0
+    assert read_manifest(tmp_path / "dask")[0]["seconds"] >= 0
 
 
 # ------------------------------------------------------------------------------------ real models

@@ -25,6 +25,11 @@ class NormalizeConfig(Config):
         Percentiles for ``"percentile"``.
     low, high : float
         Bounds for ``"fixed"``.
+    polarity : {"keep", "bright-objects"}
+        ``"bright-objects"`` (``"percentile"`` mode): a channel whose median lies above the middle
+        of its `pmin`..`pmax` range (a bright background: brightfield, H&E) is inverted, so that
+        objects are bright on a dark background in every image, as in fluorescence. The inversion
+        is ``high < low`` in the bounds, decided per image and channel.
     """
 
     mode: str = "percentile"
@@ -32,6 +37,7 @@ class NormalizeConfig(Config):
     pmax: float = 99.8
     low: float = 0.0
     high: float = 1.0
+    polarity: str = "keep"
 
     def __post_init__(self) -> None:
         if self.mode not in ("percentile", "fixed", "none"):
@@ -40,6 +46,11 @@ class NormalizeConfig(Config):
             raise ValueError(f"need 0 <= pmin < pmax <= 100, got {self.pmin}, {self.pmax}")
         if not self.low < self.high:
             raise ValueError(f"need low < high, got {self.low}, {self.high}")
+        if self.polarity not in POLARITIES:
+            raise ValueError(f"polarity {self.polarity!r} is not one of {POLARITIES}")
+
+
+POLARITIES: tuple[str, ...] = ("keep", "bright-objects")
 
 
 def _sample(image: Any, max_values: int) -> np.ndarray:
@@ -66,7 +77,8 @@ def compute_normalization(
     Returns
     -------
     low, high : ndarray of shape (C,), float32
-        ``high > low`` always (a flat channel gets ``high = low + 1``).
+        ``high != low`` always (a flat channel gets ``high = low + 1``); ``high < low`` for a
+        channel inverted by ``polarity="bright-objects"``.
 
     Examples
     --------
@@ -83,11 +95,16 @@ def compute_normalization(
     low, high = np.percentile(sample, [cfg.pmin, cfg.pmax], axis=0).astype(np.float32)
     flat = high <= low
     high = np.where(flat, low + 1.0, high).astype(np.float32)
-    return low.astype(np.float32), high
+    low = low.astype(np.float32)
+    if cfg.polarity == "bright-objects":
+        bright_background = np.median(sample, axis=0) > (low + high) / 2
+        low, high = np.where(bright_background, high, low), np.where(bright_background, low, high)
+    return low, high
 
 
 def apply_normalization(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Map ``low..high`` to ``0..1`` per channel (no clipping); returns a new float32 array.
+    """Map ``low..high`` to ``0..1`` per channel (no clipping; ``high < low`` inverts); returns
+    a new float32 array.
 
     Parameters
     ----------

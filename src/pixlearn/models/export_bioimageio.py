@@ -92,6 +92,9 @@ def _preprocessing(model: Any, spatial_ids: list[Any]) -> list[Any]:
 
     steps: list[Any] = [bm.EnsureDtypeDescr(kwargs=bm.EnsureDtypeKwargs(dtype="float32"))]
     norm = model.normalization
+    if norm.polarity != "keep":
+        raise PixlearnError(f"bioimage.io preprocessing cannot invert per image (this model's polarity is "
+                            f"{norm.polarity!r}); export a model trained with polarity 'keep'")
     if norm.mode == "percentile":
         if norm.pmax <= 1.0:
             raise PixlearnError(f"bioimage.io's scale_range needs an upper percentile above 1, this model has {norm.pmax}")

@@ -2,9 +2,11 @@
 
 Every input is checked before any prediction runs and before the output folder is created;
 finished outputs are skipped and leftovers of an interrupted run removed; each finished image
-appends a line to ``manifest.jsonl``. The manifest is what pixlearn knows it made: a file at an
-output path that the manifest does not name is never written over, and the output folder may
-not be or contain an input.
+appends a line to ``manifest.jsonl``. The manifest is what pixlearn knows it made: before any
+image runs, a *claim* line names every output the run may write, so that an output renamed into
+place by a run killed before its finished line is still known as pixlearn's. A file at an output
+path that no line names is never written over, and the output folder may not be or contain an
+input.
 """
 
 from __future__ import annotations
@@ -153,14 +155,17 @@ def predict_many(
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)
     tasks = _plan_tasks(model, paths, out_dir, run, output_format, return_probabilities, wanted.objects)
-    made = _made_by_pixlearn(out_dir)
-    _refuse_foreign_outputs(tasks, made)
+    _refuse_foreign_outputs(tasks, _made_by_pixlearn(out_dir, claims=True))
     created = _prepare_out_dir(out_dir)
-    tasks = [task for task in tasks if overwrite or not _skip_finished(task, made)]
+    finished = _made_by_pixlearn(out_dir, claims=False)
+    tasks = [task for task in tasks if overwrite or not _skip_finished(task, finished)]
     manifest = out_dir / MANIFEST
     name = model_name or type(model).__name__
     done = 0
     try:
+        if tasks:  # before anything is written: what a killed run leaves is still known as ours
+            claimed = [p.relative_to(out_dir).as_posix() for task in tasks for p in _targets(task)]
+            _append_manifest(manifest, {"claimed": claimed})
         seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
         if dask_address:
             seconds = predict_tasks_dask(model, tasks, run, dask_address, progress=progress)
@@ -176,10 +181,15 @@ def predict_many(
             _append_manifest(manifest, record)
             done += 1
     except BaseException:
-        if created and done == 0:
+        if created and done == 0 and not any(os.path.lexists(p) for task in tasks for p in _targets(task)):
             _remove_if_empty(out_dir)
         raise
     return manifest
+
+
+def _targets(task: FileTask) -> list[Path]:
+    """Every path a task writes."""
+    return [p for p in (task.target, task.prob_target, *task.objects) if p is not None]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -223,7 +233,7 @@ def _remove_if_empty(out_dir: Path) -> None:
     for sub in (out_dir / "probabilities", out_dir / "objects", out_dir):
         try:
             manifest = sub / MANIFEST
-            if manifest.exists() and manifest.stat().st_size == 0:
+            if manifest.is_file() and not read_manifest(sub):  # claims alone: nothing was finished
                 manifest.unlink()
             sub.rmdir()
         except OSError:
@@ -284,12 +294,15 @@ def _check_output_memory(model: PixelModel, shape: tuple[int, ...], probabilitie
             f"{MAX_IN_MEMORY_OUTPUT_BYTES // 2**30} GiB); use --format zarr (written tile by tile)", path)
 
 
-def _made_by_pixlearn(out_dir: Path) -> set[Path]:
-    """The outputs the manifest of `out_dir` names (resolved paths; also where they are now if
-    the folder was moved since)."""
+def _made_by_pixlearn(out_dir: Path, claims: bool) -> set[Path]:
+    """The outputs the manifest of `out_dir` names as finished, and also those it claims if
+    `claims` (resolved paths; also where they are now if the folder was moved since)."""
     made: set[Path] = set()
     here = out_dir.resolve()
-    for record in read_manifest(out_dir):
+    for record in _read_records(out_dir) if claims else read_manifest(out_dir):
+        for name in record.get("claimed", []) if isinstance(record.get("claimed"), list) else []:
+            if isinstance(name, str):
+                made.add((here / name).resolve())  # relative to the output folder
         for key, sub in (("output", here), ("probabilities", here / "probabilities")):
             if isinstance(record.get(key), str):
                 made.add(Path(record[key]).resolve())
@@ -366,9 +379,21 @@ def _append_manifest(manifest: Path, record: dict[str, Any]) -> None:
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of ``out_dir/manifest.jsonl`` (empty when there is none).
+    """The records of ``out_dir/manifest.jsonl``, one per finished image (empty when there is none).
 
-    A last line cut short (a run killed while appending it) is ignored.
+    A last line cut short (a run killed while appending it) is ignored, and so are the claim
+    lines (``{"claimed": [...]}``) a run writes before it starts.
+
+    Raises
+    ------
+    PixlearnError
+        A manifest that cannot be read or is not one pixlearn writes.
+    """
+    return [record for record in _read_records(out_dir) if "claimed" not in record]
+
+
+def _read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line of ``out_dir/manifest.jsonl``, claims included.
 
     Raises
     ------
