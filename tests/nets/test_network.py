@@ -84,6 +84,8 @@ def test_instances_fit_tunes_thresholds(blobs_2d):
     loaded = _round_trip(model)
     assert loaded.thresholds == model.thresholds
     assert "val_instance_score" in loaded.to_metadata()["history"]
+    sizes = np.concatenate([np.bincount(lab.ravel())[1:] for lab in labels])
+    assert loaded.object_diameter == pytest.approx(np.median(2 * np.sqrt(sizes[sizes > 0] / np.pi)))
 
 
 def test_restore_fit(blobs_2d):

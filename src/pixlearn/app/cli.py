@@ -163,6 +163,19 @@ def _parse_ints(text: str, option: str) -> tuple[int, ...]:
         raise _fail(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
 
 
+def _parse_diameter(text: str | None) -> float | str | None:
+    """``--diameter``: a positive number of pixels, ``"auto"`` or nothing."""
+    if text is None or text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise _fail(f"--diameter: cannot read {text!r}; use a positive number of pixels or 'auto'")
+    return value
+
+
 def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
     """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
     pixlearn model (replaced only with `overwrite`)."""
@@ -303,6 +316,7 @@ def predict(
     objects: Annotated[str | None, typer.Option(help="Instance models: also write objects/<name>.geojson (QuPath) and/or .csv (measurements): geojson, csv or geojson,csv.")] = None,
     tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from available memory).")] = None,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
+    diameter: Annotated[str | None, typer.Option(help="Median object diameter in the images (px), or 'auto' (estimated per image by a first pass): images are resized so that objects reach the size the model was trained on (instance networks).")] = None,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
@@ -316,6 +330,7 @@ def predict(
     from pixlearn.models.model_file import load_model
     from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
+    from pixlearn.predict.rescale import trained_diameter
     from pixlearn.predict.tiling import TileConfig
 
     if output_format not in OUTPUT_FORMATS:
@@ -324,9 +339,16 @@ def predict(
     if any(k not in OBJECT_FORMATS for k in object_kinds):
         raise _fail(f"--objects {objects!r}: use geojson, csv or geojson,csv")
     tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
+    size = _parse_diameter(diameter)
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
-    manifest = predict_many(model, paths, output, PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities, tta=tta, objects=object_kinds, overwrite=overwrite), dask_address=dask, model_name=str(model_path), progress=True)
+    if size is not None and trained_diameter(model) is None:
+        raise PixlearnError("--diameter: this model does not record the size of its training objects (instance "
+                            "networks trained by pixlearn do)", model_path)
+    options = PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities,
+                             tta=tta, objects=object_kinds, overwrite=overwrite, diameter=size)
+    manifest = predict_many(model, paths, output, options, dask_address=dask, model_name=str(model_path),
+                            progress=True)
     typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")
 
 

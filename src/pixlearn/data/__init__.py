@@ -49,6 +49,8 @@ _HOMES = {
     "LABEL_KINDS": "labels",
     "check_label_kind": "labels",
     "count_classes": "labels",
+    "median_object_diameter": "labels",
+    "object_diameters": "labels",
     "to_class_targets": "labels",
     "NormalizeConfig": "normalize",
     "check_ngff": "ngff",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixlearn.data.labels import IGNORE
+from pixlearn.data.labels import IGNORE, median_object_diameter
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import TASKS
@@ -205,8 +205,9 @@ def fit_network(
     cfg = cfg.replace(patch_shape=_fit_patch(patch, data.images + data.val_images, size_divisor(unet)))
     train_set, val_set = _datasets(data, cfg, task)
     net, history = _train_network(unet, train_set, val_set, cfg, options, device)
+    diameter = median_object_diameter(labels) if task == "instances" else None
     model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
-                         history=history.summary(), train_config=cfg, device=device)
+                         history=history.summary(), train_config=cfg, object_diameter=diameter, device=device)
     if task == "instances":
         _tune_instance_thresholds(model, data)
     return model

@@ -55,6 +55,9 @@ class NetworkModel:
     history : dict, optional
         Training summary (:meth:`pixlearn.nets.training.History.summary`).
     train_config : TrainConfig, optional
+    object_diameter : float, optional
+        Instances task: median equivalent diameter (px) of the training objects, so that
+        images of another magnification can be rescaled to it (:mod:`pixlearn.predict.rescale`).
     device : str or torch.device, optional
         Default CUDA when available, else CPU.
     """
@@ -72,6 +75,7 @@ class NetworkModel:
         thresholds: dict[str, Any] | None = None,
         history: dict[str, Any] | None = None,
         train_config: TrainConfig | None = None,
+        object_diameter: float | None = None,
         device: Any = None,
     ) -> None:
         if task not in TASKS:
@@ -88,6 +92,7 @@ class NetworkModel:
         self.thresholds = None if thresholds is None else dict(thresholds)
         self.history = {} if history is None else dict(history)
         self.train_config = train_config
+        self.object_diameter = None if object_diameter is None else float(object_diameter)
         self._device = resolve_device(device)
         self.net.to(self._device).eval()
         self._fast: tuple[tuple[Any, ...], torch.nn.Module] | None = None
@@ -233,6 +238,7 @@ class NetworkModel:
             "train": None if self.train_config is None else self.train_config.to_dict(),
             "halo": list(self.halo),
             "size_divisor": self.size_divisor,
+            "object_diameter": self.object_diameter,
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -264,8 +270,18 @@ class NetworkModel:
             thresholds=meta.get("thresholds"),
             history=meta.get("history") or {},
             train_config=None if train_meta is None else TrainConfig.from_dict(train_meta),
+            object_diameter=_positive_or_none(meta.get("object_diameter")),
             device=device,
         )
+
+
+def _positive_or_none(value: Any) -> float | None:
+    """A stored diameter: a positive finite number, else ``None`` (older files have none)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    if value is not None:
+        raise ValueError(f"object_diameter must be a positive number, got {value!r}")
+    return None
 
 
 def _tensor_state(t: torch.Tensor) -> tuple[int, int]:

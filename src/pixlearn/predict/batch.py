@@ -79,6 +79,10 @@ class PredictOptions(Config):
         finished label image, which is then held whole in memory.
     overwrite : bool
         Redo finished outputs (files pixlearn wrote, as the manifest says; never others).
+    diameter : float or "auto", optional
+        Median diameter (px) of the objects in the images: each image is resized so that they
+        reach the size the model was trained on (:func:`pixlearn.predict.rescale.scale_for`);
+        ``"auto"`` estimates it per image from a first pass.
     """
 
     tile: TileConfig = dataclasses.field(default_factory=TileConfig)
@@ -88,8 +92,12 @@ class PredictOptions(Config):
     tta: bool = False
     objects: tuple[str, ...] = ()
     overwrite: bool = False
+    diameter: float | str | None = None
 
     def __post_init__(self) -> None:
+        if self.diameter is not None and self.diameter != "auto" and (
+                isinstance(self.diameter, str) or not self.diameter > 0):
+            raise PixlearnError(f"diameter {self.diameter!r}: use a positive number of pixels or 'auto'")
         if self.output_format not in OUTPUT_FORMATS:
             raise PixlearnError(f"output format {self.output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
         for kind in self.objects:
@@ -150,7 +158,7 @@ def predict_many(
     """
     wanted = PredictOptions() if options is None else options
     output_format, return_probabilities, overwrite = wanted.output_format, wanted.probabilities, wanted.overwrite
-    run = RunOptions(wanted.tile, wanted.axes, wanted.tta)
+    run = RunOptions(wanted.tile, wanted.axes, wanted.tta, wanted.diameter)
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)

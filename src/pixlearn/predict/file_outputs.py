@@ -25,16 +25,19 @@ from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import INCOMPLETE, apply_job, create_output, mark_complete, prepare_job
 from pixlearn.predict.files import canonical_input
+from pixlearn.predict.rescale import scale_for
 from pixlearn.predict.tiling import TileConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """How every image of a run is predicted: tiles, input axes, test-time augmentation."""
+    """How every image of a run is predicted: tiles, input axes, test-time augmentation, and the
+    object diameter to rescale to (:func:`pixlearn.predict.rescale.scale_for`)."""
 
     tile_cfg: TileConfig
     axes: str | None = None
     tta: bool = False
+    diameter: float | str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +95,7 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
     """
     start = time.perf_counter()
     image = canonical_input(task.source, options.axes, model.n_channels)
+    model = scale_for(model, image, options.diameter, task.source)
     job = prepare_job(model, image, options.tta, task.source)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)

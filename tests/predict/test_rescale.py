@@ -1,0 +1,116 @@
+"""Objects of another size: a model applied to its input resized to the diameter it was trained on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from typer.testing import CliRunner
+
+from pixlearn.data.labels import median_object_diameter, object_diameters
+from pixlearn.data.normalize import NormalizeConfig
+from pixlearn.errors import PixlearnError
+from pixlearn.models.protocol import PixelModel
+from pixlearn.predict import TileConfig, apply_model
+from pixlearn.predict.rescale import SCALE_LIMITS, ScaledModel, scale_for
+
+
+class Smoother:
+    """A protocol-only model: a Gaussian of the input (restore), or discs above 0.5 (instances),
+    recording the block shapes it is given and the diameter it 'was trained on'."""
+
+    kind = "fake"
+    ndim = 2
+    n_channels = 1
+    n_outputs = 1
+    halo = (6, 6)
+    normalization = NormalizeConfig(mode="none")
+    size_divisor = 4
+    bytes_per_pixel = 16.0
+
+    def __init__(self, task: str = "restore", tile_mode: str = "blended", diameter: float | None = 20.0) -> None:
+        self.task, self.tile_mode, self.diameter = task, tile_mode, diameter
+        self.shapes: list[tuple[int, ...]] = []
+
+    def predict_raw(self, image: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(image, (1.5, 1.5, 0), mode="nearest").astype(np.float32)
+
+    def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
+        self.shapes.append(blocks.shape)
+        assert all(s % self.size_divisor == 0 for s in blocks.shape[1:-1]), "blocks padded to the divisor"
+        return np.stack([self.predict_raw(b) for b in blocks])
+
+    def memory_budget_bytes(self) -> float | None:
+        return None
+
+    def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        return ndimage.label(outputs[..., 0] > 0.5)[0]
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"task": self.task, "object_diameter": self.diameter}
+
+
+def _discs(diameter: float, shape=(160, 144)) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    step = int(diameter * 2)
+    for i, (y, x) in enumerate((y, x) for y in range(step // 2, shape[0] - step // 2, step)
+                               for x in range(step // 2, shape[1] - step // 2, step)):
+        labels[(yy - y) ** 2 + (xx - x) ** 2 <= (diameter / 2) ** 2] = i + 1
+    return (labels > 0).astype(np.float32)[..., None], labels
+
+
+def test_scaled_model_satisfies_the_protocol_and_resizes_blocks():
+    inner = Smoother()
+    scaled = ScaledModel(inner, 2.0)
+    assert isinstance(scaled, PixelModel)
+    block = np.random.default_rng(0).random((2, 30, 22, 1)).astype(np.float32)
+    out = scaled.predict_batch(block)
+    assert out.shape == block.shape and inner.shapes == [(2, 60, 44, 1)]
+    assert scaled.halo == (4, 4) and scaled.to_metadata()["scale"] == 2.0
+
+
+@pytest.mark.parametrize("tile_mode", ["exact", "blended"])
+def test_tiled_scaled_prediction_equals_whole_scaled_prediction(tile_mode):
+    image = ndimage.gaussian_filter(np.random.default_rng(1).random((75, 61)), 3).astype(np.float32)[..., None]
+    scaled = ScaledModel(Smoother(tile_mode=tile_mode), 1.6)
+    whole = apply_model(scaled, image, tile_cfg=TileConfig(tile_shape=(256, 256)))
+    tiled = apply_model(scaled, image, tile_cfg=TileConfig(tile_shape=(24, 20)))
+    assert scaled.tile_mode == "blended"  # whatever the model's: resampled tiles are not exact
+    np.testing.assert_allclose(tiled, whole, atol=0.02)
+    np.testing.assert_allclose(whole, image, atol=0.05)  # a smooth image survives up, smooth, down
+
+
+def test_scale_for_chooses_the_factor_from_the_diameters():
+    model = Smoother(diameter=20.0)
+    image = np.zeros((32, 32, 1), np.float32)
+    assert scale_for(model, image, None) is model
+    assert scale_for(model, image, 19.0) is model  # within 10%: not worth resampling
+    assert scale_for(model, image, 10.0).factor == pytest.approx(2.0)
+    assert scale_for(model, image, 1000.0).factor == SCALE_LIMITS[0]
+    with pytest.raises(PixlearnError, match="does not record"):
+        scale_for(Smoother(diameter=None), image, 10.0)
+    with pytest.raises(PixlearnError, match="positive"):
+        scale_for(model, image, -3.0)
+
+
+def test_auto_diameter_is_estimated_by_a_first_pass():
+    image, labels = _discs(10.0)
+    model = Smoother(task="instances", diameter=20.0)
+    scaled = scale_for(model, image, "auto")
+    assert scaled.factor == pytest.approx(20.0 / median_object_diameter([labels]), rel=0.15)
+    found = apply_model(scaled, image)
+    assert found.max() == labels.max()  # the same discs, found at the image's own size
+    assert np.median(object_diameters(found)) == pytest.approx(np.median(object_diameters(labels)), rel=0.15)
+    assert scale_for(Smoother(task="instances", diameter=10.0), image, "auto") is not None
+
+
+def test_cli_diameter_is_checked(tmp_path):
+    from pixlearn.app.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(tmp_path / "m"), str(tmp_path), "-o", str(tmp_path / "o"),
+                                 "--diameter", "big"])
+    assert result.exit_code == 2 and "--diameter" in result.output
