@@ -42,6 +42,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pixlearn.config import Config
 
+# the category of an object: matched, or one of the five errors; codes are indices into this tuple
 ERROR_CATEGORIES: tuple[str, ...] = ("matched", "miss", "merge", "split", "poor_localisation", "spurious")
 MATCHED, MISS, MERGE, SPLIT, POOR, SPURIOUS = range(len(ERROR_CATEGORIES))
 MATCH_IOU = 0.5
@@ -190,10 +191,12 @@ class ImageErrors:
 
     @property
     def fp(self) -> int:
+        """Predictions left unmatched at IoU 0.5."""
         return self.n_pred - self.tp
 
     @property
     def fn(self) -> int:
+        """True objects left unmatched at IoU 0.5."""
         return self.n_true - self.tp
 
     @property
@@ -203,6 +206,7 @@ class ImageErrors:
 
     @property
     def errors(self) -> ErrorCounts:
+        """The category counts of this image (``errors.total == fp + fn``)."""
         return ErrorCounts.from_categories(self.true_category, self.pred_category)
 
     def summary(self) -> dict[str, Any]:
