@@ -3,7 +3,10 @@ the random forest) and W2S denoising (restoration), each trained under a wall-cl
 
 Run: ``.venv/bin/python benchmarks/networks.py`` (about 50 minutes on 2 CPU cores; ``--quick`` for a
 few-minute smoke run). The same script uses a CUDA GPU when one is present (AMP there).
-Figures go to ``benchmarks/results/networks.json``.
+Figures go to ``benchmarks/results/networks.json``. DSB2018 is scored with an error analysis per
+image group (``_dsb2018.py``), printed and kept under ``dsb2018_errors``; ``--model PATH`` skips
+all training and only scores that saved instance model on DSB2018 (about a minute on CPU; figures
+to ``networks_model.json``, never over the benchmark's own).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, RESULTS, print_table, write_results
+from _dsb2018 import STARDIST_FLUO_AP50, analyse, load_split, report
 from pixlearn.data.folders import read_split
 from pixlearn.data.labels import to_class_targets
 from pixlearn.data.pairs import load_pairs, to_grey
+from pixlearn.metrics import ErrorAnalysis
 from pixlearn.predict import apply_model
 
 # pick up half-edited modules later)
@@ -40,42 +45,66 @@ def _apply_all(model: Any, images: list[np.ndarray], tta: bool = False) -> list[
     return [np.asarray(apply_model(model, image, tta=tta)) for image in images]
 
 
+def _dsb2018_test(quick: bool) -> tuple[list[Any], list[str]]:
+    return load_split(DATA / "dsb2018_nuclei", "test", 20 if quick else None)
+
+
+def score_dsb2018(model: Any, test: list[Any], groups: list[str]) -> tuple[dict[str, Any], ErrorAnalysis]:
+    """AP at IoU 0.5 (= matching accuracy, as DSB2018/StarDist), per group, and the error analysis."""
+    from pixlearn.metrics import matching_dataset
+
+    start = time.perf_counter()
+    predictions = _apply_all(model, [to_grey(p.image) for p in test])
+    predict_s = time.perf_counter() - start
+    figures, analysis = analyse(test, groups, predictions)
+    scores = matching_dataset([p.labels for p in test], predictions)
+    figures.update({
+        "dsb2018_f1_50": scores[0].f1,
+        "dsb2018_mean_ap": float(np.mean([m.accuracy for m in scores])),
+        "dsb2018_predict_seconds": predict_s,
+        "dsb2018_n_test": len(test),
+    })
+    return figures, analysis
+
+
 def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
-    """Instance segmentation of nuclei; AP at IoU 0.5 (= matching accuracy, as DSB2018/StarDist)."""
+    """Instance segmentation of nuclei: train, score (with the error analysis, printed) and with TTA."""
     from pixlearn.metrics import matching_dataset
     from pixlearn.nets.fit import fit_network
 
     root = DATA / "dsb2018_nuclei"
     split = read_split(root)
     train_names = split["train"][:60] if quick else split["train"]
-    test_names = split["test"][:20] if quick else split["test"]
     train = load_pairs(root / "images", root / "labels", label_kind="instances", names=train_names)
-    test = load_pairs(root / "images", root / "labels", label_kind="instances", names=test_names)
+    test, groups = _dsb2018_test(quick)
     start = time.perf_counter()
     model = fit_network([p.image for p in train], [p.labels for p in train], "instances",
                         train_config=_train_cfg(minutes, (128, 128), 8))
     train_minutes = (time.perf_counter() - start) / 60.0
-    start = time.perf_counter()
-    predictions = _apply_all(model, [to_grey(p.image) for p in test])
-    predict_s = time.perf_counter() - start
-    scores = {m.thresh: m for m in matching_dataset([p.labels for p in test], predictions)}
+    figures, analysis = score_dsb2018(model, test, groups)
+    print(report(analysis), flush=True)
     start = time.perf_counter()
     predictions_tta = _apply_all(model, [to_grey(p.image) for p in test], tta=True)
     predict_tta_s = time.perf_counter() - start
-    scores_tta = {m.thresh: m for m in matching_dataset([p.labels for p in test], predictions_tta)}
+    scores_tta = matching_dataset([p.labels for p in test], predictions_tta, (0.5,))
     return {
-        "dsb2018_ap50": scores[0.5].accuracy,
-        "dsb2018_ap75": scores[0.75].accuracy,
-        "dsb2018_f1_50": scores[0.5].f1,
-        "dsb2018_mean_ap": float(np.mean([m.accuracy for m in scores.values()])),
+        **figures,
         "dsb2018_train_minutes": train_minutes,
-        "dsb2018_predict_seconds": predict_s,
-        "dsb2018_ap50_tta": scores_tta[0.5].accuracy,
+        "dsb2018_ap50_tta": scores_tta[0].accuracy,
         "dsb2018_predict_seconds_tta": predict_tta_s,
         "dsb2018_n_train": len(train),
-        "dsb2018_n_test": len(test),
         "dsb2018_thresholds": model.to_metadata().get("thresholds"),
     }
+
+
+def dsb2018_saved(path: Path, quick: bool) -> dict[str, Any]:
+    """Score a saved instance model on the DSB2018 test split without training (``--model``)."""
+    from pixlearn.models.model_file import load_model
+
+    test, groups = _dsb2018_test(quick)
+    figures, analysis = score_dsb2018(load_model(path), test, groups)
+    print(report(analysis), flush=True)
+    return {**figures, "dsb2018_model": str(path)}
 
 
 def _membrane_scores(truth: list[np.ndarray], predictions: list[np.ndarray]) -> tuple[float, float]:
@@ -154,6 +183,16 @@ def w2s(minutes: float, quick: bool) -> dict[str, Any]:
     }
 
 
+def _dsb2018_rows(figures: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    return [
+        ("dsb2018 AP50 pooled", figures.get("dsb2018_ap50"), None),
+        ("dsb2018 AP50 per-image mean", figures.get("dsb2018_ap50_avg"), None),
+        ("dsb2018 AP50 fluo | StarDist", figures.get("dsb2018_ap50_fluo"), STARDIST_FLUO_AP50),
+        ("dsb2018 AP50 colour", figures.get("dsb2018_ap50_colour"), None),
+        ("dsb2018 AP75 pooled", figures.get("dsb2018_ap75"), None),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few-minute smoke run on subsets")
@@ -161,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isbi-minutes", type=float, default=10.0)
     parser.add_argument("--w2s-minutes", type=float, default=8.0)
     parser.add_argument("--only", choices=["dsb2018", "isbi2012", "w2s"], action="append")
+    parser.add_argument("--model", type=Path, help="score this saved instance model on DSB2018 only (no training)")
     args = parser.parse_args(argv)
     if args.quick:
         args.dsb_minutes, args.isbi_minutes, args.w2s_minutes = 1.0, 1.0, 1.0
@@ -170,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.model is not None:
+        figures = {**dsb2018_saved(args.model, args.quick), "device": device}
+        print_table(f"{args.model.name} on DSB2018", _dsb2018_rows(figures), headers=("metric", "pixlearn", "reference"))
+        write_results("networks_model_quick" if args.quick else "networks_model", figures)
+        return 0
     runs = {"dsb2018": (dsb2018, args.dsb_minutes), "isbi2012": (isbi2012, args.isbi_minutes),
             "w2s": (w2s, args.w2s_minutes)}
     name = "networks_quick" if args.quick else "networks"
@@ -186,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["train_speedup_vs_monai"] = json.loads(throughput.read_text()).get("train_speedup_vs_monai")
     figures["device"] = device
     print_table("U-Net on real data", [
-        ("dsb2018 AP@0.5", figures.get("dsb2018_ap50"), None),
+        *_dsb2018_rows(figures),
         ("dsb2018 AP@0.5 with 8x test-time augmentation", figures.get("dsb2018_ap50_tta"), None),
         ("dsb2018 train minutes", figures.get("dsb2018_train_minutes"), None),
         ("isbi2012 membrane F1 (unet | rf)", figures.get("isbi2012_membrane_f1"), figures.get("isbi2012_membrane_f1_rf")),

@@ -3,7 +3,8 @@
 ``nuclei``: an instance U-Net for nuclei in fluorescence, brightfield and stained-tissue images,
 trained on the DSB2018 train split (CC0, ``../shared/data/dsb2018_nuclei``) and synthetic nuclei
 made by :mod:`pixlearn.synthetic`, with the bright-objects polarity rule (brightfield and H&E
-inverted per image). Scored on the DSB2018 test split, pooled AP@0.5 per image group.
+inverted per image). Scored on the DSB2018 test split: pooled AP@0.5 per image group and the error
+analysis of ``benchmarks/_dsb2018.py`` (printed; its summary in the card).
 
 Run: ``.venv/bin/python scripts/train_builtin.py nuclei --minutes 100 --threads 2`` (CPU or a
 CUDA GPU). Writes ``<out>/nuclei.zip`` (an ordinary pixlearn model file) and
@@ -25,7 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _dsb2018 import GROUPS, load_split  # noqa: E402
+from _dsb2018 import analyse, load_split, report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "dsb2018_nuclei"
 
@@ -61,26 +62,27 @@ def train_nuclei(minutes: float, seed: int, n_synthetic: int, checkpoint_dir: Pa
 
 
 def score(model: Any) -> dict[str, Any]:
-    """Pooled AP@0.5 (StarDist's convention), averaged per image (DSB2018's), and per group."""
-    from pixlearn.metrics import matching_dataset
+    """Pooled AP@0.5 (StarDist's convention), averaged per image (DSB2018's), per group, and the errors.
+
+    Prints the error analysis of ``benchmarks/_dsb2018.py`` (the same as ``benchmarks/networks.py``).
+    """
     from pixlearn.predict import apply_model
 
     test, groups = load_split(DATA, "test")
     predictions = [np.asarray(apply_model(model, p.image)) for p in test]
-    truth = [p.labels for p in test]
-    pooled = matching_dataset(truth, predictions, (0.5, 0.75))
-    by_group = {}
-    for group in GROUPS:
-        picked = [i for i, g in enumerate(groups) if g == group]
-        if picked:
-            match = matching_dataset([truth[i] for i in picked], [predictions[i] for i in picked], (0.5,))[0]
-            by_group[group] = {"images": len(picked), "ap50": round(match.accuracy, 4)}
+    figures, analysis = analyse(test, groups, predictions)
+    print(report(analysis), flush=True)
+    by_group = {group: {"images": s.images, "ap50": round(s.ap50, 4), "error_share": round(s.error_share, 4),
+                        "errors": s.errors.by_category()} for group, s in analysis.by_group.items()}
+    fluo = figures["dsb2018_ap50_fluo"]
     return {
         "dsb2018_test_images": len(test),
-        "ap50": round(pooled[0].accuracy, 4),
-        "ap75": round(pooled[1].accuracy, 4),
-        "ap50_per_image": round(matching_dataset(truth, predictions, (0.5,), by_image=True)[0].accuracy, 4),
+        "ap50": round(figures["dsb2018_ap50"], 4),
+        "ap75": round(figures["dsb2018_ap75"], 4),
+        "ap50_per_image": round(figures["dsb2018_ap50_avg"], 4),
+        "ap50_fluorescence": None if fluo is None else round(fluo, 4),
         "ap50_by_group": by_group,
+        "errors": analysis.overall.errors.by_category(),
     }
 
 

@@ -9,6 +9,13 @@ Instance segmentation (:mod:`pixlearn.metrics.instance`)
     :func:`matching` (optimal one-to-one matching of objects at an IoU threshold, as in the
     DSB2018 challenge and StarDist), :func:`matching_dataset`, :func:`aggregate_matchings` and
     :func:`average_precision`.
+Error analysis (:mod:`pixlearn.metrics.errors`, :mod:`pixlearn.metrics.dataset_errors`)
+    :func:`image_errors` classifies every object left unmatched at IoU 0.5 as a miss, merge,
+    split, poor localisation or spurious object (:data:`ERROR_CATEGORIES`; they sum to FP + FN),
+    settings in :class:`ErrorConfig`, counts in :class:`ErrorCounts`; :func:`error_analysis`
+    pools many images per group, by object size and overall (:class:`ErrorAnalysis`,
+    :class:`GroupScores`, :class:`SizeBinScores`) and keeps the worst images;
+    :func:`format_error_analysis` (:mod:`pixlearn.metrics.error_report`) renders its tables as text.
 Restoration (:mod:`pixlearn.metrics.restoration`)
     :func:`psnr`, :func:`ssim`, :func:`nrmse`.
 Classification (:mod:`pixlearn.metrics.classification`)
@@ -41,6 +48,9 @@ from pixlearn.metrics.classification import (
     reliability_bins,
     roc_auc_ovr,
 )
+from pixlearn.metrics.dataset_errors import ErrorAnalysis, GroupScores, SizeBinScores, error_analysis
+from pixlearn.metrics.error_report import format_error_analysis
+from pixlearn.metrics.errors import ERROR_CATEGORIES, ErrorConfig, ErrorCounts, ImageErrors, image_errors
 from pixlearn.metrics.instance import (
     DEFAULT_IOU_THRESHOLDS,
     Matching,
@@ -65,9 +75,16 @@ from pixlearn.metrics.semantic import (
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
+    "ERROR_CATEGORIES",
     "ClassificationScores",
+    "ErrorAnalysis",
+    "ErrorConfig",
+    "ErrorCounts",
+    "GroupScores",
+    "ImageErrors",
     "Matching",
     "SemanticScores",
+    "SizeBinScores",
     "accuracy",
     "aggregate_matchings",
     "average_precision",
@@ -76,9 +93,12 @@ __all__ = [
     "confusion_matrix",
     "dice",
     "dice_from_confusion",
+    "error_analysis",
     "evaluate_folders",
     "evaluate_pairs",
     "expected_calibration_error",
+    "format_error_analysis",
+    "image_errors",
     "iou",
     "iou_from_confusion",
     "matching",
