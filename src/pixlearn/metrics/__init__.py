@@ -8,7 +8,11 @@ Semantic segmentation (:mod:`pixlearn.metrics.semantic`)
 Instance segmentation (:mod:`pixlearn.metrics.instance`)
     :func:`matching` (optimal one-to-one matching of objects at an IoU threshold, as in the
     DSB2018 challenge and StarDist), :func:`matching_dataset`, :func:`aggregate_matchings` and
-    :func:`average_precision`.
+    :func:`average_precision`; :func:`matched_pairs` (which true object matched which predicted one).
+Touching objects (:mod:`pixlearn.metrics.touching`)
+    :func:`touching_pairs` (true objects that share a boundary) and :func:`touching_separation` /
+    :func:`touching_separation_dataset` (how many such pairs a prediction separates) returning
+    :class:`TouchingSeparation`.
 Restoration (:mod:`pixlearn.metrics.restoration`)
     :func:`psnr`, :func:`ssim`, :func:`nrmse`.
 Classification (:mod:`pixlearn.metrics.classification`)
@@ -46,6 +50,7 @@ from pixlearn.metrics.instance import (
     Matching,
     aggregate_matchings,
     average_precision,
+    matched_pairs,
     matching,
     matching_dataset,
 )
@@ -62,12 +67,19 @@ from pixlearn.metrics.semantic import (
     scores_from_confusion,
     semantic_scores,
 )
+from pixlearn.metrics.touching import (
+    TouchingSeparation,
+    touching_pairs,
+    touching_separation,
+    touching_separation_dataset,
+)
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
     "ClassificationScores",
     "Matching",
     "SemanticScores",
+    "TouchingSeparation",
     "accuracy",
     "aggregate_matchings",
     "average_precision",
@@ -81,6 +93,7 @@ __all__ = [
     "expected_calibration_error",
     "iou",
     "iou_from_confusion",
+    "matched_pairs",
     "matching",
     "matching_dataset",
     "nrmse",
@@ -93,6 +106,9 @@ __all__ = [
     "scores_from_confusion",
     "semantic_scores",
     "ssim",
+    "touching_pairs",
+    "touching_separation",
+    "touching_separation_dataset",
     "write_classification_report",
     "write_report",
 ]
