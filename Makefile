@@ -9,6 +9,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pixlearn-installed
 DEMO_OUT ?= demo_output
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # What napari's window needs on a bare Debian machine, and a virtual screen for its tests.
 GUI_APT := xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
@@ -34,7 +35,7 @@ gui-deps:
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(GUI_APT) >/dev/null; fi
 
 demo: $(STAMP)
-	$(BIN)/pixlearn demo --output $(DEMO_OUT)
+	$(BIN)/pixlearn demo --output $(DEMO_OUT) $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

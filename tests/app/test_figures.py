@@ -70,5 +70,32 @@ def test_label_colors_background_black_and_consistent():
         label_colors(-labels)
 
 
+def test_save_label_panels_one_panel_per_label_image(tmp_path):
+    raw, truth, prediction, _ = _data((16, 20))
+    path = figures.save_label_panels(tmp_path / "sub" / "labels.png", raw, [prediction, truth, truth],
+                                     titles=("image", "a", "b", "truth"), dpi=DPI)
+    (width, height), fmt = _png_size(path)
+    assert fmt == "PNG" and width == round(4 * figures.PANEL_INCHES * DPI)
+    assert height == round((figures.PANEL_INCHES + figures.TITLE_INCHES) * DPI)
+    assert [p.name for p in path.parent.iterdir()] == ["labels.png"]
 
 
+def test_save_label_panels_darkens_edges_between_touching_objects(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(figures, "_write_panels", lambda path, panels, *args: shown.extend(panels))
+    labels = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [0, 0, 0, 0]])
+    figures.save_label_panels(tmp_path / "p.png", np.zeros((3, 4)), [labels])
+    rgb = shown[1][0]
+    plain = label_colors(labels)
+    np.testing.assert_allclose(rgb[0, 1], 0.35 * plain[0, 1])  # 1 next to 2: an edge
+    np.testing.assert_allclose(rgb[0, 0], plain[0, 0])         # inside 1
+    np.testing.assert_array_equal(rgb[2], 0.0)                 # background stays black
+
+
+def test_save_label_panels_rejects_bad_shapes(tmp_path):
+    raw, truth, _, _ = _data((16, 20))
+    with pytest.raises(ValueError, match="no label images"):
+        figures.save_label_panels(tmp_path / "p.png", raw, [])
+    with pytest.raises(ValueError, match="spatial shape"):
+        figures.save_label_panels(tmp_path / "p.png", raw, [truth[:-1]])
+    assert not (tmp_path / "p.png").exists()

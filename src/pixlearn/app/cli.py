@@ -385,13 +385,14 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]) -> None:
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the demo data, model and results.")] = Path("demo_output"),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    unet_seconds: Annotated[float, typer.Option(min=0.0, help="Training time of the instance U-Net, seconds (0: skip it).")] = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Generate synthetic nuclei, train a random forest from scribbles, predict, evaluate, plot."""
+    """Generate synthetic nuclei, train a random forest from scribbles and an instance U-Net, predict, evaluate, plot."""
     _setup_logging(verbose)
     from pixlearn.app.demo import run_demo
 
-    summary = run_demo(output, seed=seed)
+    summary = run_demo(output, seed=seed, unet_seconds=unet_seconds, progress=typer.echo)
     typer.echo(summary)
 
 

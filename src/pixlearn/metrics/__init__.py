@@ -8,7 +8,7 @@ Semantic segmentation (:mod:`pixlearn.metrics.semantic`)
 Instance segmentation (:mod:`pixlearn.metrics.instance`)
     :func:`matching` (optimal one-to-one matching of objects at an IoU threshold, as in the
     DSB2018 challenge and StarDist), :func:`matching_dataset`, :func:`aggregate_matchings` and
-    :func:`average_precision`.
+    :func:`average_precision`; :func:`matched_pairs` (which true object matched which predicted one).
 Error analysis (:mod:`pixlearn.metrics.errors`, :mod:`pixlearn.metrics.dataset_errors`)
     :func:`image_errors` classifies every object left unmatched at IoU 0.5 as a miss, merge,
     split, poor localisation or spurious object (:data:`ERROR_CATEGORIES`; they sum to FP + FN),
@@ -16,6 +16,10 @@ Error analysis (:mod:`pixlearn.metrics.errors`, :mod:`pixlearn.metrics.dataset_e
     pools many images per group, by object size and overall (:class:`ErrorAnalysis`,
     :class:`GroupScores`, :class:`SizeBinScores`) and keeps the worst images;
     :func:`format_error_analysis` (:mod:`pixlearn.metrics.error_report`) renders its tables as text.
+Touching objects (:mod:`pixlearn.metrics.touching`)
+    :func:`touching_pairs` (true objects that share a boundary) and :func:`touching_separation` /
+    :func:`touching_separation_dataset` (how many such pairs a prediction separates) returning
+    :class:`TouchingSeparation`.
 Restoration (:mod:`pixlearn.metrics.restoration`)
     :func:`psnr`, :func:`ssim`, :func:`nrmse`.
 Classification (:mod:`pixlearn.metrics.classification`)
@@ -56,6 +60,7 @@ from pixlearn.metrics.instance import (
     Matching,
     aggregate_matchings,
     average_precision,
+    matched_pairs,
     matching,
     matching_dataset,
 )
@@ -72,6 +77,12 @@ from pixlearn.metrics.semantic import (
     scores_from_confusion,
     semantic_scores,
 )
+from pixlearn.metrics.touching import (
+    TouchingSeparation,
+    touching_pairs,
+    touching_separation,
+    touching_separation_dataset,
+)
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
@@ -85,6 +96,7 @@ __all__ = [
     "Matching",
     "SemanticScores",
     "SizeBinScores",
+    "TouchingSeparation",
     "accuracy",
     "aggregate_matchings",
     "average_precision",
@@ -101,6 +113,7 @@ __all__ = [
     "image_errors",
     "iou",
     "iou_from_confusion",
+    "matched_pairs",
     "matching",
     "matching_dataset",
     "nrmse",
@@ -113,6 +126,9 @@ __all__ = [
     "scores_from_confusion",
     "semantic_scores",
     "ssim",
+    "touching_pairs",
+    "touching_separation",
+    "touching_separation_dataset",
     "write_classification_report",
     "write_report",
 ]

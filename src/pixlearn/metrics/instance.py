@@ -7,7 +7,8 @@ returns a frozen :class:`Matching` (counts, precision, recall, F1, accuracy, mea
 panoptic quality) of Python ``int``/``float`` values. :func:`matching_dataset` scores several
 images at several thresholds (:data:`DEFAULT_IOU_THRESHOLDS`, IoU 0.5 to 0.95),
 :func:`aggregate_matchings` pools matchings by summing their counts and
-:func:`average_precision` averages the accuracy over thresholds (the DSB2018 "AP").
+:func:`average_precision` averages the accuracy over thresholds (the DSB2018 "AP");
+:func:`matched_pairs` says which true object matched which predicted one.
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ def _overlap(y_true: np.ndarray, y_pred: np.ndarray) -> _Overlap:
     return _Overlap(n_true, n_pred, ti - 1, pi - 1, inter / union)
 
 
-def _match(overlap: _Overlap, thresh: float) -> tuple[int, float]:
-    """Optimal one-to-one matching among pairs with IoU >= thresh: (tp, sum of matched IoU).
+def _match_pairs(overlap: _Overlap, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optimal one-to-one matching among pairs with IoU >= thresh: 0-based true and predicted
+    indices of the matched pairs, and their IoU.
 
     The candidate pairs form a bipartite graph; each connected component is solved on its own
     with the Hungarian algorithm (maximise the number of matches, then their total IoU, as
@@ -168,20 +170,19 @@ def _match(overlap: _Overlap, thresh: float) -> tuple[int, float]:
     keep = overlap.iou >= thresh
     ti, pi, scores = overlap.true_ids[keep], overlap.pred_ids[keep], overlap.iou[keep]
     if ti.size == 0:
-        return 0, 0.0
+        return ti, pi, scores
     # objects with exactly one candidate partner on both sides are matched directly
     deg_t = np.bincount(ti, minlength=overlap.n_true)
     deg_p = np.bincount(pi, minlength=overlap.n_pred)
     simple = (deg_t[ti] == 1) & (deg_p[pi] == 1)
-    tp = int(simple.sum())
-    total = float(scores[simple].sum())
+    found = [(ti[simple], pi[simple], scores[simple])]
     if simple.all():
-        return tp, total
+        return found[0]
     ti, pi, scores = ti[~simple], pi[~simple], scores[~simple]
-    _, t_idx = np.unique(ti, return_inverse=True)
+    ut, t_idx = np.unique(ti, return_inverse=True)
     up, p_idx = np.unique(pi, return_inverse=True)
     t_idx, p_idx = t_idx.ravel(), p_idx.ravel()
-    nt, n_p = int(t_idx.max()) + 1, len(up)
+    nt, n_p = len(ut), len(up)
     graph = coo_matrix((np.ones(len(ti)), (t_idx, nt + p_idx)), shape=(nt + n_p, nt + n_p))
     n_comp, component = connected_components(graph, directed=False)
     comp_t, comp_p = component[:nt], component[nt:]
@@ -194,8 +195,8 @@ def _match(overlap: _Overlap, thresh: float) -> tuple[int, float]:
         return order, starts, local
 
     e_order, e_start, _ = group(comp_t[t_idx])
-    _, r_start, r_local = group(comp_t)
-    _, c_start, c_local = group(comp_p)
+    r_order, r_start, r_local = group(comp_t)
+    c_order, c_start, c_local = group(comp_p)
     for c in range(n_comp):
         edges = e_order[e_start[c] : e_start[c + 1]]
         n_rows, n_cols = r_start[c + 1] - r_start[c], c_start[c + 1] - c_start[c]
@@ -205,9 +206,15 @@ def _match(overlap: _Overlap, thresh: float) -> tuple[int, float]:
         cost = -((dense >= thresh).astype(np.float64) + dense / (2 * min(n_rows, n_cols)))
         rows, cols = linear_sum_assignment(cost)
         ok = dense[rows, cols] >= thresh
-        tp += int(ok.sum())
-        total += float(dense[rows, cols][ok].sum())
-    return tp, total
+        rows, cols = rows[ok], cols[ok]
+        found.append((ut[r_order[r_start[c] + rows]], up[c_order[c_start[c] + cols]], dense[rows, cols]))
+    return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
+
+
+def _match(overlap: _Overlap, thresh: float) -> tuple[int, float]:
+    """(tp, sum of matched IoU) of the optimal matching at `thresh` (:func:`_match_pairs`)."""
+    true_ids, _, scores = _match_pairs(overlap, thresh)
+    return int(true_ids.size), float(scores.sum())
 
 
 def _check_thresh(thresh: float) -> float:
@@ -258,6 +265,42 @@ def matching(y_true: np.ndarray, y_pred: np.ndarray, thresh: float = 0.5) -> Mat
     ov = _overlap(y_true, y_pred)
     tp, total = _match(ov, thresh)
     return _make_matching(thresh, ov.n_true, ov.n_pred, tp, total)
+
+
+def matched_pairs(
+    y_true: np.ndarray, y_pred: np.ndarray, thresh: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which true object :func:`matching` pairs with which predicted object.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (M, N) or (P, M, N), integer
+        Instance label images (0 background).
+    thresh : float
+        IoU threshold in (0, 1].
+
+    Returns
+    -------
+    true_labels, pred_labels : ndarray of shape (K,), int64
+        The label values of the ``K = matching(y_true, y_pred, thresh).tp`` matched pairs,
+        sorted by true label.
+    iou : ndarray of shape (K,), float64
+        Their intersection over union.
+
+    Examples
+    --------
+    >>> y = np.zeros((8, 8), int); y[1:4, 1:4] = 3; y[5:8, 5:8] = 9
+    >>> p = np.zeros_like(y); p[5:8, 5:8] = 4
+    >>> [a.tolist() for a in matched_pairs(y, p)]
+    [[9], [4], [1.0]]
+    """
+    thresh = _check_thresh(thresh)
+    ov = _overlap(y_true, y_pred)
+    true_idx, pred_idx, iou = _match_pairs(ov, thresh)
+    true_values = np.unique(np.asarray(y_true)[np.asarray(y_true) > 0]).astype(np.int64)
+    pred_values = np.unique(np.asarray(y_pred)[np.asarray(y_pred) > 0]).astype(np.int64)
+    order = np.argsort(true_idx, kind="stable")
+    return true_values[true_idx[order]], pred_values[pred_idx[order]], iou[order].astype(np.float64)
 
 
 def aggregate_matchings(matchings: Sequence[Matching]) -> Matching:
@@ -386,6 +429,7 @@ __all__ = [
     "Matching",
     "aggregate_matchings",
     "average_precision",
+    "matched_pairs",
     "matching",
     "matching_dataset",
 ]
