@@ -65,6 +65,23 @@ def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which of :data:`CPU_FLAGS` ``/proc/cpuinfo`` lists (all False where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {flag: False for flag in CPU_FLAGS}
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return {flag: flag in flags for flag in CPU_FLAGS}
+
+
 def machine_info() -> dict[str, Any]:
     """A few facts that make benchmark figures comparable."""
     info: dict[str, Any] = {

@@ -32,23 +32,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_results
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
-
-
-def cpu_flags() -> dict[str, bool]:
-    """Which of :data:`CPU_FLAGS` ``/proc/cpuinfo`` lists (all False where it cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {flag: False for flag in CPU_FLAGS}
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return {flag: flag in flags for flag in CPU_FLAGS}
+from _common import cpu_flags, print_table, write_results
 
 
 def make_strokes(size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

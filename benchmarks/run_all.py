@@ -1,4 +1,9 @@
-"""Run every benchmark under benchmarks/ (each a script with a main()), one after the other."""
+"""Run every benchmark under benchmarks/ (each a script with a main()), one after the other.
+
+Every ``benchmarks/*.py`` not starting with ``_`` is one: apply, builtin (the built-in ``nuclei``
+model per DSB2018 group, and fine-tuning it on colour images), classify, interactive, networks,
+pixel_classifier, train_throughput. A new script is picked up without a change here.
+"""
 
 from __future__ import annotations
 

@@ -47,10 +47,11 @@ _API: dict[str, str] = {
     "NetworkModel": "pixlearn.nets.model",
     "fit_network": "pixlearn.nets.fit",
     "FitOptions": "pixlearn.nets.fit",
-    # model files
+    # model files, and the built-in models (a name such as "nuclei" where no such file exists)
     "save_model": "pixlearn.models.model_file",
-    "load_model": "pixlearn.models.model_file",
-    "describe": "pixlearn.models.model_file",
+    "load_model": "pixlearn.zoo",
+    "describe": "pixlearn.zoo",
+    "builtin_models": "pixlearn.zoo",
     # application
     "TileConfig": "pixlearn.predict.tiling",
     "apply_model": "pixlearn.predict",
@@ -83,6 +84,7 @@ __all__ = [
     "TrainConfig",
     "UNetConfig",
     "apply_model",
+    "builtin_models",
     "describe",
     "evaluate_folders",
     "fit_network",
@@ -112,7 +114,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.data.pairs import load_pairs
     from pixlearn.data.writers import write_image
     from pixlearn.metrics import evaluate_folders, matching, semantic_scores
-    from pixlearn.models.model_file import describe, load_model, save_model
+    from pixlearn.models.model_file import save_model
     from pixlearn.nets.fit import FitOptions, fit_network
     from pixlearn.nets.model import NetworkModel
     from pixlearn.nets.training import TrainConfig
@@ -121,6 +123,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.predict import PredictOptions, apply_model, predict_many, predict_tiled
     from pixlearn.predict.tiling import TileConfig
     from pixlearn.synthetic import SyntheticConfig, make_nuclei
+    from pixlearn.zoo import builtin_models, describe, load_model
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -227,6 +227,6 @@ def test_colour_image_given_to_grey_model(tmp_path, blobs_2d):
 def test_every_command_is_registered_and_documented():
     from pixlearn.app.cli import app
 
-    for command in ("train", "predict", "evaluate", "info", "demo", "doctor", "export", "gui"):
+    for command in ("train", "predict", "evaluate", "info", "models", "demo", "doctor", "export", "gui"):
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, command

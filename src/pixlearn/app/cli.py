@@ -1,4 +1,4 @@
-"""The ``pixlearn`` command: train, predict, evaluate, info, demo.
+"""The ``pixlearn`` command: train, predict, evaluate, info, models, demo.
 
 Each subcommand parses paths and options, calls one library function and prints a summary.
 Every failure goes through one error path (:class:`_OneErrorPath`): bad input and misused
@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from pixlearn.app.builtin import models
 from pixlearn.app.export import export
 from pixlearn.app.gui import gui
 from pixlearn.errors import PixlearnError
@@ -248,8 +249,9 @@ def train(
     images: Annotated[Path, typer.Option(help="Folder of raw images.")],
     labels: Annotated[Path, typer.Option(help="Folder of annotations, matched to images by file name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write (or a .zip file).")],
-    method: Annotated[Method, typer.Option(help="rf, svm, hgb (classical) or unet (network).")] = Method.rf,
-    task: Annotated[Task, typer.Option(help="semantic | instances | restore (networks).")] = Task.semantic,
+    method: Annotated[Method | None, typer.Option(help="rf, svm, hgb (classical) or unet (network). Default: rf, or unet with --init.")] = None,
+    task: Annotated[Task | None, typer.Option(help="semantic | instances | restore (networks). Default: semantic, or the --init model's.")] = None,
+    init: Annotated[str | None, typer.Option(metavar="MODEL", help="Fine-tune: start the network from this model, a model file or folder or a built-in name (pixlearn models; a path that exists wins). Keeps its architecture, task and normalisation (unless --config has a normalization section); trains at lr x train.init_lr_factor (default a tenth) after a short warm-up; instance thresholds re-tuned, its own kept unless others do better.")] = None,
     label_kind: Annotated[
         LabelKind | None,
         typer.Option(help="dense: class per pixel 0..K-1; scribbles: 0 unlabelled, classes 1..K; instances: 0 background, 1..N objects. Default: dense, or instances for --task instances."),
@@ -276,8 +278,15 @@ def train(
 
     # before anything is read or trained: no minutes of training lost to an output refused at the end
     _check_model_output(output, overwrite=overwrite, data=[images, labels, val_images, val_labels])
+    from pixlearn.app.builtin import fine_tune_choices, fine_tune_experiment, initial_model
+
+    initial = initial_model(init, device) if init is not None else None
+    method_name, task_name = fine_tune_choices(method and method.value, task and task.value, initial)
+    method, task = Method(method_name), Task(task_name)
     experiment = _experiment(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
                              time_limit=time_limit, seed=seed)
+    if initial is not None:
+        experiment = fine_tune_experiment(experiment, config, initial)
     _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
     if method != Method.unet and task != Task.semantic:
         raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
@@ -293,7 +302,7 @@ def train(
         options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume,
                              progress=True, device=device)
         model = train_network_model(pairs, task=task.value, label_kind=kind, experiment=experiment,
-                                    val_pairs=val_pairs, options=options)
+                                    val_pairs=val_pairs, options=options, init=initial)
     else:
         from pixlearn.app.jobs import train_classical_model
 
@@ -302,12 +311,13 @@ def train(
     from pixlearn.models.model_file import save_model
 
     save_model(model, output, experiment=resolved_experiment(experiment, model), overwrite=overwrite)
-    typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
+    start = f", fine-tuned from {init}" if init is not None else ""
+    typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s){start}) on {len(pairs)} image(s) -> {output}")
 
 
 @app.command()
 def predict(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder or .zip file.")],
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder or .zip file, or a built-in model's name (pixlearn models) when no file or folder of that name exists: a path that exists always wins.")],
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Image files, folders or glob patterns.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     probabilities: Annotated[bool, typer.Option(help="Also write the per-class probability maps / raw outputs.")] = False,
@@ -323,15 +333,15 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished (never a file pixlearn did not write).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Apply a trained model to images of any size."""
+    """Apply a trained model, or a built-in one (e.g. nuclei), to images of any size."""
     _setup_logging(verbose)
     _set_threads(threads)
     from pixlearn.data.folders import list_images
-    from pixlearn.models.model_file import load_model
     from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
     from pixlearn.predict.rescale import trained_diameter
     from pixlearn.predict.tiling import TileConfig
+    from pixlearn.zoo import load_model
 
     if output_format not in OUTPUT_FORMATS:
         raise _fail(f"--format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
@@ -373,9 +383,10 @@ def evaluate(
 
 
 @app.command()
-def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]) -> None:
-    """Show what a model file holds: kind, task, inputs, classes, settings, training history."""
-    from pixlearn.models.model_file import describe
+def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder or .zip file, or a built-in model's name (a path that exists wins).")]) -> None:
+    """Show what a model file holds: kind, task, inputs, classes, settings, training history;
+    for a built-in model its model card too."""
+    from pixlearn.zoo import describe
 
     header = describe(model_path)
     typer.echo(json.dumps(header, indent=2))
@@ -416,6 +427,7 @@ def doctor(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+app.command(name="models", help="List the built-in models (name, task, training data, licence, scores, size); use one by name, e.g. pixlearn predict nuclei IMAGES -o OUT.")(models)
 app.command(name="export", help="Export a model for other tools: a bioimage.io package (networks) or ONNX (forests).")(export)
 app.command(name="gui", help="Open napari with the pixlearn widget docked and IMAGES loaded (needs the gui extra).")(gui)
 

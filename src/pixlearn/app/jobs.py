@@ -106,6 +106,7 @@ def train_network_model(
     experiment: ExperimentConfig | None = None,
     val_pairs: list[Pair] | None = None,
     options: Any = None,
+    init: Any = None,
 ) -> Any:
     """Train a U-Net on loaded pairs for a semantic, instance or restoration task.
 
@@ -123,6 +124,9 @@ def train_network_model(
         Validation pairs; default a split of `pairs`.
     options : pixlearn.nets.fit.FitOptions, optional
         Checkpoint folder (needed for resuming), resumption, progress bar, device.
+    init : NetworkModel, optional
+        Fine-tune this trained network (its architecture, classes and, unless the experiment's
+        ``normalization`` is passed, normalisation; see :mod:`pixlearn.nets.finetune`).
 
     Returns
     -------
@@ -139,7 +143,7 @@ def train_network_model(
         return [p.labels for p in chunk]  # instance label images, or restoration targets
 
     class_names: list[str] = []
-    if task == "semantic":
+    if task == "semantic" and init is None:  # a fine-tuned model keeps its class names
         class_names = class_names_for(label_kind, class_targets(pairs, label_kind)[1])
     validation = None
     if val_pairs:
@@ -147,7 +151,7 @@ def train_network_model(
     return fit_network(
         [p.image for p in pairs], targets_of(pairs), task,
         unet=experiment.unet, train_config=experiment.train, normalization=experiment.normalization,
-        validation=validation, class_names=class_names, options=options,
+        validation=validation, class_names=class_names, options=options, init=init,
     )
 
 

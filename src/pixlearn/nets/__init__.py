@@ -6,7 +6,9 @@ losses (:mod:`~pixlearn.nets.losses`), device and precision choices with the tra
 per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration from the data
 (:mod:`~pixlearn.nets.autoconfig`), checkpoints (:mod:`~pixlearn.nets.checkpoints`), the
 eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
-(:mod:`~pixlearn.nets.model`) and :func:`fit_network` (:mod:`~pixlearn.nets.fit`). Its
+(:mod:`~pixlearn.nets.model`) and :func:`fit_network` (:mod:`~pixlearn.nets.fit`), with what
+fine-tuning a trained network keeps and changes (:mod:`~pixlearn.nets.finetune`) and the
+learning-rate schedules (:mod:`~pixlearn.nets.schedules`). Its
 configuration dataclasses live in :mod:`~pixlearn.nets.config`, which does not import torch.
 
 Imports allowed: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, :mod:`pixlearn.data`,
@@ -28,6 +30,9 @@ _PUBLIC: dict[str, str] = {
     "FitOptions": "pixlearn.nets.fit",
     "fit_network": "pixlearn.nets.fit",
     "resolve_setup": "pixlearn.nets.fit",
+    "FINE_TUNE_WARMUP_STEPS": "pixlearn.nets.finetune",
+    "fine_tune_schedule": "pixlearn.nets.finetune",
+    "learning_rate": "pixlearn.nets.schedules",
     "auto_config": "pixlearn.nets.autoconfig",
     "LOSSES": "pixlearn.nets.losses",
     "make_loss": "pixlearn.nets.losses",

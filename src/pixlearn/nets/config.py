@@ -248,6 +248,17 @@ class TrainConfig(Config):
         Channels-last memory format for 2D networks. ``"auto"``: on for CUDA, off for CPU.
     num_workers : int
         DataLoader worker processes (0: load in the training process).
+    warmup_steps : int or None
+        The learning rate rises linearly from ``lr / warmup_steps`` to `lr` over the first
+        `warmup_steps` optimiser steps (both schedules). ``None``: chosen by
+        :func:`pixlearn.nets.fit.fit_network`: none from scratch,
+        :data:`pixlearn.nets.finetune.FINE_TUNE_WARMUP_STEPS` (at most a tenth of the run's
+        steps) when fine-tuning.
+    init_lr_factor : float
+        Fine-tuning (training that starts from a trained model, ``fit_network(init=...)``,
+        ``pixlearn train --init``) runs at ``lr * init_lr_factor``: a tenth by default, so that
+        the first steps do not undo what the model knows. Ignored from scratch. The model's
+        resolved configuration holds the learning rate used, with a factor of 1.
     """
 
     epochs: int = 100
@@ -269,6 +280,8 @@ class TrainConfig(Config):
     autocast: str = "auto"
     channels_last: str = "auto"
     num_workers: int = 0
+    warmup_steps: int | None = None
+    init_lr_factor: float = 0.1
 
     def __post_init__(self) -> None:
         if self.patch_shape is not None:
@@ -295,8 +308,10 @@ class TrainConfig(Config):
         for name in ("autocast", "channels_last"):
             if getattr(self, name) not in SWITCHES:
                 raise ValueError(f"TrainConfig.{name} must be one of {SWITCHES}, got {getattr(self, name)!r}")
-
-
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be None or >= 0, got {self.warmup_steps}")
+        if not 0.0 < self.init_lr_factor <= 1.0:
+            raise ValueError(f"TrainConfig.init_lr_factor must be in (0, 1], got {self.init_lr_factor}")
 
     @property
     def is_resolved(self) -> bool:

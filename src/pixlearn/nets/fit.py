@@ -3,8 +3,9 @@
 The steps, in order: check the pairs, make the per-task targets, resolve the set-up
 (:func:`resolve_setup`: what the caller left ``None`` is chosen from the data by
 :func:`pixlearn.nets.autoconfig.auto_config`, what the caller gave is kept), normalise and split
-train/validation, build the patch datasets, train (:func:`pixlearn.nets.training.train`), tune the
-instance thresholds on the validation images, and build the :class:`NetworkModel`. The resolved
+train/validation, build the patch datasets, train (:func:`pixlearn.nets.training.train`) from
+random weights or, fine-tuning, from a trained model's (``init``, :mod:`pixlearn.nets.finetune`),
+tune the instance thresholds on the validation images, and build the :class:`NetworkModel`. The resolved
 configuration is what the model stores (``NetworkModel.unet`` and ``.train_config``).
 """
 
@@ -24,6 +25,7 @@ from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import TASKS
 from pixlearn.nets.autoconfig import auto_config, choose_batch_size
+from pixlearn.nets.finetune import as_model_channels, fine_tune_schedule, model_outputs, start_from, threshold_grid
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
 from pixlearn.nets.training import History, TrainConfig, resolve_device, train
@@ -155,6 +157,7 @@ def fit_network(
     validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
     class_names: Sequence[str] = (),
     options: FitOptions | None = None,
+    init: NetworkModel | None = None,
 ) -> NetworkModel:
     """Train a U-Net on canonical image/label pairs and return it ready to predict.
 
@@ -180,36 +183,53 @@ def fit_network(
     class_names : sequence of str, optional
     options : FitOptions, optional
         Checkpoint folder, resumption, progress bar, device.
+    init : NetworkModel, optional
+        Fine-tune: start from this trained network (a built-in model, say) instead of random
+        weights. It keeps its architecture (a different `unet` is refused), task and classes,
+        and its normalisation unless `normalization` is given; grey models take colour images as
+        the mean of their colours; training runs at ``lr * train_config.init_lr_factor`` (a
+        tenth by default) after a short warm-up (see :mod:`pixlearn.nets.finetune`). `init`
+        itself is not changed.
 
     Returns
     -------
     model : NetworkModel
         With the best validation weights and the resolved configuration; for ``instances``
-        also post-processing thresholds tuned on the validation images.
+        also post-processing thresholds tuned on the validation images (when fine-tuning, the
+        initial model's are kept unless others score better).
 
     Raises
     ------
     PixlearnError
         Pairs of different shapes, no foreground in any label, images smaller than the network's
-        minimum input, or a network that does not match the data.
+        minimum input, a network that does not match the data, or an `init` that does not fit
+        the request.
     """
     options = FitOptions() if options is None else options
     images, labels, validation = _check_inputs(images, labels, task, validation)
+    if init is not None:
+        start = start_from(init, task, unet=unet, normalization=normalization, class_names=class_names)
+        unet, normalization, class_names = start.unet, start.normalization, start.class_names
+        images = as_model_channels(init, images)
+        validation = None if validation is None else (as_model_channels(init, validation[0]), validation[1])
     normalization = NormalizeConfig() if normalization is None else normalization
     device = resolve_device(options.device)
     targets, masks, n_outputs = _targets(labels, task)
+    if init is not None:
+        n_outputs = model_outputs(init, task, n_outputs)
     unet, cfg = resolve_setup(images, labels, task, out_channels=n_outputs, unet=unet, train_config=train_config,
                               device=device)
+    cfg = fine_tune_schedule(cfg) if init is not None else cfg.replace(warmup_steps=cfg.warmup_steps or 0)
     data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
     patch, _ = _patch_and_batch(cfg)
     cfg = cfg.replace(patch_shape=_fit_patch(patch, data.images + data.val_images, size_divisor(unet)))
     train_set, val_set = _datasets(data, cfg, task)
-    net, history = _train_network(unet, train_set, val_set, cfg, options, device)
+    net, history = _train_network(unet, train_set, val_set, cfg, options, device, init)
     diameter = median_object_diameter(labels) if task == "instances" else None
     model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
                          history=history.summary(), train_config=cfg, object_diameter=diameter, device=device)
     if task == "instances":
-        _tune_instance_thresholds(model, data)
+        _tune_instance_thresholds(model, data, None if init is None else init.thresholds)
     return model
 
 
@@ -356,23 +376,27 @@ def _datasets(data: _Data, cfg: TrainConfig, task: str) -> tuple[PatchDataset, P
 
 def _train_network(
     unet: UNetConfig, train_set: PatchDataset, val_set: PatchDataset, cfg: TrainConfig, options: FitOptions,
-    device: torch.device,
+    device: torch.device, init: NetworkModel | None = None,
 ) -> tuple[UNet, History]:
-    """A seeded fresh network, trained (it holds its best validation weights afterwards)."""
+    """A seeded fresh network, or a copy of `init`'s, trained (it holds its best validation weights afterwards)."""
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching global state
         torch.manual_seed(cfg.seed)
         net = UNet(unet)
+    if init is not None:
+        net.load_state_dict(init.state_dict())
     history = train(net, train_set, val_set, cfg, checkpoint_dir=options.checkpoint_dir, resume=options.resume,
                     progress=options.progress, device=device, callbacks=options.callbacks)
     return net, history
 
 
-def _tune_instance_thresholds(model: NetworkModel, data: _Data) -> None:
-    """Set `model`'s instance post-processing thresholds to the best on the validation images."""
-    from pixlearn.postprocess.tuning import tune_instance_thresholds
+def _tune_instance_thresholds(model: NetworkModel, data: _Data, initial: dict[str, Any] | None = None) -> None:
+    """Set `model`'s instance post-processing thresholds to the best on the validation images
+    (the `initial` ones, a fine-tuned model's, unless others score better)."""
+    from pixlearn.postprocess.tuning import DEFAULT_TUNING_GRID, tune_instance_thresholds
 
     outputs = [model.predict_raw(im) for im in data.val_images]
-    best, score = tune_instance_thresholds(outputs, data.val_labels)
+    base, grid = threshold_grid(initial, DEFAULT_TUNING_GRID)
+    best, score = tune_instance_thresholds(outputs, data.val_labels, grid, base=base)
     model.thresholds = best.to_dict()
     model.history["val_instance_score"] = float(score)
     logger.info("instance thresholds %s (validation accuracy at IoU 0.5: %.3f)", model.thresholds, score)

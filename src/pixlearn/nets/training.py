@@ -1,7 +1,8 @@
 """Network training: the :func:`train` loop (its :class:`TrainConfig` lives in :mod:`pixlearn.nets.config`).
 
-:func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
-early stopping, a time limit, best and last checkpoints, resumption). The checkpoint files
+:func:`train` is one plain function (AdamW, cosine or plateau schedule with an optional warm-up,
+:mod:`pixlearn.nets.schedules`; gradient clipping, early stopping, a time limit, best and last
+checkpoints, resumption). The checkpoint files
 are :mod:`pixlearn.nets.checkpoints`; nothing is pickled.
 
 Randomness: weights are initialised by the caller; batches come from a dataset whose items
@@ -35,6 +36,7 @@ from pixlearn.nets.checkpoints import (
 )
 from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.losses import make_loss
+from pixlearn.nets.schedules import learning_rate, plateau_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -116,36 +118,6 @@ def _autocast(enabled: bool, device: torch.device) -> Any:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def cosine_learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
-    """Learning rate of the ``"cosine"`` schedule after `step` optimiser steps and `elapsed_s` seconds.
-
-    The run's progress is the larger of ``step / (epochs * steps_per_epoch)`` and, with a time
-    limit, ``elapsed_s / time_limit_s``; the rate falls from ``cfg.lr`` to ``cfg.lr / 100`` along
-    half a cosine of it. Without a time limit it depends on `step` only, so a seeded run (and a
-    resumed one) is repeatable.
-
-    Examples
-    --------
-    >>> cfg = TrainConfig(epochs=2, steps_per_epoch=5, lr=1.0, time_limit_s=60.0)
-    >>> [round(cosine_learning_rate(cfg, s, 0.0), 3) for s in (0, 5, 10)]
-    [1.0, 0.505, 0.01]
-    >>> round(cosine_learning_rate(cfg, 0, 30.0), 3)  # half the time budget spent
-    0.505
-    """
-    progress = step / float(cfg.epochs * cfg.steps_per_epoch)
-    if cfg.time_limit_s is not None:
-        progress = max(progress, elapsed_s / cfg.time_limit_s)
-    low = cfg.lr / 100.0
-    return low + (cfg.lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
-    """The plateau scheduler, or ``None`` for the cosine schedule (set per step by the loop)."""
-    if cfg.schedule == "cosine":
-        return None
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 4))
 
 
 def _loader(dataset: Any, cfg: TrainConfig) -> torch.utils.data.DataLoader:
@@ -324,7 +296,7 @@ class _Step:
         model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # omitted by the stubs
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       fused=device.type in ("cpu", "cuda"))
-        return cls(model, cfg, device, loss_fn, optimizer, _make_scheduler(optimizer, cfg), scaler,
+        return cls(model, cfg, device, loss_fn, optimizer, plateau_scheduler(optimizer, cfg), scaler,
                    use_autocast, memory_format)
 
 
@@ -373,8 +345,8 @@ def _train_epoch(step: _Step, loader: Any, run: _Run, started: float, bar: _Prog
             break
         x = x.to(step.device, non_blocking=True).contiguous(memory_format=step.memory_format)
         y = y.to(step.device, non_blocking=True)
-        if step.scheduler is None:
-            rate = cosine_learning_rate(cfg, run.global_step, time.monotonic() - started)
+        rate = learning_rate(cfg, run.global_step, time.monotonic() - started)
+        if rate is not None:  # None: the plateau scheduler's rate, after the warm-up
             for group in optimizer.param_groups:
                 group["lr"] = rate
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,169 @@
+"""The built-in ``nuclei`` model on DSB2018: its score per image group, and what fine-tuning buys.
+
+1. The built-in model as shipped (``pixlearn.load_model("nuclei")``), scored on the DSB2018 test
+   split: pooled AP@0.5 (StarDist's convention), AP@0.75, AP@0.5 averaged per image (DSB2018's)
+   and pooled AP@0.5 per image group (``benchmarks/_dsb2018.py``).
+2. The colour group (stained tissue, 13 test images): fine-tune the built-in model on 10 colour
+   training images for N minutes (``fit_network(init=...)``, as ``pixlearn train --init nuclei``:
+   a tenth of the learning rate after a short warm-up), train the same architecture from scratch
+   on the same images for the same minutes, and compare both with the built-in model untouched,
+   all scored on the colour test images.
+
+Run: ``.venv/bin/python benchmarks/builtin.py`` (about 15 minutes on 2 CPU cores with the default
+``--minutes 5``; ``--quick`` for a smoke run under 3 minutes on subsets). A CUDA GPU is used when
+present. Figures go to ``benchmarks/results/builtin.json`` (``builtin_quick.json`` with
+``--quick``), with the machine and its CPU flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, cpu_flags, print_table, write_results
+from _dsb2018 import GROUPS, load_split
+from pixlearn.data.folders import read_split
+from pixlearn.data.pairs import Pair, load_pairs, to_grey
+
+ROOT = DATA / "dsb2018_nuclei"
+N_FINETUNE_IMAGES = 10
+
+
+def score(model: Any, pairs: list[Pair], groups: list[str]) -> dict[str, Any]:
+    """Pooled AP@0.5 and AP@0.75, AP@0.5 per image, and pooled AP@0.5 per group (of those present)."""
+    from pixlearn.metrics import matching_dataset
+    from pixlearn.predict import apply_model
+
+    predictions = [np.asarray(apply_model(model, p.image)) for p in pairs]
+    truth = [p.labels for p in pairs]
+    pooled = matching_dataset(truth, predictions, (0.5, 0.75))
+    by_group = {}
+    for group in GROUPS:
+        picked = [i for i, g in enumerate(groups) if g == group]
+        if picked:
+            match = matching_dataset([truth[i] for i in picked], [predictions[i] for i in picked], (0.5,))[0]
+            by_group[group] = {"images": len(picked), "ap50": round(match.accuracy, 4)}
+    return {
+        "images": len(pairs),
+        "ap50": round(pooled[0].accuracy, 4),
+        "ap75": round(pooled[1].accuracy, 4),
+        "ap50_per_image": round(matching_dataset(truth, predictions, (0.5,), by_image=True)[0].accuracy, 4),
+        "ap50_by_group": by_group,
+    }
+
+
+def colour_names(side: str) -> list[str]:
+    """The colour (RGB) images of one side of the split, in split order."""
+    with open(ROOT / "metadata.csv") as fh:
+        colour = {row["name"] for row in csv.DictReader(fh) if int(row["channels"]) == 3}
+    return [name for name in read_split(ROOT)[side] if name in colour]
+
+
+def finetune_pairs(n: int, seed: int) -> list[Pair]:
+    """`n` colour training images (a seeded choice), read as colour."""
+    names = colour_names("train")
+    chosen = sorted(np.random.default_rng(seed).choice(len(names), size=min(n, len(names)), replace=False))
+    return load_pairs(ROOT / "images", ROOT / "labels", label_kind="instances", names=[names[i] for i in chosen])
+
+
+def colour_test_pairs(limit: int | None) -> list[Pair]:
+    """The colour test images, made grey as the built-in model reads them."""
+    names = colour_names("test")[:limit]
+    pairs = load_pairs(ROOT / "images", ROOT / "labels", label_kind="instances", names=names)
+    return [dataclasses.replace(p, image=to_grey(p.image)) for p in pairs]
+
+
+def _train_config(minutes: float, seed: int) -> Any:
+    from pixlearn.nets.training import TrainConfig
+
+    # the recipe of scripts/train_builtin.py; fine-tuning runs at lr * init_lr_factor (a tenth)
+    return TrainConfig(epochs=1_000_000, steps_per_epoch=50, batch_size=8, patch_shape=(128, 128), lr=2e-3,
+                       time_limit_s=minutes * 60.0, patience=0, seed=seed, val_patches=48)
+
+
+def finetune_experiment(builtin: Any, minutes: float, n_images: int, test_limit: int | None,
+                        seed: int) -> dict[str, Any]:
+    """Fine-tuning vs from scratch vs untouched, on the colour group."""
+    from pixlearn.nets.fit import fit_network
+
+    train = finetune_pairs(n_images, seed)
+    test = colour_test_pairs(test_limit)
+    groups = ["colour"] * len(test)
+    images, labels = [p.image for p in train], [p.labels for p in train]
+    start = time.perf_counter()
+    tuned = fit_network(images, labels, "instances", train_config=_train_config(minutes, seed), init=builtin)
+    tuned_minutes = (time.perf_counter() - start) / 60.0
+    start = time.perf_counter()
+    scratch = fit_network([to_grey(im) for im in images], labels, "instances", unet=builtin.unet,
+                          normalization=builtin.normalization, train_config=_train_config(minutes, seed))
+    scratch_minutes = (time.perf_counter() - start) / 60.0
+    scores = {name: score(model, test, groups) for name, model in
+              (("finetune", tuned), ("scratch", scratch), ("no_finetune", builtin))}
+    return {
+        "finetune_ap50": scores["finetune"]["ap50"],
+        "finetune_ap50_scratch": scores["scratch"]["ap50"],
+        "finetune_ap50_no_finetune": scores["no_finetune"]["ap50"],
+        "finetune_scores": scores,
+        "finetune_minutes": minutes,
+        "finetune_wall_minutes": {"finetune": round(tuned_minutes, 2), "scratch": round(scratch_minutes, 2)},
+        "finetune_epochs": {"finetune": tuned.history.get("epochs"), "scratch": scratch.history.get("epochs")},
+        "finetune_lr": {"finetune": tuned.train_config.lr, "scratch": scratch.train_config.lr},
+        "finetune_train_images": [p.name for p in train],
+        "finetune_test_images": len(test),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run under 3 minutes on subsets")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training minutes of each fine-tuning run")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not ROOT.exists():
+        print(f"no data at {ROOT}: skipped")
+        return 0
+    import torch
+
+    import pixlearn
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    minutes, test_limit, n_images = (0.2, 16, 4) if args.quick else (args.minutes, None, N_FINETUNE_IMAGES)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    builtin = pixlearn.load_model("nuclei", device=device)
+    test, groups = load_split(ROOT, "test", limit=test_limit)
+    print(f"-- built-in nuclei on {len(test)} DSB2018 test images ({device})", flush=True)
+    scores = score(builtin, test, groups)
+    figures: dict[str, Any] = {
+        "builtin_nuclei_dsb2018_ap50": scores["ap50"],
+        "builtin_nuclei_dsb2018_ap75": scores["ap75"],
+        "builtin_nuclei_dsb2018_ap50_per_image": scores["ap50_per_image"],
+        "builtin_nuclei_dsb2018_ap50_by_group": scores["ap50_by_group"],
+        "builtin_nuclei_dsb2018_test_images": scores["images"],
+        "builtin_nuclei_card": {k: pixlearn.describe("nuclei")["model_card"].get(k) for k in ("command", "date")},
+    }
+    print(f"-- colour group: fine-tune on {n_images} images vs scratch, {minutes:g} min each", flush=True)
+    figures.update(finetune_experiment(builtin, minutes, n_images, 4 if args.quick else None, args.seed))
+    figures.update({"device": device, "torch_threads": torch.get_num_threads(), "cpu_flags": cpu_flags(),
+                    "quick": args.quick})
+    print_table("built-in nuclei model", [
+        ("dsb2018 test AP@0.5", figures["builtin_nuclei_dsb2018_ap50"], None),
+        *[(f"  {g} ({s['images']}) AP@0.5", s["ap50"], None) for g, s in figures["builtin_nuclei_dsb2018_ap50_by_group"].items()],
+        ("colour: fine-tuned | scratch", figures["finetune_ap50"], figures["finetune_ap50_scratch"]),
+        ("colour: fine-tuned | as shipped", figures["finetune_ap50"], figures["finetune_ap50_no_finetune"]),
+    ], headers=("metric", "pixlearn", "reference"))
+    write_results("builtin_quick" if args.quick else "builtin", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
