@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 from scipy import ndimage
 from typer.testing import CliRunner
 
+from fake_models import Smoother, discs
 from pixlearn.data.labels import median_object_diameter, object_diameters
-from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict import TileConfig, apply_model
 from pixlearn.predict.rescale import SCALE_LIMITS, ScaledModel, scale_for
-
-
-class Smoother:
-    """A protocol-only model: a Gaussian of the input (restore), or discs above 0.5 (instances),
-    recording the block shapes it is given and the diameter it 'was trained on'."""
-
-    kind = "fake"
-    ndim = 2
-    n_channels = 1
-    n_outputs = 1
-    halo = (6, 6)
-    normalization = NormalizeConfig(mode="none")
-    size_divisor = 4
-    bytes_per_pixel = 16.0
-
-    def __init__(self, task: str = "restore", tile_mode: str = "blended", diameter: float | None = 20.0) -> None:
-        self.task, self.tile_mode, self.diameter = task, tile_mode, diameter
-        self.shapes: list[tuple[int, ...]] = []
-
-    def predict_raw(self, image: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(image, (1.5, 1.5, 0), mode="nearest").astype(np.float32)
-
-    def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
-        self.shapes.append(blocks.shape)
-        assert all(s % self.size_divisor == 0 for s in blocks.shape[1:-1]), "blocks padded to the divisor"
-        return np.stack([self.predict_raw(b) for b in blocks])
-
-    def memory_budget_bytes(self) -> float | None:
-        return None
-
-    def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
-        return ndimage.label(outputs[..., 0] > 0.5)[0]
-
-    def to_metadata(self) -> dict[str, Any]:
-        return {"task": self.task, "object_diameter": self.diameter}
-
-
-def _discs(diameter: float, shape=(160, 144)) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    labels = np.zeros(shape, np.int32)
-    step = int(diameter * 2)
-    for i, (y, x) in enumerate((y, x) for y in range(step // 2, shape[0] - step // 2, step)
-                               for x in range(step // 2, shape[1] - step // 2, step)):
-        labels[(yy - y) ** 2 + (xx - x) ** 2 <= (diameter / 2) ** 2] = i + 1
-    return (labels > 0).astype(np.float32)[..., None], labels
 
 
 def test_scaled_model_satisfies_the_protocol_and_resizes_blocks():
@@ -97,7 +50,7 @@ def test_scale_for_chooses_the_factor_from_the_diameters():
 
 
 def test_auto_diameter_is_estimated_by_a_first_pass():
-    image, labels = _discs(10.0)
+    image, labels = discs(10.0)
     model = Smoother(task="instances", diameter=20.0)
     scaled = scale_for(model, image, "auto")
     assert scaled.factor == pytest.approx(20.0 / median_object_diameter([labels]), rel=0.15)

@@ -33,6 +33,7 @@ from pixlearn.data.writers import create_zarr
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import MODEL_TILE_MODES, PixelModel
 from pixlearn.predict.blended import make_blend_plan, run_blended, run_blended_region
+from pixlearn.predict.planewise import planewise_for
 from pixlearn.predict.stitch import label_tiled
 from pixlearn.predict.stream import PredictFn, Region, predict_stream, shape_of
 from pixlearn.predict.tiling import TileConfig, available_memory, choose_tile_shape, core_grid, per_axis
@@ -189,12 +190,13 @@ def check_image_for_model(model: PixelModel, shape: Sequence[int], path: Any = N
     ----------
     model : PixelModel
     shape : sequence of int
-        Canonical shape ``(M, N, C)`` or ``(P, M, N, C)``.
+        Canonical shape ``(M, N, C)`` or ``(P, M, N, C)`` (a 2D model takes a 3D stack plane by
+        plane, :mod:`pixlearn.predict.planewise`).
     path : path-like, optional
         Named in the message.
     """
     spatial = len(shape) - 1
-    if spatial != model.ndim:
+    if spatial != model.ndim and not (model.ndim == 2 and spatial == 3):
         raise PixlearnError(
             f"the model takes {model.ndim}D images but this image is {spatial}D (canonical shape "
             f"{tuple(shape)}); pass axes= if they were inferred wrongly", path)
@@ -271,10 +273,11 @@ def denormalize(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
 
 
 def prepare_job(model: PixelModel, image: Any, tta: bool, path: Any = None) -> Job:
-    """Check `image` against the model and fix its normalisation."""
+    """Check `image` against the model and fix its normalisation (a 2D model on a 3D stack runs
+    plane by plane)."""
     check_image_for_model(model, image.shape, path)
     low, high = compute_normalization(image, model.normalization)
-    return Job(model, low, high, tta)
+    return Job(planewise_for(model, image.shape), low, high, tta)
 
 
 def create_output(path: Path, shape: tuple[int, ...], dtype: Any, ndim: int) -> Any:

@@ -48,6 +48,7 @@ from pixlearn.predict.file_outputs import (
     write_objects,
 )
 from pixlearn.predict.files import canonical_input
+from pixlearn.predict.planewise import planewise_for
 from pixlearn.predict.rescale import scale_for
 from pixlearn.predict.stream import Region
 
@@ -155,7 +156,7 @@ def _predict_blocks_dask(client: Any, model: PixelModel, task: FileTask, options
     """One large image cut into blocks of whole output chunks, one task per block."""
     start = time.perf_counter()
     image = canonical_input(task.source, options.axes, model.n_channels)
-    model = scale_for(model, image, options.diameter, task.source)
+    model = planewise_for(scale_for(model, image, options.diameter, task.source), image.shape)
     job = prepare_job(model, image, options.tta, task.source)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)

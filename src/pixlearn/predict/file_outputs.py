@@ -25,6 +25,7 @@ from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict._machinery import INCOMPLETE, apply_job, create_output, mark_complete, prepare_job
 from pixlearn.predict.files import canonical_input
+from pixlearn.predict.planewise import planewise_for
 from pixlearn.predict.rescale import scale_for
 from pixlearn.predict.tiling import TileConfig
 
@@ -95,7 +96,7 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
     """
     start = time.perf_counter()
     image = canonical_input(task.source, options.axes, model.n_channels)
-    model = scale_for(model, image, options.diameter, task.source)
+    model = planewise_for(scale_for(model, image, options.diameter, task.source), image.shape)
     job = prepare_job(model, image, options.tta, task.source)
     spatial = tuple(int(s) for s in image.shape[:-1])
     shape, dtype = job.output_spec(spatial)
