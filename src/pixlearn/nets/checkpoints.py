@@ -172,8 +172,11 @@ class RunState:
         :func:`time.monotonic` at the start, earlier by the time of the runs it resumes.
     global_step : int
         Optimiser steps so far.
-    reserve_s : float
-        Longest end of epoch (validation, checkpoint) so far: what a time limit keeps free.
+    progress : float
+        The furthest :func:`pixlearn.nets.schedule.run_progress` so far (so that the learning
+        rate never climbs back when the reserve of a time limit shrinks).
+    epoch_ends : list of float
+        Seconds of each end of epoch (validation, checkpoint, callbacks) in this call.
     """
 
     history: History
@@ -181,7 +184,16 @@ class RunState:
     start_epoch: int = 0
     started: float = 0.0
     global_step: int = 0
-    reserve_s: float = 0.0
+    progress: float = 0.0
+    epoch_ends: list[float] = dataclasses.field(default_factory=list)
+
+    RESERVE_WINDOW = 5
+
+    @property
+    def reserve_s(self) -> float:
+        """What a time limit keeps free for the end of the last epoch: the longest of the last
+        few ends of epoch (a one-off cost such as the first plot expires after a few epochs)."""
+        return max(self.epoch_ends[-self.RESERVE_WINDOW:], default=0.0)
 
 
 def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path | None, *, resume: bool,
@@ -200,6 +212,7 @@ def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path 
             scheduler.load_state_dict(state["scheduler"])
         run.global_step = int(state.get("step", 0))
         run.history = History.from_dict(state["history"])
+        run.history.stop_reason = "completed"  # how the resumed run ended is not how this one will
         run.start_epoch = int(state["epoch"])
         run.started -= float(state["elapsed_s"])
         run.best_state = best or run.best_state

@@ -11,9 +11,10 @@ When a run ends:
 * an epoch cap (:attr:`TrainConfig.max_epochs`: `epochs` when given; none with a time limit;
   else 100) ends it after that many epochs (``"completed"``);
 * a time limit ends it when the next optimiser step would start past the budget less the time
-  the last validation and checkpoint took, so the run, validated and saved, ends at about the
-  limit (``"time_limit"``); the cosine schedule follows the same clock and so reaches its
-  minimum learning rate exactly then;
+  the recent ends of epoch (validation, checkpoint) took, so the run, validated and saved, ends
+  at about the limit (``"time_limit"``); the cosine schedule follows the same clock and so
+  reaches its minimum learning rate exactly then (at least one step and one validation run,
+  whatever the limit);
 * early stopping ends it when the smoothed validation loss has not improved by
   ``min_improvement`` (relative) for ``patience`` epochs (:func:`pixlearn.nets.schedule.stale_epochs`:
   ``"early_stopping"``), whatever the other two say;
@@ -43,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pixlearn.nets.checkpoints import RunState, keep_best, save_epoch, start_run
+from pixlearn.nets.checkpoints import RunState, keep_best, save_epoch, start_run, write_logs
 from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.distributed import BlockSampler, World, replicate, wrap
 from pixlearn.nets.history import History, ProgressBar
@@ -202,6 +203,8 @@ def _run_epoch(
     losses, out_of_time = _train_epoch(step, loaders[0], run, bar, epoch)
     if not losses:  # the budget ran out before this epoch's first step: nothing new to validate
         history.stop_reason = "time_limit"
+        if directory is not None and world.is_main:
+            write_logs(directory, history)
         return False
     closing = time.monotonic()
     val_loss = _validate(step, loaders[1])
@@ -227,8 +230,8 @@ def _run_epoch(
     stop = world.any_rank(any([bool(callback(epoch, record, step.model)) for callback in callbacks]))
     if stop and history.stop_reason == "completed":
         history.stop_reason = "callback"
-    # the next epochs leave room for an end of epoch as long as the longest so far (same on every process)
-    run.reserve_s = world.broadcast_float(max(run.reserve_s, time.monotonic() - closing))
+    # the next epochs leave room for an end of epoch as long as the recent ones (the same on every process)
+    run.epoch_ends.append(world.broadcast_float(time.monotonic() - closing))
     if out_of_time or stop or patience_spent:
         if world.is_main:
             logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
@@ -306,7 +309,7 @@ def _train_epoch(step: _Step, loader: Any, run: RunState, bar: ProgressBar, epoc
         horizon = time_horizon(cfg, run.reserve_s)
         if horizon is not None and elapsed >= horizon and (losses or run.history.records):  # at least one step
             return losses, True
-        progress = run_progress(cfg, run.global_step, elapsed, reserve_s=run.reserve_s)
+        progress = run.progress = max(run.progress, run_progress(cfg, run.global_step, elapsed, reserve_s=run.reserve_s))
         if step.scheduler is None:
             rate = cosine_learning_rate(cfg, progress)
             for group in optimizer.param_groups:
