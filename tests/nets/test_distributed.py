@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import time
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner  # noqa: E402
 from pixlearn.app.cli import app  # noqa: E402
 from pixlearn.data.images import write_image  # noqa: E402
 from pixlearn.errors import PixlearnError  # noqa: E402
+from pixlearn.nets import distributed  # noqa: E402
 from pixlearn.nets.distributed import BlockSampler, World, world_from_environment  # noqa: E402
 
 TORCHRUN_ENV = {"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "node1", "MASTER_PORT": "29500"}
@@ -34,6 +36,11 @@ def test_the_world_comes_from_the_launchers_environment():
         World(rank=2, world_size=2)
 
 
+def test_doctests():
+    result = doctest.testmod(distributed)
+    assert result.attempted >= 5 and result.failed == 0
+
+
 def test_each_process_takes_its_block_of_every_batch():
     batch, world_size, steps = 6, 3, 4
     local = World(world_size=world_size).local_batch_size(batch)
@@ -44,6 +51,20 @@ def test_each_process_takes_its_block_of_every_batch():
     assert [len(p) for p in parts] == [steps * local] * world_size
     with pytest.raises(PixlearnError, match="multiple of 4"):
         World(world_size=4).local_batch_size(6)
+
+
+def test_ddp_is_for_networks_and_not_inside_a_torchrun_run(tmp_path, blobs_2d):
+    from pixlearn.app.network_job import NetworkJob, launch_network_job
+    from pixlearn.experiment import ExperimentConfig
+
+    _folders(tmp_path, blobs_2d)
+    result = CliRunner().invoke(app, ["train", "--method", "rf", "--images", str(tmp_path / "images"), "--labels",
+                                      str(tmp_path / "labels"), "-o", str(tmp_path / "rf"), "--ddp", "2"])
+    assert result.exit_code == 2 and "--ddp trains networks only" in result.output
+    job = NetworkJob(tmp_path / "images", tmp_path / "labels", tmp_path / "m", "semantic", "dense", ExperimentConfig())
+    with pytest.raises(PixlearnError, match="leave --ddp out"):
+        launch_network_job(job, ddp=2, env=TORCHRUN_ENV)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.checkpoints").exists()
 
 
 def _folders(tmp_path, blobs_2d):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
 import pytest
 
+from pixlearn.nets import config as config_module
+from pixlearn.nets import schedule as schedule_module
 from pixlearn.nets.config import DEFAULT_EPOCHS, TrainConfig
 from pixlearn.nets.schedule import (
     MIN_LR_FACTOR,
@@ -88,3 +91,8 @@ def test_stale_epochs_counts_from_the_last_relative_improvement():
     assert stale_epochs([1.0, 0.995, 0.991], smoothing=0.0, min_improvement=0.01) == 2  # under 1 %: not better
     assert stale_epochs([1.0, math.nan, 0.5], smoothing=0.0, min_improvement=0.01) == 0  # NaN: stale; 0.5: better
     assert smoothed_losses([math.nan, 2.0, 1.0], 0.5)[1:] == [2.0, 1.5]
+
+
+def test_doctests():
+    results = [doctest.testmod(module) for module in (schedule_module, config_module)]
+    assert sum(r.attempted for r in results) >= 10 and all(r.failed == 0 for r in results)

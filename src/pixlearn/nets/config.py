@@ -243,7 +243,9 @@ class TrainConfig(Config):
     patience : int
         Early stopping: stop after this many epochs in which the smoothed validation loss has
         not improved on its best by `min_improvement` (see
-        :func:`pixlearn.nets.schedule.stale_epochs`); 0 disables.
+        :func:`pixlearn.nets.schedule.stale_epochs`); 0 disables. The instances task is judged
+        on its loss too: its instance score needs whole-image predictions, seeded watershed and a
+        threshold search on every validation image, too slow for every epoch.
     val_smoothing : float
         Weight of the past in the exponential moving average of the validation loss that early
         stopping judges (``0``: the raw loss; the default ``0.9`` averages about the last 19

@@ -218,13 +218,7 @@ def _run_epoch(
     if world.is_main:
         logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
     keep_best(run, step.model, val_loss, epoch, directory, world)
-    stale = stale_epochs([r["val_loss"] for r in history.records], smoothing=cfg.val_smoothing,
-                         min_improvement=cfg.min_improvement)
-    patience_spent = bool(cfg.patience) and stale >= cfg.patience
-    if out_of_time:
-        history.stop_reason = "time_limit"
-    elif patience_spent:
-        history.stop_reason = "early_stopping"
+    ending = _time_or_patience_spent(cfg, history, out_of_time)
     if directory is not None and world.is_main:
         save_epoch(run, step.model, (step.optimizer, step.scheduler), cfg, directory, record)
     stop = world.any_rank(any([bool(callback(epoch, record, step.model)) for callback in callbacks]))
@@ -232,9 +226,22 @@ def _run_epoch(
         history.stop_reason = "callback"
     # the next epochs leave room for an end of epoch as long as the recent ones (the same on every process)
     run.epoch_ends.append(world.broadcast_float(time.monotonic() - closing))
-    if out_of_time or stop or patience_spent:
+    if ending or stop:
         if world.is_main:
             logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
+        return False
+    return True
+
+
+def _time_or_patience_spent(cfg: TrainConfig, history: History, out_of_time: bool) -> bool:
+    """Whether the time limit or early stopping ends the run now (the history then says which)."""
+    stale = stale_epochs([r["val_loss"] for r in history.records], smoothing=cfg.val_smoothing,
+                         min_improvement=cfg.min_improvement)
+    if out_of_time:
+        history.stop_reason = "time_limit"
+    elif cfg.patience and stale >= cfg.patience:
+        history.stop_reason = "early_stopping"
+    else:
         return False
     return True
 
