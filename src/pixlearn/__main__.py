@@ -1,5 +1,6 @@
-"""``python -m pixlearn``: the same as the ``pixlearn`` command."""
+"""``python -m pixlearn``: the same as the ``pixlearn`` command (also under ``torchrun -m pixlearn``)."""
 
 from pixlearn.app.cli import app
 
-app(prog_name="pixlearn")
+if __name__ == "__main__":  # not when a process started with "spawn" imports this module again
+    app(prog_name="pixlearn")

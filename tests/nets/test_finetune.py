@@ -10,7 +10,7 @@ import torch
 
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
-from pixlearn.nets import finetune, schedules
+from pixlearn.nets import finetune, schedule
 from pixlearn.nets.fit import FitOptions, fit_network
 from pixlearn.nets.training import TrainConfig
 from pixlearn.nets.unet import UNetConfig
@@ -40,7 +40,7 @@ def builtin():
 
 
 def test_doctests() -> None:
-    for module in (finetune, schedules):
+    for module in (finetune, schedule):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -129,12 +129,12 @@ def test_the_initial_thresholds_win_a_tie():
 
 
 def test_warm_up_follows_both_schedules():
-    cfg = TrainConfig(epochs=1, steps_per_epoch=100, lr=1.0, warmup_steps=10)
-    rates = [schedules.learning_rate(cfg, s, 0.0) for s in range(12)]
-    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(schedules.cosine_learning_rate(cfg, 9, 0.0))
+    cfg = TrainConfig(epochs=1, steps_per_epoch=100, lr=1.0, warmup_steps=10, warmup_fraction=0.0)
+    rates = [schedule.learning_rate(cfg, s, s / 100) for s in range(12)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(schedule.cosine_learning_rate(cfg, 0.09))
     assert all(a < b for a, b in zip(rates[:9], rates[1:10]))
     plateau = cfg.replace(schedule="plateau")
-    assert [schedules.learning_rate(plateau, s, 0.0) for s in (0, 9, 10)] == [pytest.approx(0.1), 1.0, None]
+    assert [schedule.learning_rate(plateau, s, s / 100) for s in (0, 9, 10)] == [pytest.approx(0.1), 1.0, None]
     with pytest.raises(ValueError, match="warmup_steps"):
         TrainConfig(warmup_steps=-1)
     with pytest.raises(ValueError, match="init_lr_factor"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import traceback
@@ -263,8 +264,9 @@ def train(
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
     val_images: Annotated[Path | None, typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
     val_labels: Annotated[Path | None, typer.Option(help="Validation annotations.")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs (networks).")] = None,
-    time_limit: Annotated[str | None, typer.Option(help="Stop training after this long and keep the best model, e.g. 20m.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Most training epochs (networks; default 100, no cap with --time-limit).")] = None,
+    time_limit: Annotated[str | None, typer.Option(help="Train a network for this long, e.g. 20m: the learning rate anneals by then; it stops sooner only when validation stops improving (or at --epochs). Keeps the best model.")] = None,
+    ddp: Annotated[int | None, typer.Option(min=1, help="Train the network in N local processes (DistributedDataParallel: gloo on CPUs, one GPU each with NCCL). Under torchrun leave it out.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted network training from its last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing pixlearn model at --output (never anything else).")] = False,
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed (default: the config file's, else 0).")] = None,
@@ -274,8 +276,6 @@ def train(
 ) -> None:
     """Train a model from pairs of raw images and annotations."""
     _setup_logging(verbose)
-    from pixlearn.data.pairs import load_pairs
-
     # before anything is read or trained: no minutes of training lost to an output refused at the end
     _check_model_output(output, overwrite=overwrite, data=[images, labels, val_images, val_labels])
     from pixlearn.app.builtin import fine_tune_choices, fine_tune_experiment, initial_model
@@ -290,29 +290,29 @@ def train(
     _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
     if method != Method.unet and task != Task.semantic:
         raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
+    if method != Method.unet and ddp is not None:
+        raise _fail(f"--ddp trains networks only; use --method unet, not {method.value}")
     kind = label_kind.value if label_kind else ("instances" if task == Task.instances else "dense")
     if task == Task.restore:
         kind = "restore"
-    pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
     if method == Method.unet:
-        from pixlearn.app.jobs import train_network_model
-        from pixlearn.nets.fit import FitOptions
+        from pixlearn.app.network_job import NetworkJob, launch_network_job
 
-        val_pairs = load_pairs(val_images, val_labels, label_kind=kind, axes=axes) if val_images and val_labels else None
-        options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume,
-                             progress=True, device=device)
-        model = train_network_model(pairs, task=task.value, label_kind=kind, experiment=experiment,
-                                    val_pairs=val_pairs, options=options, init=initial)
-    else:
-        from pixlearn.app.jobs import train_classical_model
-
-        model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes)
-    from pixlearn.app.jobs import resolved_experiment
+        job = NetworkJob(images, labels, output, task.value, kind, experiment, axes=axes, val_images=val_images,
+                         val_labels=val_labels, init=init, resume=resume, overwrite=overwrite, device=device, threads=threads,
+                         verbose=verbose)
+        summary = launch_network_job(job, ddp=ddp, env=os.environ)
+        if summary is not None:  # the main process (the others of a torchrun run say nothing)
+            typer.echo(summary)
+        return
+    from pixlearn.app.jobs import resolved_experiment, train_classical_model
+    from pixlearn.data.pairs import load_pairs
     from pixlearn.models.model_file import save_model
 
+    pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
+    model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes)
     save_model(model, output, experiment=resolved_experiment(experiment, model), overwrite=overwrite)
-    start = f", fine-tuned from {init}" if init is not None else ""
-    typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s){start}) on {len(pairs)} image(s) -> {output}")
+    typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
 
 
 @app.command()

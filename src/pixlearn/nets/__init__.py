@@ -2,13 +2,16 @@
 
 What the room owns, one module each: the U-Net and its tiling geometry (:mod:`~pixlearn.nets.unet`),
 losses (:mod:`~pixlearn.nets.losses`), device and precision choices with the training loop
-(:mod:`~pixlearn.nets.training`), training patches and augmentation (:mod:`~pixlearn.nets.patches`),
+(:mod:`~pixlearn.nets.training`), its progress and learning-rate schedule and stopping rule
+(:mod:`~pixlearn.nets.schedule`), the record of a run (:mod:`~pixlearn.nets.history`), training
+in several processes (:mod:`~pixlearn.nets.distributed`, local processes :mod:`~pixlearn.nets.spawn`),
+training patches and augmentation (:mod:`~pixlearn.nets.patches`),
 per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration from the data
-(:mod:`~pixlearn.nets.autoconfig`), checkpoints (:mod:`~pixlearn.nets.checkpoints`), the
+(:mod:`~pixlearn.nets.autoconfig`), checkpoints and resumption (:mod:`~pixlearn.nets.checkpoints`), the
 eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
 (:mod:`~pixlearn.nets.model`) and :func:`fit_network` (:mod:`~pixlearn.nets.fit`), with what
 fine-tuning a trained network keeps and changes (:mod:`~pixlearn.nets.finetune`) and the
-learning-rate schedules (:mod:`~pixlearn.nets.schedules`). Its
+learning-rate schedule and stopping rule (:mod:`~pixlearn.nets.schedule`). Its
 configuration dataclasses live in :mod:`~pixlearn.nets.config`, which does not import torch.
 
 Imports allowed: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, :mod:`pixlearn.data`,
@@ -32,12 +35,15 @@ _PUBLIC: dict[str, str] = {
     "resolve_setup": "pixlearn.nets.fit",
     "FINE_TUNE_WARMUP_STEPS": "pixlearn.nets.finetune",
     "fine_tune_schedule": "pixlearn.nets.finetune",
-    "learning_rate": "pixlearn.nets.schedules",
+    "learning_rate": "pixlearn.nets.schedule",
     "auto_config": "pixlearn.nets.autoconfig",
     "LOSSES": "pixlearn.nets.losses",
     "make_loss": "pixlearn.nets.losses",
     "NetworkModel": "pixlearn.nets.model",
-    "History": "pixlearn.nets.training",
+    "History": "pixlearn.nets.history",
+    "World": "pixlearn.nets.distributed",
+    "world_from_environment": "pixlearn.nets.distributed",
+    "spawn_local": "pixlearn.nets.spawn",
     "resolve_device": "pixlearn.nets.training",
     "train": "pixlearn.nets.training",
     "UNet": "pixlearn.nets.unet",

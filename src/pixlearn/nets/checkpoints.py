@@ -6,12 +6,20 @@ and optimizer scalars, the random-stream description). ``last.json`` names the n
 one and is replaced atomically, so a ``kill -9`` at any moment leaves a loadable checkpoint.
 The best weights so far are ``best.safetensors``; the per-epoch log is ``history.json`` and
 ``history.csv``, with the loss curves in ``curves.png``. Nothing is pickled.
+
+Where a run stands between epochs is a :class:`RunState`: :func:`start_run` makes a fresh one
+or resumes the last checkpoint, :func:`keep_best` remembers the best weights and
+:func:`save_epoch` writes the checkpoint of an epoch. In a distributed run only the main process
+reads and writes the files; it sends what it read to the others.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,11 @@ import torch
 from torch import nn
 
 from pixlearn.data.atomic import atomic_path
+from pixlearn.nets.config import TrainConfig
+from pixlearn.nets.distributed import World
+from pixlearn.nets.history import History
+
+logger = logging.getLogger(__name__)
 
 BEST = "best.safetensors"
 LAST = "last.json"
@@ -138,3 +151,104 @@ def write_logs(directory: Path, history: Any) -> None:
     fig.tight_layout()
     with atomic_path(directory / CURVES) as tmp:
         fig.savefig(tmp, format="png")
+
+
+# --------------------------------------------------------------------------------------------
+# the state of a run between epochs
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a training run stands: its history, best weights and optimiser steps, and its clock.
+
+    Attributes
+    ----------
+    history : History
+    best_state : dict of str to torch.Tensor
+        CPU copy of the weights of the best validation epoch so far.
+    start_epoch : int
+        Epochs done before this call of :func:`pixlearn.nets.training.train` (resumed ones).
+    started : float
+        :func:`time.monotonic` at the start, earlier by the time of the runs it resumes.
+    global_step : int
+        Optimiser steps so far.
+    progress : float
+        The furthest :func:`pixlearn.nets.schedule.run_progress` so far (so that the learning
+        rate never climbs back when the reserve of a time limit shrinks).
+    epoch_ends : list of float
+        Seconds of each end of epoch (validation, checkpoint, callbacks) in this call.
+    """
+
+    history: History
+    best_state: dict[str, torch.Tensor]
+    start_epoch: int = 0
+    started: float = 0.0
+    global_step: int = 0
+    progress: float = 0.0
+    epoch_ends: list[float] = dataclasses.field(default_factory=list)
+
+    RESERVE_WINDOW = 5
+
+    @property
+    def reserve_s(self) -> float:
+        """What a time limit keeps free for the end of the last epoch: the longest of the last
+        few ends of epoch (a one-off cost such as the first plot expires after a few epochs)."""
+        return max(self.epoch_ends[-self.RESERVE_WINDOW:], default=0.0)
+
+
+def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path | None, *, resume: bool,
+              world: World) -> RunState:
+    """A fresh run, or the state of the last checkpoint in `directory` loaded into `model`,
+    `optimizer` and `scheduler` when resuming (read by the main process, sent to the others)."""
+    run = RunState(history=History(), best_state=cpu_state(model), started=time.monotonic())
+    loaded = None
+    if resume and directory is not None:
+        loaded = world.broadcast_object(_read_resume_point(directory) if world.is_main else None)
+    if loaded is not None:
+        weights, optimizer_state, state, best = loaded
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(optimizer_state)
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        run.global_step = int(state.get("step", 0))
+        run.history = History.from_dict(state["history"])
+        run.history.stop_reason = "completed"  # how the resumed run ended is not how this one will
+        run.start_epoch = int(state["epoch"])
+        run.started -= float(state["elapsed_s"])
+        run.best_state = best or run.best_state
+        if world.is_main:
+            logger.info("resuming after epoch %d from %s", run.start_epoch, directory)
+    elif resume and world.is_main:
+        logger.info("no checkpoint in %s: starting afresh", directory)
+    return run
+
+
+def _read_resume_point(directory: Path) -> tuple[Any, ...] | None:
+    """The last checkpoint and the best weights in `directory`, or ``None`` when there is none."""
+    loaded = load_checkpoint(directory)
+    return None if loaded is None else (*loaded, load_best(directory))
+
+
+def keep_best(run: RunState, model: nn.Module, val_loss: float, epoch: int, directory: Path | None,
+              world: World) -> None:
+    """Remember the weights of a new best epoch (and, in the main process, write them)."""
+    if val_loss < run.history.best_val_loss:
+        run.history.best_val_loss, run.history.best_epoch = val_loss, epoch
+        run.best_state = cpu_state(model)
+        if directory is not None and world.is_main:
+            save_best(directory, run.best_state)
+
+
+def save_epoch(run: RunState, model: nn.Module, optimization: tuple[Any, Any], cfg: TrainConfig, directory: Path,
+               record: dict[str, float]) -> None:
+    """The checkpoint after the epoch of `record` (for resumption) and the updated logs and curves.
+
+    `optimization` is the ``(optimizer, scheduler)`` pair; the scheduler may be ``None``.
+    """
+    optimizer, scheduler = optimization
+    epoch = int(record["epoch"])
+    state = {"epoch": epoch, "step": run.global_step, "elapsed_s": record["elapsed_s"],
+             "history": run.history.to_dict(), "config": cfg.to_dict(),
+             "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
+    save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
+    write_logs(directory, run.history)

@@ -201,6 +201,8 @@ NO_AUGMENT = AugmentConfig(flips=False, rotations=False, intensity=False, elasti
 
 
 SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
+DEFAULT_EPOCHS = 100
+"""Epochs of a run given neither `epochs` nor a time limit (:attr:`TrainConfig.max_epochs`)."""
 SWITCHES: tuple[str, ...] = ("auto", "on", "off")
 
 
@@ -210,25 +212,46 @@ class TrainConfig(Config):
 
     Parameters
     ----------
-    epochs, steps_per_epoch : int
-        Length of training (an epoch is `steps_per_epoch` batches).
+    epochs : int or None
+        Most epochs to train (an epoch is `steps_per_epoch` batches). ``None`` (the default)
+        means no cap when a `time_limit_s` is given (the run trains for its whole budget, unless
+        early stopping ends it), else :data:`DEFAULT_EPOCHS`. An explicit value always caps,
+        also one equal to the default (see :attr:`max_epochs`).
+    steps_per_epoch : int
+        Optimiser steps between two validations.
     batch_size : int or None
-        Patches per optimiser step; ``None`` means "choose from the data and the memory"
-        (:func:`pixlearn.nets.fit.resolve_setup`). An explicit value is always kept, also one
-        equal to a default.
+        Patches per optimiser step, in total over all processes of a distributed run (each of
+        ``N`` processes takes ``batch_size / N``); ``None`` means "choose from the data and the
+        memory" (:func:`pixlearn.nets.fit.resolve_setup`). An explicit value is always kept,
+        also one equal to a default.
     patch_shape : tuple of int or None
         Spatial patch shape; ``None`` (or empty, as older files write it) means "choose from the
         data" (:func:`pixlearn.nets.autoconfig.auto_config`).
     lr, weight_decay : float
         AdamW learning rate and decoupled weight decay.
     schedule : {"cosine", "plateau"}
-        Cosine decay from `lr` to ``lr / 100`` over the run, or halve on a validation plateau.
-        With a `time_limit_s` the cosine follows whichever ends first, the steps of `epochs` or
-        the wall-clock budget, so a time-limited run still ends at the low learning rate.
+        ``"cosine"``: a linear warm-up from ``lr / 100`` to `lr` over the first `warmup_fraction`
+        of the run, then half a cosine down to ``lr / 100`` at its end. The run's progress is
+        its share of the steps of `max_epochs` or, with a `time_limit_s`, of the wall-clock
+        budget, whichever is further (:func:`pixlearn.nets.schedule.run_progress`), so a
+        time-limited run ends at the low rate exactly when its time is up. ``"plateau"``: halve
+        the rate on a validation plateau.
+    warmup_fraction : float
+        Share of the run (in ``0..0.5``) spent warming up; 0 disables the warm-up.
     grad_clip : float
         Largest gradient norm; 0 disables clipping.
     patience : int
-        Stop after this many epochs without a better validation loss; 0 disables.
+        Early stopping: stop after this many epochs in which the smoothed validation loss has
+        not improved on its best by `min_improvement` (see
+        :func:`pixlearn.nets.schedule.stale_epochs`); 0 disables. The instances task is judged
+        on its loss too: its instance score needs whole-image predictions, seeded watershed and a
+        threshold search on every validation image, too slow for every epoch.
+    val_smoothing : float
+        Weight of the past in the exponential moving average of the validation loss that early
+        stopping judges (``0``: the raw loss; the default ``0.9`` averages about the last 19
+        epochs, so that the noise of a small validation set does not end a run that improves).
+    min_improvement : float
+        Relative decrease of the smoothed validation loss that counts as an improvement.
     val_fraction : float
         Share of the pairs held out for validation when no validation set is given.
     val_patches : int
@@ -240,7 +263,9 @@ class TrainConfig(Config):
     augmentation : AugmentConfig
     seed : int
     time_limit_s : float or None
-        Stop when this much wall time is spent, keeping the best model.
+        Wall-clock budget of the training loop in seconds: the optimiser steps stop early enough
+        that the last validation and checkpoint end within it (as long as the previous ones
+        took), and the best model is kept.
     autocast : {"auto", "on", "off"}
         Mixed precision: bf16 autocast on CPU, AMP (bf16, else fp16 with a gradient scaler) on
         CUDA. ``"auto"``: on for CUDA, off for CPU (on AVX2-only CPUs bf16 is slower).
@@ -261,15 +286,18 @@ class TrainConfig(Config):
         resolved configuration holds the learning rate used, with a factor of 1.
     """
 
-    epochs: int = 100
+    epochs: int | None = None
     steps_per_epoch: int = 50
     batch_size: int | None = None
     patch_shape: tuple[int, ...] | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
+    warmup_fraction: float = 0.02
     grad_clip: float = 1.0
     patience: int = 20
+    val_smoothing: float = 0.9
+    min_improvement: float = 0.005
     val_fraction: float = 0.15
     val_patches: int = 32
     loss: str = "ce_dice"
@@ -288,7 +316,7 @@ class TrainConfig(Config):
             object.__setattr__(self, "patch_shape", tuple(int(p) for p in self.patch_shape) or None)
         for name in ("epochs", "steps_per_epoch", "batch_size", "val_patches"):
             value = getattr(self, name)
-            if (value is not None or name != "batch_size") and int(value) < 1:
+            if (value is not None or name not in ("batch_size", "epochs")) and int(value) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {value}")
         patch = self.patch_shape or ()
         if any(p < 1 for p in patch) or len(patch) not in (0, 2, 3):
@@ -299,6 +327,10 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig.schedule {self.schedule!r} is not one of {SCHEDULES}")
         if self.patience < 0 or self.num_workers < 0:
             raise ValueError("TrainConfig: patience and num_workers must be >= 0")
+        if not 0.0 <= self.warmup_fraction <= 0.5:
+            raise ValueError(f"TrainConfig.warmup_fraction must be in [0, 0.5], got {self.warmup_fraction}")
+        if not 0.0 <= self.val_smoothing < 1.0 or not 0.0 <= self.min_improvement < 1.0:
+            raise ValueError("TrainConfig: val_smoothing and min_improvement must be in [0, 1)")
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.foreground_fraction <= 1.0:
             raise ValueError("TrainConfig: val_fraction must be in [0, 1), foreground_fraction in [0, 1]")
         if self.loss not in LOSS_NAMES:
@@ -314,12 +346,28 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig.init_lr_factor must be in (0, 1], got {self.init_lr_factor}")
 
     @property
+    def max_epochs(self) -> int | None:
+        """The epoch cap: `epochs` when given, else none with a time limit, else :data:`DEFAULT_EPOCHS`.
+
+        Examples
+        --------
+        >>> TrainConfig().max_epochs, TrainConfig(time_limit_s=60.0).max_epochs
+        (100, None)
+        >>> TrainConfig(epochs=100, time_limit_s=60.0).max_epochs  # an explicit value is kept
+        100
+        """
+        if self.epochs is not None:
+            return int(self.epochs)
+        return None if self.time_limit_s is not None else DEFAULT_EPOCHS
+
+    @property
     def is_resolved(self) -> bool:
         """Whether every "choose from the data" field (`batch_size`, `patch_shape`) has a value."""
         return self.batch_size is not None and self.patch_shape is not None
 
 
 __all__ = [
+    "DEFAULT_EPOCHS",
     "DOWNSAMPLES",
     "LOSS_NAMES",
     "NORMS",

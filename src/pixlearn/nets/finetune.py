@@ -164,7 +164,7 @@ def fine_tune_schedule(cfg: TrainConfig) -> TrainConfig:
     -------
     cfg : TrainConfig
         With the learning rate used and ``init_lr_factor=1`` (run again with ``init``, it trains
-        at the same rate).
+        at the same rate); the warm-up by steps replaces the warm-up by a fraction of the run.
 
     Examples
     --------
@@ -178,8 +178,10 @@ def fine_tune_schedule(cfg: TrainConfig) -> TrainConfig:
     """
     warmup = cfg.warmup_steps
     if warmup is None:
-        warmup = min(FINE_TUNE_WARMUP_STEPS, cfg.epochs * cfg.steps_per_epoch // 10)
-    return cfg.replace(lr=cfg.lr * cfg.init_lr_factor, init_lr_factor=1.0, warmup_steps=warmup)
+        steps = None if cfg.max_epochs is None else cfg.max_epochs * cfg.steps_per_epoch
+        warmup = FINE_TUNE_WARMUP_STEPS if steps is None else min(FINE_TUNE_WARMUP_STEPS, steps // 10)
+    return cfg.replace(lr=cfg.lr * cfg.init_lr_factor, init_lr_factor=1.0, warmup_steps=warmup,
+                       warmup_fraction=0.0)
 
 
 def threshold_grid(stored: Any, grid: Sequence[dict[str, tuple[Any, ...]]]) -> tuple[Any, list[dict[str, tuple[Any, ...]]]]:

@@ -7,6 +7,11 @@ train/validation, build the patch datasets, train (:func:`pixlearn.nets.training
 random weights or, fine-tuning, from a trained model's (``init``, :mod:`pixlearn.nets.finetune`),
 tune the instance thresholds on the validation images, and build the :class:`NetworkModel`. The resolved
 configuration is what the model stores (``NetworkModel.unet`` and ``.train_config``).
+
+In a distributed run (``FitOptions(world=...)``) every process calls :func:`fit_network` with the
+same data; the processes join one process group for the set-up and the training, use the main
+process's resolved set-up, and only the main process tunes the thresholds (its model is the one
+to save).
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import TASKS
 from pixlearn.nets.autoconfig import auto_config, choose_batch_size
+from pixlearn.nets.distributed import World, joined, process_device
 from pixlearn.nets.finetune import as_model_channels, fine_tune_schedule, model_outputs, start_from, threshold_grid
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
+from pixlearn.nets.targets import task_targets
 from pixlearn.nets.training import History, TrainConfig, resolve_device, train
 from pixlearn.nets.unet import UNet, UNetConfig, size_divisor
 
@@ -61,27 +68,6 @@ def _check_pairs(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], tas
                 )
         elif label.shape != spatial:
             raise PixlearnError(f"pair {i}: image of spatial shape {spatial} but labels of shape {label.shape}")
-
-
-def _targets(labels: Sequence[np.ndarray], task: str) -> tuple[list[np.ndarray], list[np.ndarray | None], int]:
-    """Training targets, foreground masks for oversampling, and the number of network outputs."""
-    if task == "instances":
-        from pixlearn.nets.targets import instance_targets
-
-        if not any(np.any(np.asarray(lab) > 0) for lab in labels):
-            raise PixlearnError("no label image has any object (all are 0): nothing to learn")
-        return [instance_targets(np.asarray(lab)) for lab in labels], [np.asarray(lab) > 0 for lab in labels], 2
-    if task == "semantic":
-        targets = [np.asarray(lab).astype(np.int64) for lab in labels]
-        if any(t.min(initial=0) < IGNORE for t in targets):
-            raise PixlearnError(f"class targets must be >= {IGNORE} (-1 marks unannotated pixels)")
-        n_classes = max(int(t.max(initial=0)) for t in targets) + 1
-        if n_classes < 2 or not any(np.any(t > 0) for t in targets):
-            raise PixlearnError("no label image has any foreground class (all annotated pixels are 0): nothing to learn")
-        annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in targets) / sum(t.size for t in targets)
-        masks = [(t != IGNORE) if annotated < 0.5 else (t > 0) for t in targets]
-        return targets, masks, n_classes
-    return [np.asarray(lab, np.float32) for lab in labels], [None] * len(labels), int(labels[0].shape[-1])
 
 
 def _fit_patch(patch: tuple[int, ...], images: Sequence[np.ndarray], divisor: tuple[int, ...]) -> tuple[int, ...]:
@@ -125,6 +111,10 @@ class FitOptions:
         Passed to :func:`pixlearn.nets.training.train`: ``callback(epoch, record, net)`` after
         each epoch (progress in a GUI, say); returning ``True`` stops training, keeping the best
         weights.
+    world : World, optional
+        This process's place in a distributed run (:func:`pixlearn.nets.distributed.world_from_environment`
+        under ``torchrun``, :func:`pixlearn.nets.spawn.spawn_local` for local processes); the
+        process group is joined here. Default a single process.
     """
 
     checkpoint_dir: str | os.PathLike[str] | None = None
@@ -132,6 +122,7 @@ class FitOptions:
     progress: bool = False
     device: Any = None
     callbacks: tuple[Callable[[int, dict[str, float], Any], bool | None], ...] = ()
+    world: World | None = None
 
 
 @dataclasses.dataclass
@@ -196,7 +187,8 @@ def fit_network(
     model : NetworkModel
         With the best validation weights and the resolved configuration; for ``instances``
         also post-processing thresholds tuned on the validation images (when fine-tuning, the
-        initial model's are kept unless others score better).
+        initial model's are kept unless others score better; by the main process of a distributed
+        run, the others return the model untuned).
 
     Raises
     ------
@@ -206,6 +198,7 @@ def fit_network(
         the request.
     """
     options = FitOptions() if options is None else options
+    world = World() if options.world is None else options.world
     images, labels, validation = _check_inputs(images, labels, task, validation)
     if init is not None:
         start = start_from(init, task, unet=unet, normalization=normalization, class_names=class_names)
@@ -213,24 +206,34 @@ def fit_network(
         images = as_model_channels(init, images)
         validation = None if validation is None else (as_model_channels(init, validation[0]), validation[1])
     normalization = NormalizeConfig() if normalization is None else normalization
-    device = resolve_device(options.device)
-    targets, masks, n_outputs = _targets(labels, task)
+    device = process_device(world, resolve_device(options.device))
+    targets, masks, n_outputs = task_targets(labels, task)
     if init is not None:
         n_outputs = model_outputs(init, task, n_outputs)
-    unet, cfg = resolve_setup(images, labels, task, out_channels=n_outputs, unet=unet, train_config=train_config,
-                              device=device)
-    cfg = fine_tune_schedule(cfg) if init is not None else cfg.replace(warmup_steps=cfg.warmup_steps or 0)
-    data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
-    patch, _ = _patch_and_batch(cfg)
-    cfg = cfg.replace(patch_shape=_fit_patch(patch, data.images + data.val_images, size_divisor(unet)))
-    train_set, val_set = _datasets(data, cfg, task)
-    net, history = _train_network(unet, train_set, val_set, cfg, options, device, init)
+    with joined(world, device):
+        unet, cfg = _agreed(world, *resolve_setup(images, labels, task, out_channels=n_outputs, unet=unet,
+                                                  train_config=train_config, device=device,
+                                                  world_size=world.world_size))
+        cfg = fine_tune_schedule(cfg) if init is not None else cfg.replace(warmup_steps=cfg.warmup_steps or 0)
+        data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
+        patch, _ = _patch_and_batch(cfg)
+        cfg = cfg.replace(patch_shape=_fit_patch(patch, data.images + data.val_images, size_divisor(unet)))
+        train_set, val_set = _datasets(data, cfg, task)
+        net, history = _train_network(unet, (train_set, val_set), cfg, options, device, world, init)
     diameter = median_object_diameter(labels) if task == "instances" else None
     model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
                          history=history.summary(), train_config=cfg, object_diameter=diameter, device=device)
-    if task == "instances":
+    if task == "instances" and world.is_main:
         _tune_instance_thresholds(model, data, None if init is None else init.thresholds)
     return model
+
+
+def _agreed(world: World, unet: UNetConfig, cfg: TrainConfig) -> tuple[UNetConfig, TrainConfig]:
+    """The main process's set-up on every process (a choice from free memory may differ between them)."""
+    if not world.is_distributed:
+        return unet, cfg
+    unet_dict, cfg_dict = world.broadcast_object((unet.to_dict(), cfg.to_dict()))
+    return UNetConfig.from_dict(unet_dict), TrainConfig.from_dict(cfg_dict)
 
 
 def _check_inputs(
@@ -260,12 +263,14 @@ def resolve_setup(
     unet: UNetConfig | None = None,
     train_config: TrainConfig | None = None,
     device: Any = None,
+    world_size: int = 1,
 ) -> tuple[UNetConfig, TrainConfig]:
     """The network and a complete training set-up: given values kept, ``None`` ones chosen.
 
     A ``None`` `unet` and the ``None`` fields of `train_config` (`patch_shape`, `batch_size`)
     come from :func:`pixlearn.nets.autoconfig.auto_config`; the batch size is chosen for the
-    resolved network and patch shape (:func:`pixlearn.nets.autoconfig.choose_batch_size`). A value
+    resolved network and patch shape (:func:`pixlearn.nets.autoconfig.choose_batch_size`), per
+    process: the total batch of `world_size` processes is `world_size` times that. A value
     the caller gave is never replaced, even one equal to a default. Two corrections follow the
     task: a loss that does not fit it becomes the task's default, and restoration trains
     without intensity augmentation (the target's intensities must follow the input's).
@@ -282,6 +287,8 @@ def resolve_setup(
     unet : UNetConfig, optional
     train_config : TrainConfig, optional
     device : str or torch.device, optional
+    world_size : int
+        Processes of a distributed run (an explicit batch size must be a multiple of it).
 
     Returns
     -------
@@ -292,7 +299,8 @@ def resolve_setup(
     Raises
     ------
     PixlearnError
-        A network or patch shape that does not match the data.
+        A network or patch shape that does not match the data, or a batch size that
+        `world_size` processes cannot share.
     """
     device = resolve_device(device)
     cfg = TrainConfig() if train_config is None else train_config
@@ -313,7 +321,8 @@ def resolve_setup(
     if patch is None or len(patch) != unet.ndim:
         raise PixlearnError(f"patch shape {patch} does not match the {unet.ndim}D network")
     if cfg.batch_size is None:
-        cfg = cfg.replace(batch_size=choose_batch_size(unet, patch, device=device))
+        cfg = cfg.replace(batch_size=choose_batch_size(unet, patch, device=device) * world_size)
+    World(world_size=world_size).local_batch_size(int(cfg.batch_size or 0))  # refuses an uneven split
     if cfg.loss not in TASK_LOSSES[task]:
         logger.info("loss %r does not fit the %s task: using %r", cfg.loss, task, TASK_LOSSES[task][0])
         cfg = cfg.replace(loss=TASK_LOSSES[task][0])
@@ -344,7 +353,7 @@ def _split_data(
             val_targets=[targets[i] for i in val_idx], val_labels=[labels[i] for i in val_idx],
         )
     val_images = normalize_images(validation[0], normalization)
-    val_targets, _, _ = _targets(validation[1], task)
+    val_targets, _, _ = task_targets(validation[1], task)
     if task == "restore":
         val_targets = normalize_images(val_targets, normalization)
     return _Data(images=normalised, targets=targets, masks=masks, val_images=val_images,
@@ -375,8 +384,8 @@ def _datasets(data: _Data, cfg: TrainConfig, task: str) -> tuple[PatchDataset, P
 
 
 def _train_network(
-    unet: UNetConfig, train_set: PatchDataset, val_set: PatchDataset, cfg: TrainConfig, options: FitOptions,
-    device: torch.device, init: NetworkModel | None = None,
+    unet: UNetConfig, datasets: tuple[PatchDataset, PatchDataset], cfg: TrainConfig, options: FitOptions,
+    device: torch.device, world: World, init: NetworkModel | None = None,
 ) -> tuple[UNet, History]:
     """A seeded fresh network, or a copy of `init`'s, trained (it holds its best validation weights afterwards)."""
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching global state
@@ -384,8 +393,8 @@ def _train_network(
         net = UNet(unet)
     if init is not None:
         net.load_state_dict(init.state_dict())
-    history = train(net, train_set, val_set, cfg, checkpoint_dir=options.checkpoint_dir, resume=options.resume,
-                    progress=options.progress, device=device, callbacks=options.callbacks)
+    history = train(net, *datasets, cfg, checkpoint_dir=options.checkpoint_dir, resume=options.resume,
+                    progress=options.progress, device=device, callbacks=options.callbacks, world=world)
     return net, history
 
 

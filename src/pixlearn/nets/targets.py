@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from pixlearn.data.labels import IGNORE
+from pixlearn.errors import PixlearnError
 from pixlearn.postprocess.instances import N_OUTPUTS
 from pixlearn.postprocess.labels import (
     relabel_sequential,
@@ -93,3 +95,44 @@ def instance_targets(
         distance[box][obj] = dist / dist.max()
     return targets
 
+
+def task_targets(labels: Sequence[np.ndarray], task: str) -> tuple[list[np.ndarray], list[np.ndarray | None], int]:
+    """Training targets of `task`, foreground masks for oversampling, and the number of network outputs.
+
+    Parameters
+    ----------
+    labels : sequence of ndarray
+        ``semantic``: class indices with :data:`~pixlearn.data.labels.IGNORE` for unannotated
+        pixels; ``instances``: instance label images; ``restore``: canonical target images.
+    task : {"semantic", "instances", "restore"}
+
+    Returns
+    -------
+    targets : list of ndarray
+        Class indices (int64), :func:`instance_targets`, or float32 images.
+    masks : list of bool ndarray or None
+        Where patches are centred preferentially (annotated pixels of sparse annotations, else
+        the foreground); ``None`` for restoration.
+    n_outputs : int
+        Raw outputs the network needs.
+
+    Raises
+    ------
+    PixlearnError
+        No object or no foreground class in any label image, or class indices below ``IGNORE``.
+    """
+    if task == "instances":
+        if not any(np.any(np.asarray(lab) > 0) for lab in labels):
+            raise PixlearnError("no label image has any object (all are 0): nothing to learn")
+        return [instance_targets(np.asarray(lab)) for lab in labels], [np.asarray(lab) > 0 for lab in labels], N_OUTPUTS
+    if task == "semantic":
+        targets = [np.asarray(lab).astype(np.int64) for lab in labels]
+        if any(t.min(initial=0) < IGNORE for t in targets):
+            raise PixlearnError(f"class targets must be >= {IGNORE} (-1 marks unannotated pixels)")
+        n_classes = max(int(t.max(initial=0)) for t in targets) + 1
+        if n_classes < 2 or not any(np.any(t > 0) for t in targets):
+            raise PixlearnError("no label image has any foreground class (all annotated pixels are 0): nothing to learn")
+        annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in targets) / sum(t.size for t in targets)
+        masks = [(t != IGNORE) if annotated < 0.5 else (t > 0) for t in targets]
+        return targets, masks, n_classes
+    return [np.asarray(lab, np.float32) for lab in labels], [None] * len(labels), int(labels[0].shape[-1])

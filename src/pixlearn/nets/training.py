@@ -1,99 +1,57 @@
 """Network training: the :func:`train` loop (its :class:`TrainConfig` lives in :mod:`pixlearn.nets.config`).
 
-:func:`train` is one plain function (AdamW, cosine or plateau schedule with an optional warm-up,
-:mod:`pixlearn.nets.schedules`; gradient clipping, early stopping, a time limit, best and last
-checkpoints, resumption). The checkpoint files
-are :mod:`pixlearn.nets.checkpoints`; nothing is pickled.
+:func:`train` is one plain function (AdamW, cosine or plateau schedule, gradient clipping,
+early stopping, a time limit, best and last checkpoints, resumption, several processes). The
+schedule and the stopping rule are pure functions of :mod:`pixlearn.nets.schedule`, the record
+of a run is :mod:`pixlearn.nets.history`, the checkpoint files are :mod:`pixlearn.nets.checkpoints`
+(nothing is pickled) and the distributed plumbing is :mod:`pixlearn.nets.distributed`.
+
+When a run ends:
+
+* an epoch cap (:attr:`TrainConfig.max_epochs`: `epochs` when given; none with a time limit;
+  else 100) ends it after that many epochs (``"completed"``);
+* a time limit ends it when the next optimiser step would start past the budget less the time
+  the recent ends of epoch (validation, checkpoint) took, so the run, validated and saved, ends
+  at about the limit (``"time_limit"``); the cosine schedule follows the same clock and so
+  reaches its minimum learning rate exactly then (at least one step and one validation run,
+  whatever the limit);
+* early stopping ends it when the smoothed validation loss has not improved by
+  ``min_improvement`` (relative) for ``patience`` epochs (:func:`pixlearn.nets.schedule.stale_epochs`:
+  ``"early_stopping"``), whatever the other two say;
+* a callback that returns ``True`` ends it (``"callback"``).
+
+The model keeps the weights of the epoch with the lowest (raw) validation loss.
 
 Randomness: weights are initialised by the caller; batches come from a dataset whose items
 depend only on ``(seed, epoch, index)`` (:class:`pixlearn.nets.patches.PatchDataset`), so a resumed
-CPU run repeats the uninterrupted one exactly. Choosing a network and a :class:`TrainConfig`
-from the data is :func:`pixlearn.nets.autoconfig.auto_config`.
+CPU run repeats the uninterrupted one exactly (unless a time limit, which follows the clock, is
+set), and a run in ``N`` processes sees the same patches as one in a single process.
+Choosing a network and a :class:`TrainConfig` from the data is :func:`pixlearn.nets.autoconfig.auto_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from pixlearn.nets.checkpoints import (
-    cpu_state,
-    load_best,
-    load_checkpoint,
-    save_best,
-    save_checkpoint,
-    write_logs,
-)
+from pixlearn.nets.checkpoints import RunState, keep_best, save_epoch, start_run, write_logs
 from pixlearn.nets.config import TrainConfig
+from pixlearn.nets.distributed import BlockSampler, World, replicate, wrap
+from pixlearn.nets.history import History, ProgressBar
 from pixlearn.nets.losses import make_loss
-from pixlearn.nets.schedules import learning_rate, plateau_scheduler
+from pixlearn.nets.schedule import learning_rate, run_progress, stale_epochs, time_horizon
 
 logger = logging.getLogger(__name__)
-
-@dataclasses.dataclass
-class History:
-    """What :func:`train` did: one record per epoch and how it ended.
-
-    Attributes
-    ----------
-    records : list of dict
-        Per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``, ``lr``, ``seconds`` (of
-        the epoch), ``elapsed_s`` (since the start, across resumptions).
-    best_epoch : int
-        Epoch whose weights the model holds after training (0: none validated).
-    best_val_loss : float
-    stop_reason : str
-        ``"completed"``, ``"early_stopping"``, ``"time_limit"`` or ``"callback"``.
-    """
-
-    records: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    best_epoch: int = 0
-    best_val_loss: float = math.inf
-    stop_reason: str = "completed"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe copy (an infinite best loss becomes ``None``)."""
-        best = None if not math.isfinite(self.best_val_loss) else float(self.best_val_loss)
-        return {
-            "records": [dict(r) for r in self.records],
-            "best_epoch": int(self.best_epoch),
-            "best_val_loss": best,
-            "stop_reason": self.stop_reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        """Inverse of :meth:`to_dict`."""
-        best = data.get("best_val_loss")
-        return cls(
-            records=[dict(r) for r in data.get("records", [])],
-            best_epoch=int(data.get("best_epoch", 0)),
-            best_val_loss=math.inf if best is None else float(best),
-            stop_reason=str(data.get("stop_reason", "completed")),
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """Short JSON-safe description for model metadata."""
-        last = self.records[-1] if self.records else {}
-        best = None if not math.isfinite(self.best_val_loss) else float(self.best_val_loss)
-        return {
-            "epochs": len(self.records),
-            "best_epoch": int(self.best_epoch),
-            "best_val_loss": best,
-            "final_train_loss": last.get("train_loss"),
-            "train_seconds": last.get("elapsed_s"),
-            "stop_reason": self.stop_reason,
-        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,37 +78,24 @@ def _autocast(enabled: bool, device: torch.device) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _loader(dataset: Any, cfg: TrainConfig) -> torch.utils.data.DataLoader:
+def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The plateau scheduler, or ``None`` for the cosine schedule (set per step by the loop)."""
+    if cfg.schedule == "cosine":
+        return None
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 4))
+
+
+def _loader(dataset: Any, cfg: TrainConfig, world: World) -> torch.utils.data.DataLoader:
+    """Batches of this process's share of `dataset` (:class:`BlockSampler`; all of it in a single process)."""
+    block = world.local_batch_size(int(cfg.batch_size or 1))
     return torch.utils.data.DataLoader(
         dataset,
-        batch_size=cfg.batch_size,
-        shuffle=False,  # items are already random and depend on (seed, epoch, index) only
+        batch_size=block,
+        sampler=BlockSampler(len(dataset), block, world),  # items are already random: (seed, epoch, index)
         num_workers=cfg.num_workers,
         drop_last=False,
         persistent_workers=False,
     )
-
-
-class _Progress:
-    """A rich progress bar when asked for, else nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn())
-            self.task = self.bar.add_task("training", total=total, info="")
-            self.bar.start()
-
-    def advance(self, info: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, info=info)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +113,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     device: Any = None,
+    world: World | None = None,
 ) -> History:
     """Train `model` in place and leave it holding the weights of its best validation epoch.
 
@@ -182,84 +128,129 @@ def train(
     val_data : dataset
         Fixed validation items; their mean loss selects the best epoch.
     cfg : TrainConfig
+        How long and how to train; the module docstring says when a run ends.
     callbacks : sequence of callable
         ``callback(epoch, record, model)`` after each epoch; returning ``True`` stops training.
     checkpoint_dir : path-like, optional
         Where the last and best checkpoints, ``history.json``/``history.csv`` and ``curves.png``
-        go. Without it, the best weights are kept in memory.
+        go (written by the main process only). Without it, the best weights are kept in memory.
     resume : bool
         Continue from the last checkpoint in `checkpoint_dir` (start afresh when there is none).
     progress : bool
-        Show a progress bar.
+        Show a progress bar (in the main process).
     device : str or torch.device, optional
-        Default CUDA when available, else CPU.
+        Default CUDA when available, else CPU; in a distributed run this process's device
+        (:func:`pixlearn.nets.distributed.process_device`).
+    world : World, optional
+        This process's place in a distributed run whose process group is joined
+        (:func:`pixlearn.nets.distributed.joined`); default a single process. Every process
+        calls :func:`train` with the same arguments; each trains on its part of every batch.
 
     Returns
     -------
     history : History
+        The same in every process of a distributed run (losses averaged over the processes).
 
     Raises
     ------
     ValueError
-        `resume` without `checkpoint_dir`, or a training set shorter than one epoch.
+        `resume` without `checkpoint_dir`, a training set shorter than one epoch, or a batch
+        size that the processes cannot share evenly.
     """
     device = resolve_device(device)
-    _check_arguments(train_data, cfg, resume, checkpoint_dir)
+    world = World() if world is None else world
+    _check_arguments(train_data, cfg, resume, checkpoint_dir, world)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if directory is not None:
+    if directory is not None and world.is_main:
         directory.mkdir(parents=True, exist_ok=True)
-    step = _Step.create(model, cfg, device)
-    run = _start(step, directory, resume)
-    started = time.monotonic() - run.elapsed_before
-    train_loader = _loader(train_data, cfg)
-    val_loader = _loader(val_data, cfg)
-    bar = _Progress(progress, (cfg.epochs - run.start_epoch) * cfg.steps_per_epoch)
-    history = run.history
+    step = _Step.create(replicate(model, world, device), cfg, device)
+    step = dataclasses.replace(step, world=world, wrapped=wrap(step.model, world, device))
+    run = start_run(step.model, step.optimizer, step.scheduler, directory, resume=resume, world=world)
+    train_loader, val_loader = _loader(train_data, cfg, world), _loader(val_data, cfg, world)
+    bar = ProgressBar(progress and world.is_main)
     try:
-        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
-            epoch_start = time.monotonic()
+        for epoch in _epochs(cfg, run.start_epoch):
             if hasattr(train_data, "set_epoch"):
                 train_data.set_epoch(epoch)
-            losses, out_of_time = _train_epoch(step, train_loader, run, started, bar, epoch)
-            val_loss = _validate(step, val_loader)
-            if cfg.schedule == "plateau":
-                step.scheduler.step(val_loss)
-            record = {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)) if losses else math.nan,
-                "val_loss": val_loss,
-                "lr": float(step.optimizer.param_groups[0]["lr"]),
-                "seconds": time.monotonic() - epoch_start,
-                "elapsed_s": time.monotonic() - started,
-            }
-            history.records.append(record)
-            logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
-            _keep_best(step, run, val_loss, epoch, directory)
-            patience_spent = bool(cfg.patience) and run.stale_epochs >= cfg.patience
-            if out_of_time:
-                history.stop_reason = "time_limit"
-            elif patience_spent:
-                history.stop_reason = "early_stopping"
-            if directory is not None:
-                _save_epoch(step, run, directory, epoch, record)
-            stop = any([bool(callback(epoch, record, model)) for callback in callbacks])
-            if stop and history.stop_reason == "completed":
-                history.stop_reason = "callback"
-            if out_of_time or stop or patience_spent:
-                logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
+            if not _run_epoch(step, run, (train_loader, val_loader), epoch, bar, directory, callbacks):
                 break
     finally:
         bar.close()
     model.load_state_dict(run.best_state)
-    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch's stubs omit it
-    return history
+    model.to(device=device, memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch's stubs omit it
+    return run.history
+
+
+def _epochs(cfg: TrainConfig, start_epoch: int) -> Iterable[int]:
+    """The numbers of the epochs still to run: up to the cap, or without end (a time limit ends them)."""
+    if cfg.max_epochs is None:
+        return itertools.count(start_epoch + 1)
+    return range(start_epoch + 1, cfg.max_epochs + 1)
+
+
+def _run_epoch(
+    step: _Step,
+    run: RunState,
+    loaders: tuple[Any, Any],
+    epoch: int,
+    bar: ProgressBar,
+    directory: Path | None,
+    callbacks: Sequence[Callable[[int, dict[str, float], nn.Module], bool | None]],
+) -> bool:
+    """Train, validate, record and save one epoch; whether training goes on."""
+    cfg, world, history = step.cfg, step.world, run.history
+    epoch_start = time.monotonic()
+    losses, out_of_time = _train_epoch(step, loaders[0], run, bar, epoch)
+    if not losses:  # the budget ran out before this epoch's first step: nothing new to validate
+        history.stop_reason = "time_limit"
+        if directory is not None and world.is_main:
+            write_logs(directory, history)
+        return False
+    closing = time.monotonic()
+    val_loss = _validate(step, loaders[1])
+    if cfg.schedule == "plateau":
+        step.scheduler.step(val_loss)
+    total, count = world.sum_over_ranks([sum(losses), len(losses)])
+    record = {"epoch": epoch, "train_loss": total / count, "val_loss": val_loss,
+              "lr": float(step.optimizer.param_groups[0]["lr"]), "seconds": time.monotonic() - epoch_start,
+              "elapsed_s": time.monotonic() - run.started}
+    history.records.append(record)
+    if world.is_main:
+        logger.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, record["train_loss"], val_loss)
+    keep_best(run, step.model, val_loss, epoch, directory, world)
+    ending = _time_or_patience_spent(cfg, history, out_of_time)
+    if directory is not None and world.is_main:
+        save_epoch(run, step.model, (step.optimizer, step.scheduler), cfg, directory, record)
+    stop = world.any_rank(any([bool(callback(epoch, record, step.model)) for callback in callbacks]))
+    if stop and history.stop_reason == "completed":
+        history.stop_reason = "callback"
+    # the next epochs leave room for an end of epoch as long as the recent ones (the same on every process)
+    run.epoch_ends.append(world.broadcast_float(time.monotonic() - closing))
+    if ending or stop:
+        if world.is_main:
+            logger.info("stopping after epoch %d: %s", epoch, history.stop_reason)
+        return False
+    return True
+
+
+def _time_or_patience_spent(cfg: TrainConfig, history: History, out_of_time: bool) -> bool:
+    """Whether the time limit or early stopping ends the run now (the history then says which)."""
+    stale = stale_epochs([r["val_loss"] for r in history.records], smoothing=cfg.val_smoothing,
+                         min_improvement=cfg.min_improvement)
+    if out_of_time:
+        history.stop_reason = "time_limit"
+    elif cfg.patience and stale >= cfg.patience:
+        history.stop_reason = "early_stopping"
+    else:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
 # the steps of the loop
 
 
-def _check_arguments(train_data: Any, cfg: TrainConfig, resume: bool, checkpoint_dir: Any) -> None:
+def _check_arguments(train_data: Any, cfg: TrainConfig, resume: bool, checkpoint_dir: Any, world: World) -> None:
     if cfg.batch_size is None:
         raise ValueError("TrainConfig.batch_size is None ('choose from the data'): give one, or resolve the "
                          "configuration first (pixlearn.nets.fit.resolve_setup)")
@@ -267,6 +258,7 @@ def _check_arguments(train_data: Any, cfg: TrainConfig, resume: bool, checkpoint
         raise ValueError("resume=True needs a checkpoint_dir")
     if len(train_data) < cfg.steps_per_epoch * cfg.batch_size:
         raise ValueError(f"training data has {len(train_data)} items; an epoch needs {cfg.steps_per_epoch * cfg.batch_size}")
+    world.local_batch_size(cfg.batch_size)
 
 
 @dataclasses.dataclass
@@ -283,6 +275,13 @@ class _Step:
     scaler: torch.amp.GradScaler
     use_autocast: bool
     memory_format: torch.memory_format
+    world: World = dataclasses.field(default_factory=World)
+    wrapped: nn.Module | None = None  # the DistributedDataParallel wrapper of `model`, when distributed
+
+    @property
+    def trained(self) -> nn.Module:
+        """What the training steps call: the DDP wrapper (it averages gradients) or the model."""
+        return self.model if self.wrapped is None else self.wrapped
 
     @classmethod
     def create(cls, model: nn.Module, cfg: TrainConfig, device: torch.device) -> _Step:
@@ -296,109 +295,66 @@ class _Step:
         model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # omitted by the stubs
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       fused=device.type in ("cpu", "cuda"))
-        return cls(model, cfg, device, loss_fn, optimizer, plateau_scheduler(optimizer, cfg), scaler,
+        return cls(model, cfg, device, loss_fn, optimizer, _make_scheduler(optimizer, cfg), scaler,
                    use_autocast, memory_format)
 
 
-@dataclasses.dataclass
-class _Run:
-    """Where a run stands: history, best weights, optimiser steps, epochs without improvement."""
 
-    history: History
-    best_state: dict[str, torch.Tensor]
-    start_epoch: int = 0
-    elapsed_before: float = 0.0
-    global_step: int = 0
-    stale_epochs: int = 0
+def _train_epoch(step: _Step, loader: Any, run: RunState, bar: ProgressBar, epoch: int) -> tuple[list[float], bool]:
+    """One epoch of optimiser steps; returns this process's batch losses and whether the time is up.
 
-
-def _start(step: _Step, directory: Path | None, resume: bool) -> _Run:
-    """A fresh run, or the state of the last checkpoint in `directory` when resuming."""
-    run = _Run(history=History(), best_state=cpu_state(step.model))
-    loaded = load_checkpoint(directory) if resume and directory is not None else None
-    if loaded is not None and directory is not None:
-        weights, optimizer_state, state = loaded
-        step.model.load_state_dict(weights)
-        step.optimizer.load_state_dict(optimizer_state)
-        if step.scheduler is not None:
-            step.scheduler.load_state_dict(state["scheduler"])
-        run.global_step = int(state.get("step", 0))
-        run.history = History.from_dict(state["history"])
-        run.start_epoch = int(state["epoch"])
-        run.elapsed_before = float(state["elapsed_s"])
-        run.best_state = load_best(directory) or run.best_state
-        logger.info("resuming after epoch %d from %s", run.start_epoch, directory)
-    elif resume:
-        logger.info("no checkpoint in %s: starting afresh", directory)
-    records = run.history.records
-    run.stale_epochs = 0 if not records else int(records[-1]["epoch"]) - max(run.history.best_epoch, 0)
-    return run
-
-
-def _train_epoch(step: _Step, loader: Any, run: _Run, started: float, bar: _Progress, epoch: int) -> tuple[list[float], bool]:
-    """One epoch of optimiser steps; returns the batch losses and whether the time limit was hit."""
-    cfg, model, optimizer, scaler = step.cfg, step.model, step.optimizer, step.scaler
-    model.train()
+    Before each step the main process's clock is shared, so that every process sets the same
+    learning rate and stops at the same step.
+    """
+    cfg, optimizer, scaler, world = step.cfg, step.optimizer, step.scaler, step.world
+    step.model.train()
     losses: list[float] = []
     for index, (x, y) in enumerate(loader):
         if index >= cfg.steps_per_epoch:
             break
-        x = x.to(step.device, non_blocking=True).contiguous(memory_format=step.memory_format)
-        y = y.to(step.device, non_blocking=True)
-        rate = learning_rate(cfg, run.global_step, time.monotonic() - started)
-        if rate is not None:  # None: the plateau scheduler's rate, after the warm-up
+        elapsed = world.broadcast_float(time.monotonic() - run.started)
+        horizon = time_horizon(cfg, run.reserve_s)
+        if horizon is not None and elapsed >= horizon and (losses or run.history.records):  # at least one step
+            return losses, True
+        progress = run.progress = max(run.progress, run_progress(cfg, run.global_step, elapsed, reserve_s=run.reserve_s))
+        rate = learning_rate(cfg, run.global_step, progress)
+        if rate is not None:  # None: the plateau scheduler's rate, after the warm-up steps
             for group in optimizer.param_groups:
                 group["lr"] = rate
+        x = x.to(step.device, non_blocking=True).contiguous(memory_format=step.memory_format)
+        y = y.to(step.device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(step.use_autocast, step.device):
-            loss = step.loss_fn(model(x), y)
+            loss = step.loss_fn(step.trained(x), y)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            nn.utils.clip_grad_norm_(step.model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         run.global_step += 1
         losses.append(float(loss.detach()))
-        bar.advance(f"epoch {epoch} loss {losses[-1]:.4f}")
-        if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
-            return losses, True
+        bar.update(progress, f"epoch {epoch} loss {losses[-1]:.4f}")
     return losses, False
 
 
 def _validate(step: _Step, loader: Any) -> float:
-    """Mean loss over the validation items (weighted by batch length), in eval mode."""
+    """Mean loss over the validation items (weighted by batch length, summed over the processes), in eval mode."""
     step.model.eval()
-    val_losses, val_weights = [], []
+    step.world.sync_buffers(step.model)  # every process validates (and process 0 saves) the same network
+    total, count = 0.0, 0.0
     with torch.no_grad(), _autocast(step.use_autocast, step.device):
         for x, y in loader:
             x = x.to(step.device).contiguous(memory_format=step.memory_format)
-            val_losses.append(float(step.loss_fn(step.model(x), y.to(step.device))))
-            val_weights.append(len(x))
-    return float(np.average(val_losses, weights=val_weights))
-
-
-def _keep_best(step: _Step, run: _Run, val_loss: float, epoch: int, directory: Path | None) -> None:
-    """Remember (and write) the weights of a new best epoch, else count one more stale epoch."""
-    if val_loss < run.history.best_val_loss:
-        run.history.best_val_loss, run.history.best_epoch, run.stale_epochs = val_loss, epoch, 0
-        run.best_state = cpu_state(step.model)
-        if directory is not None:
-            save_best(directory, run.best_state)
-    else:
-        run.stale_epochs += 1
-
-
-def _save_epoch(step: _Step, run: _Run, directory: Path, epoch: int, record: dict[str, float]) -> None:
-    """The checkpoint after `epoch` (for resumption) and the updated logs and curves."""
-    cfg = step.cfg
-    state = {"epoch": epoch, "step": run.global_step, "elapsed_s": record["elapsed_s"],
-             "history": run.history.to_dict(), "config": cfg.to_dict(),
-             "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
-    save_checkpoint(directory, epoch, step.model, step.optimizer, step.scheduler, state)
-    write_logs(directory, run.history)
+            total += float(step.loss_fn(step.model(x), y.to(step.device))) * len(x)
+            count += len(x)
+    total, count = step.world.sum_over_ranks([total, count])
+    return total / count if count else math.nan
 
 
 def _spatial_ndim(model: nn.Module) -> int:
     cfg = getattr(model, "cfg", None)
     return int(getattr(cfg, "ndim", 2))
+
+
+__all__ = ["History", "TrainConfig", "resolve_device", "train"]

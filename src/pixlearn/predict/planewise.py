@@ -75,8 +75,8 @@ class PlanewiseModel:
         pad_m, pad_n = -m % divisor, -n % divisor
         planes = blocks.reshape(b * p, m, n, c)
         if pad_m or pad_n:
-            mode = "reflect" if min(m, n) > max(pad_m, pad_n) else "edge"
-            planes = np.pad(planes, ((0, 0), (0, pad_m), (0, pad_n), (0, 0)), mode=mode)
+            pad = ((0, 0), (0, pad_m), (0, pad_n), (0, 0))
+            planes = np.pad(planes, pad, mode="reflect") if min(m, n) > max(pad_m, pad_n) else np.pad(planes, pad, mode="edge")
         out = self.model.predict_batch(planes)[:, :m, :n]
         return out.reshape(b, p, m, n, out.shape[-1])
 
