@@ -1,8 +1,9 @@
 """Networks: everything of pixlearn that imports torch.
 
 What the room owns, one module each: the U-Net and its tiling geometry (:mod:`~pixlearn.nets.unet`),
-losses (:mod:`~pixlearn.nets.losses`), device and precision choices with the training loop
-(:mod:`~pixlearn.nets.training`), training patches and augmentation (:mod:`~pixlearn.nets.patches`),
+losses (:mod:`~pixlearn.nets.losses`), the device and the precision path of training and
+inference (:mod:`~pixlearn.nets.precision`, measured by :mod:`~pixlearn.nets.precision_probe`),
+the training loop (:mod:`~pixlearn.nets.training`), training patches and augmentation (:mod:`~pixlearn.nets.patches`),
 per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration from the data
 (:mod:`~pixlearn.nets.autoconfig`), checkpoints (:mod:`~pixlearn.nets.checkpoints`), the
 eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
@@ -32,8 +33,11 @@ _PUBLIC: dict[str, str] = {
     "LOSSES": "pixlearn.nets.losses",
     "make_loss": "pixlearn.nets.losses",
     "NetworkModel": "pixlearn.nets.model",
+    "PrecisionPath": "pixlearn.nets.precision",
+    "choose_precision": "pixlearn.nets.precision",
+    "resolve_device": "pixlearn.nets.precision",
+    "resolve_precision": "pixlearn.nets.precision",
     "History": "pixlearn.nets.training",
-    "resolve_device": "pixlearn.nets.training",
     "train": "pixlearn.nets.training",
     "UNet": "pixlearn.nets.unet",
     "anisotropic_pool_kernels": "pixlearn.nets.unet",

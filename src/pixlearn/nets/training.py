@@ -35,6 +35,7 @@ from pixlearn.nets.checkpoints import (
 )
 from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.losses import make_loss
+from pixlearn.nets.precision import PrecisionPath, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +53,17 @@ class History:
     best_val_loss : float
     stop_reason : str
         ``"completed"``, ``"early_stopping"``, ``"time_limit"`` or ``"callback"``.
+    precision : dict
+        The precision path the (last part of the) run took
+        (:meth:`pixlearn.nets.precision.PrecisionPath.record`: ``precision``,
+        ``precision_source`` and the measured ``precision_timings_s``); empty before a run.
     """
 
     records: list[dict[str, float]] = dataclasses.field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
     stop_reason: str = "completed"
+    precision: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe copy (an infinite best loss becomes ``None``)."""
@@ -67,6 +73,7 @@ class History:
             "best_epoch": int(self.best_epoch),
             "best_val_loss": best,
             "stop_reason": self.stop_reason,
+            "precision": dict(self.precision),
         }
 
     @classmethod
@@ -78,6 +85,7 @@ class History:
             best_epoch=int(data.get("best_epoch", 0)),
             best_val_loss=math.inf if best is None else float(best),
             stop_reason=str(data.get("stop_reason", "completed")),
+            precision=dict(data.get("precision") or {}),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -91,31 +99,12 @@ class History:
             "final_train_loss": last.get("train_loss"),
             "train_seconds": last.get("elapsed_s"),
             "stop_reason": self.stop_reason,
+            **self.precision,
         }
 
 
 # --------------------------------------------------------------------------------------------
-# helpers of the loop: device and precision choices
-
-
-def resolve_device(device: Any = None) -> torch.device:
-    """``device`` as a :class:`torch.device`; ``None`` means CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _switch(value: str, device: torch.device) -> bool:
-    return value == "on" or (value == "auto" and device.type == "cuda")
-
-
-def _autocast(enabled: bool, device: torch.device) -> Any:
-    if not enabled:
-        return torch.autocast(device.type, enabled=False)
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+# helpers of the loop (device and precision choices: pixlearn.nets.precision)
 
 
 def cosine_learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -238,6 +227,7 @@ def train(
         directory.mkdir(parents=True, exist_ok=True)
     step = _Step.create(model, cfg, device)
     run = _start(step, directory, resume)
+    run.history.precision = step.precision.record()
     started = time.monotonic() - run.elapsed_before
     train_loader = _loader(train_data, cfg)
     val_loader = _loader(val_data, cfg)
@@ -309,23 +299,23 @@ class _Step:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
-    use_autocast: bool
+    precision: PrecisionPath
     memory_format: torch.memory_format
 
     @classmethod
     def create(cls, model: nn.Module, cfg: TrainConfig, device: torch.device) -> _Step:
-        """Move `model` to `device` in the chosen memory format and build its optimiser and schedule."""
+        """Resolve the precision path (once per run), move `model` to `device` in its memory
+        format and build the optimiser and schedule."""
         loss_fn = make_loss(cfg.loss)
-        use_autocast = _switch(cfg.autocast, device)
-        channels_last = _switch(cfg.channels_last, device) and _spatial_ndim(model) == 2
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
-                                      and not torch.cuda.is_bf16_supported())
+        ndim = _spatial_ndim(model)
+        precision = resolve_precision(cfg.precision, device, mode="train", ndim=ndim, channels_last=cfg.channels_last)
+        memory_format = precision.memory_format(ndim)
+        scaler = torch.amp.GradScaler("cuda", enabled=precision.dtype == "fp16")
         model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # omitted by the stubs
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       fused=device.type in ("cpu", "cuda"))
         return cls(model, cfg, device, loss_fn, optimizer, _make_scheduler(optimizer, cfg), scaler,
-                   use_autocast, memory_format)
+                   precision, memory_format)
 
 
 @dataclasses.dataclass
@@ -378,7 +368,7 @@ def _train_epoch(step: _Step, loader: Any, run: _Run, started: float, bar: _Prog
             for group in optimizer.param_groups:
                 group["lr"] = rate
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(step.use_autocast, step.device):
+        with step.precision.autocast(step.device):
             loss = step.loss_fn(model(x), y)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -398,7 +388,7 @@ def _validate(step: _Step, loader: Any) -> float:
     """Mean loss over the validation items (weighted by batch length), in eval mode."""
     step.model.eval()
     val_losses, val_weights = [], []
-    with torch.no_grad(), _autocast(step.use_autocast, step.device):
+    with torch.no_grad(), step.precision.autocast(step.device):
         for x, y in loader:
             x = x.to(step.device).contiguous(memory_format=step.memory_format)
             val_losses.append(float(step.loss_fn(step.model(x), y.to(step.device))))
