@@ -40,8 +40,8 @@ def test_train_config_round_trip_and_validation():
         TrainConfig(schedule="step")
     with pytest.raises(ValueError, match="loss"):
         TrainConfig(loss="hinge")
-    with pytest.raises(ValueError, match="autocast"):
-        TrainConfig(autocast="yes")
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="yes")
     with pytest.raises(ValueError, match="patch_shape"):
         TrainConfig(patch_shape=(0, 4))
 

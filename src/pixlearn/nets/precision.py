@@ -41,9 +41,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MARGIN = 0.10
 """Least speed-up (10%) over the baseline for which :func:`choose_precision` takes another path."""
 
-BF16_TOLERANCE = 0.05
-"""Largest absolute difference of bf16 from fp32 probabilities that the tests accept (tiny U-Net;
-bf16 keeps 8 bits of mantissa, about 0.4% per rounding)."""
+BF16_TOLERANCE = 1e-2
+"""Largest absolute difference of bf16 from fp32 probabilities that the tests accept on tiny U-Nets
+(bf16 keeps 8 bits of mantissa; measured: about 4e-4 on those, 8e-4 on the 16..256-channel
+U-Net of ``benchmarks/apply.py``)."""
 
 
 def resolve_device(device: Any = None) -> torch.device:
