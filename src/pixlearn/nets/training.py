@@ -338,6 +338,7 @@ def _start(step: _Step, directory: Path | None, resume: bool) -> _Run:
         weights, optimizer_state, state = loaded
         step.model.load_state_dict(weights)
         step.optimizer.load_state_dict(optimizer_state)
+        _match_state_layout(step.optimizer)
         if step.scheduler is not None:
             step.scheduler.load_state_dict(state["scheduler"])
         run.global_step = int(state.get("step", 0))
@@ -351,6 +352,21 @@ def _start(step: _Step, directory: Path | None, resume: bool) -> _Run:
     records = run.history.records
     run.stale_epochs = 0 if not records else int(records[-1]["epoch"]) - max(run.history.best_epoch, 0)
     return run
+
+
+def _match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter optimiser tensor its parameter's memory layout (strides).
+
+    A loaded state is contiguous; with channels-last parameters, AdamW's moments would then be
+    updated in another order of floating-point operations than in the uninterrupted run, and a
+    resumed run would no longer repeat it exactly.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _train_epoch(step: _Step, loader: Any, run: _Run, started: float, bar: _Progress, epoch: int) -> tuple[list[float], bool]:
