@@ -3,7 +3,8 @@
 What the room owns, one module each: the U-Net and its tiling geometry (:mod:`~pixlearn.nets.unet`),
 losses (:mod:`~pixlearn.nets.losses`), the device and the precision path of training and
 inference (:mod:`~pixlearn.nets.precision`, measured by :mod:`~pixlearn.nets.precision_probe`),
-the training loop (:mod:`~pixlearn.nets.training`), training patches and augmentation (:mod:`~pixlearn.nets.patches`),
+the training loop (:mod:`~pixlearn.nets.training`) and what a run did
+(:mod:`~pixlearn.nets.history`), training patches and augmentation (:mod:`~pixlearn.nets.patches`),
 per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration from the data
 (:mod:`~pixlearn.nets.autoconfig`), checkpoints (:mod:`~pixlearn.nets.checkpoints`), the
 eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
@@ -37,7 +38,7 @@ _PUBLIC: dict[str, str] = {
     "choose_precision": "pixlearn.nets.precision",
     "resolve_device": "pixlearn.nets.precision",
     "resolve_precision": "pixlearn.nets.precision",
-    "History": "pixlearn.nets.training",
+    "History": "pixlearn.nets.history",
     "train": "pixlearn.nets.training",
     "UNet": "pixlearn.nets.unet",
     "anisotropic_pool_kernels": "pixlearn.nets.unet",

@@ -114,7 +114,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def write_logs(directory: Path, history: Any) -> None:
     """Per-epoch log as JSON and CSV, and a PNG of the loss curves, from a
-    :class:`pixlearn.nets.training.History`."""
+    :class:`pixlearn.nets.history.History`."""
     _write_text(directory / LOG_JSON, json.dumps(history.to_dict(), indent=1))
     keys = ["epoch", "train_loss", "val_loss", "lr", "seconds", "elapsed_s"]
     lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in history.records]

@@ -24,10 +24,11 @@ from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import TASKS
 from pixlearn.nets.autoconfig import auto_config, choose_batch_size
+from pixlearn.nets.history import History
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
 from pixlearn.nets.precision import resolve_device
-from pixlearn.nets.training import History, TrainConfig, train
+from pixlearn.nets.training import TrainConfig, train
 from pixlearn.nets.unet import UNet, UNetConfig, size_divisor
 
 logger = logging.getLogger(__name__)
