@@ -223,7 +223,11 @@ def test_measure_paths_drops_hopeless_paths_and_keeps_to_its_budget():
     machine = FakeMachine(BF16_LOSES)
     samples = measure_paths("inference", clock=machine.clock, prepare=machine.prepare, rounds=3, budget_s=100.0)
     assert len(samples["bf16"]) == 1 and len(samples["bf16+channels_last"]) == 1  # > 3x slower
-    assert len(samples["fp32"]) == 3
+    assert len(samples["fp32"]) == 3 and len(samples["fp32+channels_last"]) == 3
+    # the fp32 baselines are timed every round, however much faster another path is
+    fast_bf16 = FakeMachine({"fp32": 1.0, "fp32+channels_last": 1.0, "bf16": 0.2, "bf16+channels_last": 0.1})
+    samples = measure_paths("train", clock=fast_bf16.clock, prepare=fast_bf16.prepare, rounds=3, budget_s=100.0)
+    assert all(len(s) == 3 for s in samples.values())
     busy = FakeMachine(BF16_WINS)
     samples = measure_paths("train", clock=busy.clock, prepare=busy.prepare, rounds=5, budget_s=4.0)
     assert all(len(s) == 1 for s in samples.values())  # warm-up + one round spent the budget

@@ -52,7 +52,7 @@ CACHE_VERSION = 1
 
 _ROUNDS = 3
 _BUDGET_S = 10.0
-_HOPELESS = 3.0  # a path this many times slower than the best after one round is timed no further
+_HOPELESS = 3.0  # a path this many times slower than fp32 after one round is timed no further
 _PROBE_BATCH, _PROBE_SIZE = 2, 96
 
 
@@ -125,10 +125,11 @@ def measure_paths(
     """Seconds of one step of the workload along each path, one sample per round.
 
     Each path's step is prepared and run once untimed (warm-up), then the paths are timed in
-    interleaved rounds, so that load from other processes hits every path alike. A path more
-    than 3x slower than the fastest after the first round is not timed again (it cannot be
-    chosen; bf16 without native support is often 10x slower), and no round starts once
-    `budget_s` is spent (on a busy machine).
+    interleaved rounds, so that load from other processes hits every path alike. The fp32 paths
+    (the baselines of :func:`pixlearn.nets.precision.choose_precision`) are timed in every
+    round; another path more than 3x slower than the fastest fp32 one after the first round is
+    not timed again (it cannot be chosen; bf16 without native support is often 10x slower). No
+    round starts once `budget_s` is spent (on a busy machine).
 
     Parameters
     ----------
@@ -169,8 +170,8 @@ def measure_paths(
             start = clock()
             step()
             samples[name].append(clock() - start)
-        fastest = min(min(s) for s in samples.values())
-        steps = {n: s for n, s in steps.items() if min(samples[n]) <= _HOPELESS * fastest}
+        fp32 = [min(samples[n]) for n in samples if n.startswith("fp32")] or [min(min(s) for s in samples.values())]
+        steps = {n: s for n, s in steps.items() if n.startswith("fp32") or min(samples[n]) <= _HOPELESS * min(fp32)}
     return samples
 
 
