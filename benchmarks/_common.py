@@ -98,6 +98,17 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def cpu_facts() -> dict[str, Any]:
+    """The CPU model, the flags that decide how fast fp32 and bf16 run, and torch's CPU capability
+    (for benchmarks of networks; imports torch)."""
+    import torch
+
+    from pixlearn.nets.precision_probe import cpu_info
+
+    model, flags = cpu_info()
+    return {"cpu_model": model, "cpu_flags": list(flags), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def print_table(title: str, rows: list[tuple[str, Any, Any]], headers: tuple[str, str, str] = ("metric", "pixlearn", "peer")) -> None:
     """Print rows of (name, ours, peer) with the ratio ours/peer where both are numbers."""
     print(f"\n== {title}")

@@ -5,8 +5,11 @@
    Gaussian blending, in one process with interleaved repeats (the fastest of each counts):
    MPix/s, max abs difference of the outputs, achieved GFLOP/s beside a measured conv2d peak.
    pixlearn runs what users get: ``predict_tiled`` with ``NetworkModel.predict_batch`` (batch
-   norms folded into the convolutions, channels-last memory; :mod:`pixlearn.nets.inference`).
-   Peak RSS of each engine in its own forked process. bf16 is measured on one tile.
+   norms folded into the convolutions, channels-last memory; :mod:`pixlearn.nets.inference`) in
+   the precision of ``--precision`` (default fp32, as MONAI; ``auto``: what the detector of
+   :mod:`pixlearn.nets.precision` picks on this machine). Peak RSS of each engine in its own
+   forked process. bf16 (``NetworkModel(precision="bf16")``) is measured on one tile. The JSON
+   records the precision path that ran (``precision``) and the CPU's flags (``cpu_flags``).
 2. Out of core: a 32768x32768 uint16 image and a 512x2048x2048 uint16 stack, written chunk by
    chunk as Zarr under bench_output/ (git-ignored), predicted Zarr-to-Zarr by ``predict_many``
    with a tiny random forest and a tiny U-Net (depth 1, 4 base channels, 2x space-to-depth stem),
@@ -30,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, print_table, run_isolated, write_results
+from _common import RESULTS, ROOT, cpu_facts, print_table, run_isolated, write_results
 
 BENCH_DIR = ROOT / "bench_output" / "apply"
 TILE, OVERLAP = 256, 0.25
@@ -83,21 +86,21 @@ def _pixlearn_run(predict_fn: Any, image: np.ndarray, batch: int, divisor: int =
     return predict_tiled(image[..., None], predict_fn, cfg, halo=0, divisor=divisor, batched=True)
 
 
-def _product_predictor(cfg: Any, net: Any) -> Any:
+def _product_model(cfg: Any, net: Any, precision: str = "fp32") -> Any:
     from pixlearn.nets.model import NetworkModel
 
-    model = NetworkModel(cfg, "restore", net, device="cpu")  # "restore": raw outputs, like MONAI's
-    return model.predict_batch
+    return NetworkModel(cfg, "restore", net, device="cpu", precision=precision)  # "restore": raw outputs, like MONAI's
 
 
-def _speed(size: int, threads: int, rounds: int, batch: int) -> dict[str, Any]:
+def _speed(size: int, threads: int, rounds: int, batch: int, precision: str = "fp32") -> dict[str, Any]:
     """Interleaved timings of the engines on one image; outputs for the differences."""
     import torch
 
     torch.set_num_threads(threads)
     cfg, net = _bench_net()
     image = _image(size)
-    shipped = _product_predictor(cfg, net)
+    model = _product_model(cfg, net, precision)
+    shipped = model.predict_batch
     variants = {
         "monai_b1": lambda: _monai_run(net, image, 1),
         "monai_b4": lambda: _monai_run(net, image, batch),
@@ -119,7 +122,7 @@ def _speed(size: int, threads: int, rounds: int, batch: int) -> dict[str, Any]:
     diffs = {k: float(np.abs(v - reference).max()) for k, v in outputs.items()}
     bf16 = _bf16_tile(net)
     return {"seconds": best, "max_abs_diff": diffs, "flops_per_tile": flops, "n_tiles": n_tiles,
-            "conv_peak_gflops": _conv_peak(), "bf16": bf16}
+            "conv_peak_gflops": _conv_peak(), "bf16": bf16, "precision": model.precision_path.name}
 
 
 def _flops_per_tile(net: Any) -> float:
@@ -150,19 +153,16 @@ def _conv_peak() -> float:
 
 
 def _bf16_tile(net: Any) -> dict[str, float]:
-    """One batch of 2 tiles: bf16 autocast against fp32, time and max abs difference."""
-    import torch
-
-    predict = _product_predictor(net.cfg, net)
+    """One batch of 2 tiles: ``precision="bf16"`` against fp32, time and max abs difference."""
     x = np.random.default_rng(2).normal(size=(2, TILE, TILE, 1)).astype(np.float32)
     times = {}
     out = {}
     for name in ("fp32", "bf16"):
+        predict = _product_model(net.cfg, net, name).predict_batch
         best = float("inf")
         for _ in range(2):
             start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-                out[name] = np.asarray(predict(x), np.float32)
+            out[name] = np.asarray(predict(x), np.float32)
             best = min(best, time.perf_counter() - start)
         times[name] = best
     return {"fp32_seconds": times["fp32"], "bf16_seconds": times["bf16"],
@@ -178,12 +178,12 @@ def _rss_monai(size: int, threads: int) -> float:
     return float(_monai_run(net, _image(size), 1).sum())
 
 
-def _rss_pixlearn(size: int, threads: int, batch: int) -> float:
+def _rss_pixlearn(size: int, threads: int, batch: int, precision: str = "fp32") -> float:
     import torch
 
     torch.set_num_threads(threads)
     cfg, net = _bench_net()
-    return float(_pixlearn_run(_product_predictor(cfg, net), _image(size), batch).sum())
+    return float(_pixlearn_run(_product_model(cfg, net, precision).predict_batch, _image(size), batch).sum())
 
 
 # ------------------------------------------------------------------------------- 2. out of core
@@ -273,9 +273,11 @@ def _predict_big(source: str, out_dir: str, kind: str, ndim: int, tile: tuple[in
     side = 512 if ndim == 2 else 128
     centre = tuple(slice(n // 2 - min(n, side) // 2, n // 2 + min(n, side) // 2) for n in out.shape)
     _, truth = _synthetic_block(centre, None)
+    precision = {} if kind == "classical" else {"precision": model.precision_path.name,
+                                                  "train_precision": model.history.get("precision")}
     return {"seconds_in_manifest": read_manifest(out_dir)[-1]["seconds"], "shape": list(out.shape),
             "incomplete": bool(out.attrs.get("incomplete")), "halo": list(model.halo),
-            "accuracy_centre_window": float(np.mean((np.asarray(out[centre]) > 0) == truth))}
+            "accuracy_centre_window": float(np.mean((np.asarray(out[centre]) > 0) == truth)), **precision}
 
 
 def _big_runs(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], runs: list[tuple[str, tuple[int, ...], int]],
@@ -369,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the big synthetic images")
     parser.add_argument("--big-models", default="classical,network",
                         help="model kinds for the out-of-core runs (classical: tiny forest; network: tiny U-Net)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                        help="precision of pixlearn's network against MONAI (auto: the detector's choice here)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     figures: dict[str, Any] = {"quick": args.quick}
@@ -391,18 +395,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if "monai" not in skip:
         size = TILE + 192 * (3 if args.quick else 7)  # MONAI's and pixlearn's grids coincide
-        speed, _, _ = run_isolated(_speed, size, args.threads, 2 if args.quick else 3, batch)
+        speed, _, _ = run_isolated(_speed, size, args.threads, 2 if args.quick else 3, batch, args.precision)
         _, _, rss_monai = run_isolated(_rss_monai, size, args.threads)
-        _, _, rss_ours = run_isolated(_rss_pixlearn, size, args.threads, batch)
+        _, _, rss_ours = run_isolated(_rss_pixlearn, size, args.threads, batch, args.precision)
         mpix = {k: size * size / s / 1e6 for k, s in speed["seconds"].items()}
         gflops = {k: speed["n_tiles"] * speed["flops_per_tile"] / s / 1e9 for k, s in speed["seconds"].items()}
         monai_best = max(mpix["monai_b1"], mpix["monai_b4"])
-        ours = {k: v for k, v in mpix.items() if k.startswith("pixlearn") and speed["max_abs_diff"][k] <= 1e-4}
+        limit = 1e-4 if speed["precision"].startswith("fp32") else 1e-2  # bf16: pixlearn.nets.precision.BF16_TOLERANCE
+        ours = {k: v for k, v in mpix.items() if k.startswith("pixlearn") and speed["max_abs_diff"][k] <= limit}
         best_name = max(ours, key=ours.get)
         figures.update({
             "monai_threads": args.threads, "image_size": size, "tile": TILE, "overlap": OVERLAP, "blend": "gaussian", "batch_size": batch,
             "mpix_per_s": mpix, "gflops_per_s": gflops, "conv_peak_gflops": speed["conv_peak_gflops"],
-            "max_abs_diff_vs_monai": speed["max_abs_diff"], "bf16": speed["bf16"],
+            "max_abs_diff_vs_monai": speed["max_abs_diff"], "bf16": speed["bf16"], "precision": speed["precision"],
             "pixlearn_engine": best_name, "speedup_vs_monai": ours[best_name] / monai_best,
             "speedup_vs_monai_default_b1": ours[best_name] / mpix["monai_b1"],
             "max_abs_diff": speed["max_abs_diff"][best_name],
@@ -437,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures[key] = {**kept[key], **figures[key]}
                 figures[peak] = max(r["peak_rss_mib"] for r in figures[key].values())
         figures = {**kept, **figures, "parts_run_last": sorted({"monai", "big2d", "big3d", "dask"} - skip)}
-    write_results(name, figures)
+    facts, _, _ = run_isolated(cpu_facts)  # torch stays out of this parent process
+    write_results(name, {**figures, **facts})
     return 0
 
 

@@ -12,9 +12,11 @@ Both are timed at torch's default thread count (what ``pixlearn train`` uses) an
 ``train_speedup_vs_monai`` compares each network at its faster setting (on a machine shared with
 other busy processes, 1 thread is several times faster for both: OpenMP threads wait for
 each other at every operator). Also reported: forward GFLOP per patch of each network; with
-``--variants``, pixlearn's throughput with bf16 autocast and channels_last on this CPU (the data
-behind the ``"auto"`` defaults of :class:`pixlearn.nets.training.TrainConfig`) and of the classic
-U-Net that ``auto_config`` picks on CUDA.
+``--variants``, pixlearn's throughput with bf16 autocast and channels_last on this CPU, the path
+that ``TrainConfig(precision="auto")`` takes here (:func:`pixlearn.nets.precision.resolve_precision`,
+with its timings of the short probe) and the classic U-Net that ``auto_config`` picks on CUDA.
+The headline figures run both networks in fp32 with contiguous memory; the JSON records that
+(``precision``) and the CPU's flags (``cpu_flags``).
 
 Run: ``.venv/bin/python benchmarks/train_throughput.py [--rounds 3 --steps 3 --variants]``
 """
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 
-from _common import print_table, write_results
+from _common import cpu_facts, print_table, write_results
 
 CHANNELS = (16, 32, 64, 128, 256)
 PATCH = (256, 256)
@@ -134,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     rate = _measure(trainers, args.rounds, args.steps, default_threads)
     rate_1 = _measure(trainers, args.rounds, args.steps, 1) if default_threads > 1 else dict(rate)
     variants: dict[str, float] = {}
+    auto_path: dict[str, object] = {}
     if args.variants:
+        from pixlearn.nets.precision import resolve_precision
+
+        auto_path = resolve_precision("auto", "cpu", mode="train").record()
         extra = {
             "bf16 autocast": _Trainer(_ours(), bf16=True),
             "channels_last": _Trainer(_ours(), channels_last=True),
@@ -178,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark_seconds": round(seconds, 1),
         "device": "cpu",
         "variants_patches_per_s": {k: round(v, 3) for k, v in variants.items()},
+        "precision": "fp32",  # both trainers: no autocast, contiguous memory
+        "auto_precision": auto_path,
+        **cpu_facts(),
     }
     write_results("train_throughput", figures)
     return 0

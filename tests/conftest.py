@@ -21,6 +21,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """pixlearn's user cache (the measured precision paths) in a folder of this session, never in $HOME."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PIXLEARN_CACHE_DIR", str(tmp_path_factory.mktemp("pixlearn-cache")))
+        yield
+
+
 def _discs(shape: tuple[int, ...], n: int, radius: tuple[float, float], seed: int):
     """Noisy bright discs/balls on a dark background, with their instance labels."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pixlearn.app.cli import app, parse_duration
+from pixlearn.app.cli import app
+from pixlearn.app.options import parse_duration
 from pixlearn.data.images import read_image, read_labels, write_image
 
 runner = CliRunner()

@@ -41,8 +41,8 @@ def test_train_config_round_trip_and_validation():
         TrainConfig(schedule="step")
     with pytest.raises(ValueError, match="loss"):
         TrainConfig(loss="hinge")
-    with pytest.raises(ValueError, match="autocast"):
-        TrainConfig(autocast="yes")
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="yes")
     with pytest.raises(ValueError, match="patch_shape"):
         TrainConfig(patch_shape=(0, 4))
 
@@ -63,9 +63,11 @@ def test_loss_decreases_and_beats_trivial_baseline(blobs_2d):
     assert accuracy > baseline + 0.05
 
 
-def test_resumed_run_matches_uninterrupted(blobs_2d, tmp_path):
+@pytest.mark.parametrize(("precision", "channels_last"), [("auto", "auto"), ("fp32", "on")])
+def test_resumed_run_matches_uninterrupted(blobs_2d, tmp_path, precision, channels_last):
     image, labels = blobs_2d
-    cfg = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_shape=(16, 16), patience=0)
+    cfg = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_shape=(16, 16), patience=0,
+                      precision=precision, channels_last=channels_last)  # channels-last: moments' strides
 
     def datasets():
         return _data(image, labels, (16, 16), 4, augmentation=AugmentConfig()), _data(image, labels, (16, 16), 2, seed=5)

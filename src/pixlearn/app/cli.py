@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +25,16 @@ from typer.core import TyperGroup
 from pixlearn.app.builtin import models
 from pixlearn.app.export import export
 from pixlearn.app.gui import gui
+from pixlearn.app.options import (
+    PRECISION_HELP,
+    LabelKind,
+    Method,
+    Precision,
+    Task,
+    experiment_from_options,
+    parse_diameter,
+    parse_ints,
+)
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger("pixlearn")
@@ -98,30 +106,6 @@ class _OneErrorPath(TyperGroup):
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0], cls=_OneErrorPath)
 
 
-class Method(str, Enum):
-    rf = "rf"
-    svm = "svm"
-    hgb = "hgb"
-    unet = "unet"
-
-
-class Task(str, Enum):
-    semantic = "semantic"
-    instances = "instances"
-    restore = "restore"
-
-
-class LabelKind(str, Enum):
-    dense = "dense"
-    scribbles = "scribbles"
-    instances = "instances"
-
-
-def _fail(message: str) -> PixlearnError:
-    """The error to raise for a misused option: the one error path prints it, exit code 2."""
-    return PixlearnError(message)
-
-
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -140,44 +124,6 @@ def _set_threads(threads: int | None, seed: int | None = None) -> None:
         torch.manual_seed(seed)
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90"``, ``"90s"``, ``"20m"``, ``"1.5h"`` or ``"1h30m"``.
-
-    Examples
-    --------
-    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
-    (1200.0, 5400.0, 45.0)
-    """
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 20m, 1h30m")
-    return float(sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
-
-
-def _parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """``"512,512"`` as ``(512, 512)``; anything else refused naming `option`."""
-    try:
-        return tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise _fail(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
-
-
-def _parse_diameter(text: str | None) -> float | str | None:
-    """``--diameter``: a positive number of pixels, ``"auto"`` or nothing."""
-    if text is None or text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise _fail(f"--diameter: cannot read {text!r}; use a positive number of pixels or 'auto'")
-    return value
-
-
 def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
     """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
     pixlearn model (replaced only with `overwrite`)."""
@@ -194,55 +140,6 @@ def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | 
             raise PixlearnError(f"the model output is {'' if target == resolved else 'inside '}the data folder "
                                 f"{folder}; choose another output", output)
     check_model_target(output, overwrite=overwrite)
-
-
-def _experiment(
-    config: Path | None,
-    method: Method,
-    *,
-    sigmas: str | None,
-    n_estimators: int | None,
-    epochs: int | None,
-    time_limit: str | None,
-    seed: int | None,
-) -> Any:
-    """The config file's :class:`~pixlearn.experiment.ExperimentConfig` with the given options applied.
-
-    An option replaces the field it names (``dataclasses.replace`` on its section); an option
-    left out keeps the file's value. ``--method`` always decides the classifier.
-    """
-    import dataclasses
-
-    from pixlearn.experiment import ExperimentConfig
-
-    try:  # parsed for every method, so that a typo is never silently ignored
-        limit_s = parse_duration(time_limit) if time_limit is not None else None
-    except ValueError as exc:
-        raise _fail(f"--time-limit: {exc}") from None
-    experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
-    if method == Method.unet:
-        train: dict[str, Any] = {"seed": seed} if seed is not None else {}
-        if epochs is not None:
-            train["epochs"] = epochs
-        if limit_s is not None:
-            train["time_limit_s"] = limit_s
-        return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
-    classifier: dict[str, Any] = {"method": method.value}
-    if seed is not None:
-        classifier["seed"] = seed
-    if n_estimators is not None:
-        classifier["rf"] = {"n_estimators": n_estimators}
-    features = experiment.features
-    if limit_s is not None or epochs is not None:
-        logger.warning("--time-limit and --epochs apply to --method unet only; ignored for %s", method.value)
-    if sigmas:
-        try:
-            values = tuple(float(s) for s in sigmas.split(","))
-        except ValueError:
-            raise _fail(f"--sigmas: cannot read {sigmas!r}; use e.g. 1,2,4") from None
-        features = dataclasses.replace(features, sigmas=values)
-    return dataclasses.replace(experiment, features=features,
-                               classifier=experiment.classifier.with_overrides(classifier))
 
 
 @app.command()
@@ -272,6 +169,7 @@ def train(
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed (default: the config file's, else 0).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
+    precision: Annotated[Precision | None, typer.Option(help=PRECISION_HELP)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model from pairs of raw images and annotations."""
@@ -283,15 +181,15 @@ def train(
     initial = initial_model(init, device) if init is not None else None
     method_name, task_name = fine_tune_choices(method and method.value, task and task.value, initial)
     method, task = Method(method_name), Task(task_name)
-    experiment = _experiment(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
-                             time_limit=time_limit, seed=seed)
+    experiment = experiment_from_options(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
+                                         time_limit=time_limit, seed=seed, precision=precision)
     if initial is not None:
         experiment = fine_tune_experiment(experiment, config, initial)
     _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
     if method != Method.unet and task != Task.semantic:
-        raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
+        raise PixlearnError(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
     if method != Method.unet and ddp is not None:
-        raise _fail(f"--ddp trains networks only; use --method unet, not {method.value}")
+        raise PixlearnError(f"--ddp trains networks only; use --method unet, not {method.value}")
     kind = label_kind.value if label_kind else ("instances" if task == Task.instances else "dense")
     if task == Task.restore:
         kind = "restore"
@@ -330,6 +228,7 @@ def predict(
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished (never a file pixlearn did not write).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -344,17 +243,22 @@ def predict(
     from pixlearn.zoo import load_model
 
     if output_format not in OUTPUT_FORMATS:
-        raise _fail(f"--format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
+        raise PixlearnError(f"--format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
     object_kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
     if any(k not in OBJECT_FORMATS for k in object_kinds):
-        raise _fail(f"--objects {objects!r}: use geojson, csv or geojson,csv")
-    tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
-    size = _parse_diameter(diameter)
+        raise PixlearnError(f"--objects {objects!r}: use geojson, csv or geojson,csv")
+    tile_cfg = TileConfig(tile_shape=parse_ints(tile, "--tile")) if tile else TileConfig()
+    size = parse_diameter(diameter)
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
     if size is not None and trained_diameter(model) is None:
         raise PixlearnError("--diameter: this model does not record the size of its training objects (instance "
                             "networks trained by pixlearn do)", model_path)
+    set_precision = getattr(model, "set_precision", None)  # networks only
+    if set_precision is not None:
+        set_precision(precision.value)
+    elif precision != Precision.auto:
+        logger.warning("--precision applies to network models only; ignored for a %s model", model.kind)
     options = PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities,
                              tta=tta, objects=object_kinds, overwrite=overwrite, diameter=size)
     manifest = predict_many(model, paths, output, options, dask_address=dask, model_name=str(model_path),
@@ -375,7 +279,7 @@ def evaluate(
     from pixlearn.metrics.report import evaluate_folders, write_report
 
     if kind not in ("semantic", "instances", "restore"):
-        raise _fail(f"--kind {kind!r}: use semantic, instances or restore")
+        raise PixlearnError(f"--kind {kind!r}: use semantic, instances or restore")
     result = evaluate_folders(pred, truth, kind=kind, n_classes=n_classes, scale_invariant=scale_invariant)
     written = write_report(result, output or pred)
     typer.echo(json.dumps(result["aggregate"], indent=2))

@@ -1,8 +1,9 @@
 """Networks: everything of pixlearn that imports torch.
 
 What the room owns, one module each: the U-Net and its tiling geometry (:mod:`~pixlearn.nets.unet`),
-losses (:mod:`~pixlearn.nets.losses`), device and precision choices with the training loop
-(:mod:`~pixlearn.nets.training`), its progress and learning-rate schedule and stopping rule
+losses (:mod:`~pixlearn.nets.losses`), the device and the precision path of training and
+inference (:mod:`~pixlearn.nets.precision`, measured by :mod:`~pixlearn.nets.precision_probe`),
+the training loop (:mod:`~pixlearn.nets.training`), its progress and learning-rate schedule and stopping rule
 (:mod:`~pixlearn.nets.schedule`), the record of a run (:mod:`~pixlearn.nets.history`), training
 in several processes (:mod:`~pixlearn.nets.distributed`, local processes :mod:`~pixlearn.nets.spawn`),
 training patches and augmentation (:mod:`~pixlearn.nets.patches`),
@@ -44,7 +45,10 @@ _PUBLIC: dict[str, str] = {
     "World": "pixlearn.nets.distributed",
     "world_from_environment": "pixlearn.nets.distributed",
     "spawn_local": "pixlearn.nets.spawn",
-    "resolve_device": "pixlearn.nets.training",
+    "PrecisionPath": "pixlearn.nets.precision",
+    "choose_precision": "pixlearn.nets.precision",
+    "resolve_device": "pixlearn.nets.precision",
+    "resolve_precision": "pixlearn.nets.precision",
     "train": "pixlearn.nets.training",
     "UNet": "pixlearn.nets.unet",
     "anisotropic_pool_kernels": "pixlearn.nets.unet",

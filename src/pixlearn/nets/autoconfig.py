@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pixlearn.nets.config import AugmentConfig, TrainConfig, UNetConfig
-from pixlearn.nets.training import resolve_device
+from pixlearn.nets.precision import resolve_device
 from pixlearn.nets.unet import anisotropic_pool_kernels, size_divisor
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def auto_config(
     loss = {"semantic": "ce_dice", "instances": "instance", "restore": "l1"}[task]
     augmentation = AugmentConfig(intensity=task != "restore")
     train_cfg = TrainConfig(patch_shape=patch, batch_size=batch, loss=loss, augmentation=augmentation,
-                            autocast="auto", channels_last="auto")
+                            precision="auto", channels_last="auto")
     logger.info("auto configuration: %dD, depth %d, stem %d, patch %s, batch %d (median object diameter %s px)",
                 ndim, depth, stem, patch, batch, None if diameter is None else round(diameter, 1))
     return unet, train_cfg

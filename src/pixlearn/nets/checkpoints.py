@@ -127,7 +127,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def write_logs(directory: Path, history: Any) -> None:
     """Per-epoch log as JSON and CSV, and a PNG of the loss curves, from a
-    :class:`pixlearn.nets.training.History`."""
+    :class:`pixlearn.nets.history.History`."""
     _write_text(directory / LOG_JSON, json.dumps(history.to_dict(), indent=1))
     keys = ["epoch", "train_loss", "val_loss", "lr", "seconds", "elapsed_s"]
     lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in history.records]
@@ -196,6 +196,21 @@ class RunState:
         return max(self.epoch_ends[-self.RESERVE_WINDOW:], default=0.0)
 
 
+def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter optimiser tensor its parameter's memory layout (strides).
+
+    A loaded state is contiguous; with channels-last parameters, AdamW's moments would then be
+    updated in another order of floating-point operations than in the uninterrupted run, and a
+    resumed run would no longer repeat it exactly.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path | None, *, resume: bool,
               world: World) -> RunState:
     """A fresh run, or the state of the last checkpoint in `directory` loaded into `model`,
@@ -208,6 +223,7 @@ def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path 
         weights, optimizer_state, state, best = loaded
         model.load_state_dict(weights)
         optimizer.load_state_dict(optimizer_state)
+        match_state_layout(optimizer)
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         run.global_step = int(state.get("step", 0))

@@ -32,10 +32,12 @@ from pixlearn.models.protocol import TASKS
 from pixlearn.nets.autoconfig import auto_config, choose_batch_size
 from pixlearn.nets.distributed import World, joined, process_device
 from pixlearn.nets.finetune import as_model_channels, fine_tune_schedule, model_outputs, start_from, threshold_grid
+from pixlearn.nets.history import History
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
+from pixlearn.nets.precision import resolve_device
 from pixlearn.nets.targets import task_targets
-from pixlearn.nets.training import History, TrainConfig, resolve_device, train
+from pixlearn.nets.training import TrainConfig, train
 from pixlearn.nets.unet import UNet, UNetConfig, size_divisor
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,8 @@
 
 :class:`History` is the per-epoch record :func:`pixlearn.nets.training.train` returns and
 writes with every checkpoint (``history.json``); :class:`ProgressBar` is the optional terminal
-bar. Neither imports torch.
+bar. Neither imports torch. A trained model's metadata keeps :meth:`History.summary`,
+its precision path included (``pixlearn info``).
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ class History:
     best_val_loss : float
     stop_reason : str
         ``"completed"``, ``"early_stopping"``, ``"time_limit"`` or ``"callback"``.
+    precision : dict
+        The precision path the (last part of the) run took
+        (:meth:`pixlearn.nets.precision.PrecisionPath.record`: ``precision``,
+        ``precision_source`` and the measured ``precision_timings_s``); empty before a run.
     """
 
     records: list[dict[str, float]] = dataclasses.field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
     stop_reason: str = "completed"
+    precision: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe copy (an infinite best loss becomes ``None``)."""
@@ -42,6 +48,7 @@ class History:
             "best_epoch": int(self.best_epoch),
             "best_val_loss": best,
             "stop_reason": self.stop_reason,
+            "precision": dict(self.precision),
         }
 
     @classmethod
@@ -53,6 +60,7 @@ class History:
             best_epoch=int(data.get("best_epoch", 0)),
             best_val_loss=math.inf if best is None else float(best),
             stop_reason=str(data.get("stop_reason", "completed")),
+            precision=dict(data.get("precision") or {}),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -66,6 +74,7 @@ class History:
             "final_train_loss": last.get("train_loss"),
             "train_seconds": last.get("elapsed_s"),
             "stop_reason": self.stop_reason,
+            **self.precision,
         }
 
 

@@ -80,7 +80,7 @@ def memory_format(ndim: int) -> torch.memory_format:
     raise ValueError(f"channels-last needs 2 or 3 spatial axes, got {ndim}")
 
 
-def inference_copy(module: nn.Module, ndim: int) -> nn.Module:
+def inference_copy(module: nn.Module, ndim: int, *, channels_last: bool = True) -> nn.Module:
     """An eval-only copy of `module` for fast prediction: batch norms folded, channels-last weights.
 
     Parameters
@@ -88,13 +88,17 @@ def inference_copy(module: nn.Module, ndim: int) -> nn.Module:
     module : nn.Module
         A network taking ``(B, C, *S)`` with `ndim` spatial axes.
     ndim : {2, 3}
+    channels_last : bool
+        Weights in channels-last memory (else contiguous, for a path measured faster so;
+        :mod:`pixlearn.nets.precision`).
 
     Returns
     -------
     fast : nn.Module
         On `module`'s device; its parameters do not require gradients.
     """
-    fast = fuse_conv_bn(module).to(memory_format=memory_format(ndim))  # type: ignore[call-overload]  # see train
+    layout = memory_format(ndim) if channels_last else torch.contiguous_format
+    fast = fuse_conv_bn(module).to(memory_format=layout)  # type: ignore[call-overload]  # see train
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast

@@ -15,8 +15,14 @@ What the network's raw output becomes in :meth:`NetworkModel.predict_raw`:
 Prediction runs an eval-only copy of the network (:func:`pixlearn.nets.inference.inference_copy`:
 batch norms folded into the convolutions, channels-last memory, which is the layout of the
 canonical ``(B, ..., C)`` blocks). It is built on the first prediction and rebuilt when the
-device or any parameter or buffer of :attr:`NetworkModel.net` changes; the training weights
-and :meth:`NetworkModel.state_dict` are never touched.
+device, the precision or any parameter or buffer of :attr:`NetworkModel.net` changes; the
+training weights and :meth:`NetworkModel.state_dict` are never touched.
+
+Its arithmetic is :attr:`NetworkModel.precision`: ``"fp32"`` by default (outputs equal the
+training module's up to float rounding), ``"bf16"``, or ``"auto"`` (bf16 and the memory format
+only where measured faster on this machine, :func:`pixlearn.nets.precision.resolve_precision`;
+``pixlearn predict`` uses ``"auto"``). bf16 probabilities stay within
+:data:`pixlearn.nets.precision.BF16_TOLERANCE` of fp32 ones on the tests' tiny networks.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ import torch
 
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.models.protocol import TASKS
-from pixlearn.nets.inference import inference_copy, memory_format
-from pixlearn.nets.training import TrainConfig, resolve_device
+from pixlearn.nets.config import PRECISIONS
+from pixlearn.nets.inference import inference_copy
+from pixlearn.nets.precision import PrecisionPath, resolve_device, resolve_precision
+from pixlearn.nets.training import TrainConfig
 from pixlearn.nets.unet import UNet, UNetConfig, receptive_field_halo, size_divisor
 
 logger = logging.getLogger(__name__)
@@ -60,6 +68,8 @@ class NetworkModel:
         images of another magnification can be rescaled to it (:mod:`pixlearn.predict.rescale`).
     device : str or torch.device, optional
         Default CUDA when available, else CPU.
+    precision : {"fp32", "bf16", "auto"}
+        Arithmetic of predictions (see the module docstring and :meth:`set_precision`).
     """
 
     kind = "network"
@@ -77,6 +87,7 @@ class NetworkModel:
         train_config: TrainConfig | None = None,
         object_diameter: float | None = None,
         device: Any = None,
+        precision: str = "fp32",
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task {task!r} is not one of {TASKS}")
@@ -96,6 +107,9 @@ class NetworkModel:
         self._device = resolve_device(device)
         self.net.to(self._device).eval()
         self._fast: tuple[tuple[Any, ...], torch.nn.Module] | None = None
+        self._path: PrecisionPath | None = None
+        self._precision = "fp32"
+        self.set_precision(precision)
 
     # ---------------------------------------------------------------- PixelModel attributes
     @property
@@ -169,7 +183,34 @@ class NetworkModel:
         self._device = resolve_device(device)
         self.net.to(self._device)
         self._fast = None
+        self._path = None
         return self
+
+    def set_precision(self, precision: str) -> NetworkModel:
+        """Predict in ``"fp32"``, ``"bf16"`` or ``"auto"`` (resolved on the next prediction); returns self.
+
+        Raises
+        ------
+        ValueError
+            Another value.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self._precision = precision
+        self._path = None
+        return self
+
+    @property
+    def precision(self) -> str:
+        """The precision setting of predictions (change it with :meth:`set_precision`)."""
+        return self._precision
+
+    @property
+    def precision_path(self) -> PrecisionPath:
+        """The path predictions take: :attr:`precision` resolved on this device, once per model."""
+        if self._path is None:
+            self._path = resolve_precision(self.precision, self._device, mode="inference", ndim=self.ndim)
+        return self._path
 
     # ---------------------------------------------------------------- prediction
     def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
@@ -192,9 +233,10 @@ class NetworkModel:
         # (B, ..., C) memory viewed as (B, C, ...): channels-last, no copy on the CPU
         order = (0, self.ndim + 1) + tuple(range(1, self.ndim + 1))
         x = torch.from_numpy(np.ascontiguousarray(blocks)).permute(order)
-        x = x.to(self._device).contiguous(memory_format=memory_format(self.ndim))
+        path = self.precision_path
+        x = x.to(self._device).contiguous(memory_format=path.memory_format(self.ndim))
         net = self._inference_net()
-        with torch.inference_mode():
+        with torch.inference_mode(), path.autocast(self._device):
             out = net(x).float()
             if self.task == "semantic":
                 out = torch.softmax(out, dim=1)
@@ -204,18 +246,22 @@ class NetworkModel:
         return np.ascontiguousarray(out.numpy(), dtype=np.float32)
 
     def _inference_net(self) -> torch.nn.Module:
-        """The eval-only fast copy of :attr:`net`, rebuilt when the device, the module or any of its
-        tensors changed (an optimiser step or ``load_state_dict`` bumps a tensor's version)."""
+        """The eval-only fast copy of :attr:`net`, rebuilt when the device, the memory format, the
+        module or any of its tensors changed (an optimiser step or ``load_state_dict`` bumps a
+        tensor's version)."""
         self.net.eval()
-        key = (self._device, id(self.net), tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())))
+        channels_last = self.precision_path.channels_last
+        key = (self._device, channels_last, id(self.net),
+               tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())))
         if self._fast is None or self._fast[0] != key:
-            self._fast = (key, inference_copy(self.net, self.ndim))
+            self._fast = (key, inference_copy(self.net, self.ndim, channels_last=channels_last))
         return self._fast[1]
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle (Dask scatters models) without the fast copy; it is rebuilt where it is used."""
         state = self.__dict__.copy()
         state["_fast"] = None
+        state["_path"] = None  # resolved again on the machine that predicts
         return state
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
@@ -246,7 +292,8 @@ class NetworkModel:
         return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any], state_dict: dict[str, torch.Tensor], *, device: Any = None) -> NetworkModel:
+    def from_metadata(cls, meta: dict[str, Any], state_dict: dict[str, torch.Tensor], *, device: Any = None,
+                      precision: str = "fp32") -> NetworkModel:
         """Rebuild a model written by :meth:`to_metadata` and :meth:`state_dict`.
 
         Raises
@@ -272,6 +319,7 @@ class NetworkModel:
             train_config=None if train_meta is None else TrainConfig.from_dict(train_meta),
             object_diameter=_positive_or_none(meta.get("object_diameter")),
             device=device,
+            precision=precision,
         )
 
 

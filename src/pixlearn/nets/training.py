@@ -49,33 +49,14 @@ from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.distributed import BlockSampler, World, replicate, wrap
 from pixlearn.nets.history import History, ProgressBar
 from pixlearn.nets.losses import make_loss
+from pixlearn.nets.precision import PrecisionPath, resolve_device, resolve_precision
 from pixlearn.nets.schedule import learning_rate, run_progress, stale_epochs, time_horizon
 
 logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
-# helpers of the loop: device and precision choices
-
-
-def resolve_device(device: Any = None) -> torch.device:
-    """``device`` as a :class:`torch.device`; ``None`` means CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _switch(value: str, device: torch.device) -> bool:
-    return value == "on" or (value == "auto" and device.type == "cuda")
-
-
-def _autocast(enabled: bool, device: torch.device) -> Any:
-    if not enabled:
-        return torch.autocast(device.type, enabled=False)
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+# helpers of the loop (device and precision choices: pixlearn.nets.precision)
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
@@ -168,6 +149,7 @@ def train(
     run = start_run(step.model, step.optimizer, step.scheduler, directory, resume=resume, world=world)
     train_loader, val_loader = _loader(train_data, cfg, world), _loader(val_data, cfg, world)
     bar = ProgressBar(progress and world.is_main)
+    run.history.precision = step.precision.record()
     try:
         for epoch in _epochs(cfg, run.start_epoch):
             if hasattr(train_data, "set_epoch"):
@@ -273,7 +255,7 @@ class _Step:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
-    use_autocast: bool
+    precision: PrecisionPath
     memory_format: torch.memory_format
     world: World = dataclasses.field(default_factory=World)
     wrapped: nn.Module | None = None  # the DistributedDataParallel wrapper of `model`, when distributed
@@ -285,18 +267,18 @@ class _Step:
 
     @classmethod
     def create(cls, model: nn.Module, cfg: TrainConfig, device: torch.device) -> _Step:
-        """Move `model` to `device` in the chosen memory format and build its optimiser and schedule."""
+        """Resolve the precision path (once per run), move `model` to `device` in its memory
+        format and build the optimiser and schedule."""
         loss_fn = make_loss(cfg.loss)
-        use_autocast = _switch(cfg.autocast, device)
-        channels_last = _switch(cfg.channels_last, device) and _spatial_ndim(model) == 2
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda"
-                                      and not torch.cuda.is_bf16_supported())
+        ndim = _spatial_ndim(model)
+        precision = resolve_precision(cfg.precision, device, mode="train", ndim=ndim, channels_last=cfg.channels_last)
+        memory_format = precision.memory_format(ndim)
+        scaler = torch.amp.GradScaler("cuda", enabled=precision.dtype == "fp16")
         model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # omitted by the stubs
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       fused=device.type in ("cpu", "cuda"))
         return cls(model, cfg, device, loss_fn, optimizer, _make_scheduler(optimizer, cfg), scaler,
-                   use_autocast, memory_format)
+                   precision, memory_format)
 
 
 
@@ -324,7 +306,7 @@ def _train_epoch(step: _Step, loader: Any, run: RunState, bar: ProgressBar, epoc
         x = x.to(step.device, non_blocking=True).contiguous(memory_format=step.memory_format)
         y = y.to(step.device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(step.use_autocast, step.device):
+        with step.precision.autocast(step.device):
             loss = step.loss_fn(step.trained(x), y)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -343,7 +325,7 @@ def _validate(step: _Step, loader: Any) -> float:
     step.model.eval()
     step.world.sync_buffers(step.model)  # every process validates (and process 0 saves) the same network
     total, count = 0.0, 0.0
-    with torch.no_grad(), _autocast(step.use_autocast, step.device):
+    with torch.no_grad(), step.precision.autocast(step.device):
         for x, y in loader:
             x = x.to(step.device).contiguous(memory_format=step.memory_format)
             total += float(step.loss_fn(step.model(x), y.to(step.device))) * len(x)
