@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from typer.core import TyperGroup
 
 from pixlearn.app.export import export
 from pixlearn.app.gui import gui
+from pixlearn.app.options import check_model_output, experiment_from_options, parse_ints
+from pixlearn.app.options import parse_duration as parse_duration  # re-exported (tests, scripts)
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger("pixlearn")
@@ -101,12 +102,14 @@ class Method(str, Enum):
     svm = "svm"
     hgb = "hgb"
     unet = "unet"
+    cnn = "cnn"
 
 
 class Task(str, Enum):
     semantic = "semantic"
     instances = "instances"
     restore = "restore"
+    classify = "classify"
 
 
 class LabelKind(str, Enum):
@@ -138,105 +141,13 @@ def _set_threads(threads: int | None, seed: int | None = None) -> None:
         torch.manual_seed(seed)
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90"``, ``"90s"``, ``"20m"``, ``"1.5h"`` or ``"1h30m"``.
-
-    Examples
-    --------
-    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
-    (1200.0, 5400.0, 45.0)
-    """
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 20m, 1h30m")
-    return float(sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
-
-
-def _parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """``"512,512"`` as ``(512, 512)``; anything else refused naming `option`."""
-    try:
-        return tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise _fail(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
-
-
-def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
-    """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
-    pixlearn model (replaced only with `overwrite`)."""
-    from pixlearn.models.model_file import check_model_target
-
-    target = output.resolve()
-    for folder in data:
-        if folder is None:
-            continue
-        if not folder.is_dir():  # the data's own problem first, as reading the pairs would say it
-            raise PixlearnError("not a folder", folder)
-        resolved = folder.resolve()
-        if target == resolved or resolved in target.parents:
-            raise PixlearnError(f"the model output is {'' if target == resolved else 'inside '}the data folder "
-                                f"{folder}; choose another output", output)
-    check_model_target(output, overwrite=overwrite)
-
-
-def _experiment(
-    config: Path | None,
-    method: Method,
-    *,
-    sigmas: str | None,
-    n_estimators: int | None,
-    epochs: int | None,
-    time_limit: str | None,
-    seed: int | None,
-) -> Any:
-    """The config file's :class:`~pixlearn.experiment.ExperimentConfig` with the given options applied.
-
-    An option replaces the field it names (``dataclasses.replace`` on its section); an option
-    left out keeps the file's value. ``--method`` always decides the classifier.
-    """
-    import dataclasses
-
-    from pixlearn.experiment import ExperimentConfig
-
-    try:  # parsed for every method, so that a typo is never silently ignored
-        limit_s = parse_duration(time_limit) if time_limit is not None else None
-    except ValueError as exc:
-        raise _fail(f"--time-limit: {exc}") from None
-    experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
-    if method == Method.unet:
-        train: dict[str, Any] = {"seed": seed} if seed is not None else {}
-        if epochs is not None:
-            train["epochs"] = epochs
-        if limit_s is not None:
-            train["time_limit_s"] = limit_s
-        return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
-    classifier: dict[str, Any] = {"method": method.value}
-    if seed is not None:
-        classifier["seed"] = seed
-    if n_estimators is not None:
-        classifier["rf"] = {"n_estimators": n_estimators}
-    features = experiment.features
-    if limit_s is not None or epochs is not None:
-        logger.warning("--time-limit and --epochs apply to --method unet only; ignored for %s", method.value)
-    if sigmas:
-        try:
-            values = tuple(float(s) for s in sigmas.split(","))
-        except ValueError:
-            raise _fail(f"--sigmas: cannot read {sigmas!r}; use e.g. 1,2,4") from None
-        features = dataclasses.replace(features, sigmas=values)
-    return dataclasses.replace(experiment, features=features,
-                               classifier=experiment.classifier.with_overrides(classifier))
-
-
 @app.command()
 def train(
     images: Annotated[Path, typer.Option(help="Folder of raw images.")],
-    labels: Annotated[Path, typer.Option(help="Folder of annotations, matched to images by file name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write (or a .zip file).")],
-    method: Annotated[Method, typer.Option(help="rf, svm, hgb (classical) or unet (network).")] = Method.rf,
-    task: Annotated[Task, typer.Option(help="semantic | instances | restore (networks).")] = Task.semantic,
+    labels: Annotated[Path | None, typer.Option(help="Folder of annotations, matched to images by file name; --task classify: a labels table (CSV name,class), else --images holds one subfolder per class.")] = None,
+    method: Annotated[Method, typer.Option(help="rf, svm, hgb (classical), unet (network) or cnn (image classifier).")] = Method.rf,
+    task: Annotated[Task, typer.Option(help="semantic | instances | restore (networks) | classify (--method cnn: one class per image).")] = Task.semantic,
     label_kind: Annotated[
         LabelKind | None,
         typer.Option(help="dense: class per pixel 0..K-1; scribbles: 0 unlabelled, classes 1..K; instances: 0 background, 1..N objects. Default: dense, or instances for --task instances."),
@@ -257,15 +168,29 @@ def train(
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Train a model from pairs of raw images and annotations."""
+    """Train a model from pairs of raw images and annotations, or an image classifier from labelled images."""
     _setup_logging(verbose)
     from pixlearn.data.pairs import load_pairs
 
+    classify = method == Method.cnn or task == Task.classify
+    if classify and (method != Method.cnn or task != Task.classify):
+        raise _fail("image classification is --method cnn --task classify (both)")
     # before anything is read or trained: no minutes of training lost to an output refused at the end
-    _check_model_output(output, overwrite=overwrite, data=[images, labels, val_images, val_labels])
-    experiment = _experiment(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
+    check_model_output(output, overwrite=overwrite, data=[images, val_images] if classify else [images, labels, val_images, val_labels])
+    experiment = experiment_from_options(config, method.value, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
                              time_limit=time_limit, seed=seed)
-    _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
+    _set_threads(threads, seed={Method.unet: experiment.train.seed, Method.cnn: experiment.classify.train.seed}.get(method, seed or 0))
+    if classify:
+        from pixlearn.app.classify import train_command
+        from pixlearn.nets.fit import FitOptions
+
+        options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume, progress=True,
+                             device=device)
+        typer.echo(train_command(images, labels, output, experiment, validation=(val_images, val_labels), axes=axes,
+                                 overwrite=overwrite, options=options))
+        return
+    if labels is None:
+        raise _fail("--labels: a folder of annotations is needed (but for --task classify)")
     if method != Method.unet and task != Task.semantic:
         raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
     kind = label_kind.value if label_kind else ("instances" if task == Task.instances else "dense")
@@ -307,13 +232,22 @@ def predict(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished (never a file pixlearn did not write).")] = False,
+    explain: Annotated[str | None, typer.Option(help="Image classifiers: also write a saliency PNG per image: gradcam or occlusion.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Apply a trained model to images of any size."""
+    """Apply a trained model to images of any size; an image classifier writes a table (OUT/predictions.csv, or OUT if it ends in .csv)."""
     _setup_logging(verbose)
     _set_threads(threads)
     from pixlearn.data.folders import list_images
-    from pixlearn.models.model_file import load_model
+    from pixlearn.models.model_file import load_model, read_header
+
+    if read_header(model_path).get("kind") == "image-classifier":
+        from pixlearn.app.classify import predict_command
+
+        typer.echo(predict_command(model_path, inputs, output, explain=explain, axes=axes, device=device, overwrite=overwrite))
+        return
+    if explain is not None:
+        raise _fail("--explain: only image classifiers (--task classify) explain their predictions")
     from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
     from pixlearn.predict.tiling import TileConfig
@@ -323,7 +257,7 @@ def predict(
     object_kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
     if any(k not in OBJECT_FORMATS for k in object_kinds):
         raise _fail(f"--objects {objects!r}: use geojson, csv or geojson,csv")
-    tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
+    tile_cfg = TileConfig(tile_shape=parse_ints(tile, "--tile")) if tile else TileConfig()
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
     manifest = predict_many(model, paths, output, PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities, tta=tta, objects=object_kinds, overwrite=overwrite), dask_address=dask, model_name=str(model_path), progress=True)
@@ -332,9 +266,9 @@ def predict(
 
 @app.command()
 def evaluate(
-    pred: Annotated[Path, typer.Option(help="Folder of predictions.")],
-    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name.")],
-    kind: Annotated[str, typer.Option(help="semantic, instances or restore.")] = "semantic",
+    pred: Annotated[Path, typer.Option(help="Folder of predictions (classify: the prediction table or its folder).")],
+    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name (classify: a labels table or a folder per class).")],
+    kind: Annotated[str, typer.Option(help="semantic, instances, restore or classify.")] = "semantic",
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes (semantic; default: from the data).")] = None,
     scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for metrics.json / metrics.csv (default: --pred).")] = None,
@@ -342,8 +276,13 @@ def evaluate(
     """Score predictions against ground truth (JSON and CSV reports)."""
     from pixlearn.metrics.report import evaluate_folders, write_report
 
+    if kind == "classify":
+        from pixlearn.app.classify import evaluate_command
+
+        typer.echo(evaluate_command(pred, truth, output))
+        return
     if kind not in ("semantic", "instances", "restore"):
-        raise _fail(f"--kind {kind!r}: use semantic, instances or restore")
+        raise _fail(f"--kind {kind!r}: use semantic, instances, restore or classify")
     result = evaluate_folders(pred, truth, kind=kind, n_classes=n_classes, scale_invariant=scale_invariant)
     written = write_report(result, output or pred)
     typer.echo(json.dumps(result["aggregate"], indent=2))

@@ -1,0 +1,117 @@
+"""Options of the ``pixlearn`` command read into settings: durations, integer lists, the
+experiment configuration with the options applied, and the checks of a model output.
+
+The command line (:mod:`pixlearn.app.cli`) parses its flags and calls these; each refuses a bad
+value with a :class:`~pixlearn.errors.PixlearnError` naming the option or the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pixlearn.errors import PixlearnError
+
+logger = logging.getLogger("pixlearn")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"20m"``, ``"1.5h"`` or ``"1h30m"``.
+
+    Examples
+    --------
+    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
+    (1200.0, 5400.0, 45.0)
+    """
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 20m, 1h30m")
+    return float(sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+
+
+def parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """``"512,512"`` as ``(512, 512)``; anything else refused naming `option`."""
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise PixlearnError(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
+
+
+def check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
+    """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
+    pixlearn model (replaced only with `overwrite`)."""
+    from pixlearn.models.model_file import check_model_target
+
+    target = output.resolve()
+    for folder in data:
+        if folder is None:
+            continue
+        if not folder.is_dir():  # the data's own problem first, as reading the pairs would say it
+            raise PixlearnError("not a folder", folder)
+        resolved = folder.resolve()
+        if target == resolved or resolved in target.parents:
+            raise PixlearnError(f"the model output is {'' if target == resolved else 'inside '}the data folder "
+                                f"{folder}; choose another output", output)
+    check_model_target(output, overwrite=overwrite)
+
+
+def experiment_from_options(
+    config: Path | None,
+    method: str,
+    *,
+    sigmas: str | None,
+    n_estimators: int | None,
+    epochs: int | None,
+    time_limit: str | None,
+    seed: int | None,
+) -> Any:
+    """The config file's :class:`~pixlearn.experiment.ExperimentConfig` with the given options applied.
+
+    An option replaces the field it names (``dataclasses.replace`` on its section); an option
+    left out keeps the file's value. ``--method`` always decides the classifier.
+    """
+    from pixlearn.experiment import ExperimentConfig
+
+    try:  # parsed for every method, so that a typo is never silently ignored
+        limit_s = parse_duration(time_limit) if time_limit is not None else None
+    except ValueError as exc:
+        raise PixlearnError(f"--time-limit: {exc}") from None
+    experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
+    if method == "cnn":
+        given = {"seed": seed, "epochs": epochs, "time_limit_s": limit_s}
+        classify = experiment.classify
+        train_cfg = classify.train.replace(**{k: v for k, v in given.items() if v is not None})
+        return dataclasses.replace(experiment, classify=classify.replace(train=train_cfg))
+    if method == "unet":
+        train: dict[str, Any] = {"seed": seed} if seed is not None else {}
+        if epochs is not None:
+            train["epochs"] = epochs
+        if limit_s is not None:
+            train["time_limit_s"] = limit_s
+        return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
+    classifier: dict[str, Any] = {"method": method}
+    if seed is not None:
+        classifier["seed"] = seed
+    if n_estimators is not None:
+        classifier["rf"] = {"n_estimators": n_estimators}
+    features = experiment.features
+    if limit_s is not None or epochs is not None:
+        logger.warning("--time-limit and --epochs apply to --method unet only; ignored for %s", method)
+    if sigmas:
+        try:
+            values = tuple(float(s) for s in sigmas.split(","))
+        except ValueError:
+            raise PixlearnError(f"--sigmas: cannot read {sigmas!r}; use e.g. 1,2,4") from None
+        features = dataclasses.replace(features, sigmas=values)
+    return dataclasses.replace(experiment, features=features,
+                               classifier=experiment.classifier.with_overrides(classifier))
+
+
+__all__ = ["check_model_output", "experiment_from_options", "parse_duration", "parse_ints"]
