@@ -27,8 +27,10 @@ as in its ``labels.csv``; 6,975 train / 3,038 test). The label of a crop is its 
   on crops whose middle (a 26 px disc and the segmented centre cell) is painted over with the
   background colour (:func:`_classify_cnn.mask_centre`): what the smear and the neighbours tell.
 
-Forests and networks use 2 threads (``--threads``) and seed 0; macro F1 and balanced accuracy on
-the whole test split. Run: ``.venv/bin/python benchmarks/classify.py`` (``--max-train N``
+Forests use 2 jobs, networks 1 PyTorch thread (``--threads``; on the shared 2-core machine of
+these figures, two OpenMP threads ran the classifier 5-10x slower than one: each barrier waits for
+a descheduled thread), all seed 0; macro F1 and balanced accuracy on the whole test split. The
+full run (``--cnn-minutes 30``) takes about 95 minutes: 3 x 30 of network training and 3 of forests. Run: ``.venv/bin/python benchmarks/classify.py`` (``--max-train N``
 subsamples the training crops per class, ``--quick`` for 40 train / 20 test crops per class and a
 minute per network, ``--parts cnn,small_cnn`` runs some parts only and merges their figures into
 the existing ``results/classify.json``).
@@ -257,6 +259,7 @@ def _forest_figures(results: dict[str, Any], elliptocyte: int, args: argparse.Na
         "segmentation_note": "the watershed split (min_distance 7 vs 10 vs none) was chosen on the "
                              "--quick subset (20 test crops per class): a mild selection on test data",
         "trees": N_TREES,
+        "forest_jobs": N_JOBS,
     }
 
 
@@ -281,7 +284,7 @@ def _merged(figures: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
     """`figures` over the figures of the existing ``results/classify.json`` (parts not run are kept)."""
     path = RESULTS / "classify.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    for key in ("machine", "date", "not_done"):
+    for key in ("machine", "date", "not_done", "threads"):  # "threads": the forests' jobs before "forest_jobs"
         old.pop(key, None)
     merged = {**old, **figures}
     merged["details"] = {**old.get("details", {}), **details}
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-minutes", type=float, default=None, help="of the masked-crop CNN (default: "
                         "--cnn-minutes)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    parser.add_argument("--threads", type=int, default=N_JOBS, help="PyTorch threads")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads of the networks")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if parts - set(PARTS):
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     figures = _forest_figures(results, elliptocyte, args) if results else {}
     figures.update(_network_figures(networks, elliptocyte))
-    figures.update({"threads": args.threads, "cpu": {**cpu_start, "load_average_end": list(os.getloadavg())},
+    figures.update({"torch_threads": args.threads, "cpu": {**cpu_start, "load_average_end": list(os.getloadavg())},
                     "load_seconds": load_seconds, f"total_minutes_{'_'.join(sorted(parts))}": total_minutes})
     write_results("classify", _merged(figures, {**results, **networks}))
     return 0

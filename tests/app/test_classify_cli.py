@@ -141,3 +141,9 @@ def test_misused_options_are_refused(trained, tmp_path):
     result, out = _run("predict", root / "model", tmp_path / "rgb", "-o", tmp_path / "p")
     assert result.exit_code == 2 and "3 channel(s), 1 expected" in out
     assert not (tmp_path / "p").exists()
+
+
+def test_doctor_and_info_describe_an_image_classifier(trained):
+    root, _ = trained
+    result, out = _run("doctor", root / "model", root / "test" / "disc")
+    assert result.exit_code == 0 and "image classifier, 2D, 1 channel(s), classes disc, square" in out, out

@@ -10,8 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import discs_and_squares  # noqa: E402
-
 from pixlearn.errors import ModelFileError, PixlearnError  # noqa: E402
 from pixlearn.models.model_file import load_model, read_header, save_model  # noqa: E402
 from pixlearn.nets.classifier_model import ImageClassifierModel  # noqa: E402
@@ -130,8 +128,9 @@ def test_time_limit_and_3d_and_colour(one_torch_thread):
     assert model.explain(volumes[1], "gradcam").shape == (4, 10, 10)
 
 
-def test_bad_training_data_is_refused():
-    images, classes, _ = discs_and_squares(6, seed=2)
+def test_bad_training_data_is_refused(shapes_2d):
+    (images, classes, _), _ = shapes_2d
+    images, classes = images[:6], classes[:6]
     with pytest.raises(PixlearnError, match="single class"):
         fit_image_classifier(images, [0] * 6, CLASSES, config=TINY)
     with pytest.raises(PixlearnError, match="class indices"):

@@ -297,7 +297,7 @@ def predict_command(model_path: Path, inputs: Sequence[str], output: Path, *, ex
 
     if explain is not None and explain not in EXPLAIN_METHODS:
         raise PixlearnError(f"--explain {explain!r}: use {' or '.join(EXPLAIN_METHODS)}")
-    paths = list_classify_inputs(inputs, exclude=[output])
+    paths = list_classify_inputs(inputs, exclude=[output, prediction_targets(output)[1]])  # never its own outputs
     result = classify_images(load_model(model_path, device=device), paths, output, explain=explain, axes=axes,
                              overwrite=overwrite)
     counts = ", ".join(f"{name} {n}" for name, n in result.counts.items())
