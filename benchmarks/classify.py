@@ -17,16 +17,31 @@ as in its ``labels.csv``; 6,975 train / 3,038 test). The label of a crop is its 
 * **background-only control**: colour histograms and mean/std of the pixels outside every
   segmented cell, same forest. If it scores well on a class, a model can recognise that class by
   its smear (the README's warning: all elliptocytes come from their own batch of smears).
+* **pixlearn CNN** (``--cnn-minutes``, default 30): :func:`pixlearn.nets.fit_image_classifier`
+  from scratch on the RGB crops with the recipe of :func:`_classify_cnn.cnn_recipe` (residual
+  CNN, warm-up + cosine to the time limit, class-balanced sampling, augmentation, label
+  smoothing, best epoch by validation macro F1 on a stratified 15 % of the training crops).
+* **peer plain small CNN**: 3 conv-ReLU-maxpool blocks, Adam at a constant learning rate, no
+  augmentation, no balancing, the same minutes (:func:`_classify_cnn.run_small_cnn`).
+* **CNN background-only control** (``--control-minutes``, default the CNN's): the same CNN recipe
+  on crops whose middle (a 26 px disc and the segmented centre cell) is painted over with the
+  background colour (:func:`_classify_cnn.mask_centre`): what the smear and the neighbours tell.
 
-Both forests use 2 threads and seed 0; macro F1 and balanced accuracy on the whole test split.
-Run: ``.venv/bin/python benchmarks/classify.py`` (``--max-train N`` subsamples the training crops
-per class, ``--quick`` for 40 train / 20 test crops per class).
+Forests use 2 jobs, networks 1 PyTorch thread (``--threads``; on the shared 2-core machine of
+these figures, two OpenMP threads ran the classifier 5-10x slower than one: each barrier waits for
+a descheduled thread), all seed 0; macro F1 and balanced accuracy on the whole test split. The
+full run (``--cnn-minutes 30``) takes about 95 minutes: 3 x 30 of network training and 3 of forests. Run: ``.venv/bin/python benchmarks/classify.py`` (``--max-train N``
+subsamples the training crops per class, ``--quick`` for 40 train / 20 test crops per class and a
+minute per network, ``--parts cnn,small_cnn`` runs some parts only and merges their figures into
+the existing ``results/classify.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,11 +51,13 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, print_table, write_results
+from _classify_cnn import mask_centre, run_cnn, run_small_cnn
+from _common import DATA, RESULTS, write_results
 
 ROOT_DATA = DATA / "chula_rbc12_crops"
 N_TREES = 500
 N_JOBS = 2
+PARTS = ("forests", "cnn", "small_cnn", "cnn_control")
 
 
 def segment_centre(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +138,15 @@ def _forest() -> Any:
     return RandomForestClassifier(n_estimators=N_TREES, n_jobs=N_JOBS, random_state=0)
 
 
-def run(data: dict[str, Any]) -> dict[str, Any]:
+def segment_all(data: dict[str, Any]) -> dict[str, Any]:
+    """The centre cell and all cells of every crop (:func:`segment_centre`), with the time it took."""
+    start = time.perf_counter()
+    train_seg = [segment_centre(c) for c in data["train"][0]]
+    test_seg = [segment_centre(c) for c in data["test"][0]]
+    return {"train": train_seg, "test": test_seg, "seconds": time.perf_counter() - start}
+
+
+def run(data: dict[str, Any], segmentation: dict[str, Any]) -> dict[str, Any]:
     from pixlearn.classical import ClassifierConfig, ForestConfig, fit_object_classifier, object_features
     from pixlearn.metrics import classification_scores
 
@@ -129,11 +154,8 @@ def run(data: dict[str, Any]) -> dict[str, Any]:
     train_crops, y_train = data["train"]
     test_crops, y_test = data["test"]
     results: dict[str, Any] = {"class_names": names, "n_train": len(y_train), "n_test": len(y_test)}
-
-    start = time.perf_counter()
-    train_seg = [segment_centre(c) for c in train_crops]
-    test_seg = [segment_centre(c) for c in test_crops]
-    results["segment_seconds"] = time.perf_counter() - start
+    train_seg, test_seg = segmentation["train"], segmentation["test"]
+    results["segment_seconds"] = segmentation["seconds"]
     results["centre_cell_area_px_median"] = float(np.median([s[0].sum() for s in test_seg]))
 
     # ours: pixlearn object measurements + balanced random forest
@@ -181,42 +203,46 @@ def _mean_without(values: list[float | None], index: int) -> float:
     return float(np.mean([v for i, v in enumerate(values) if i != index and v is not None]))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT_DATA, help="the chula_rbc12_crops folder")
-    parser.add_argument("--max-train", type=int, default=None, help="training crops per class (default: all)")
-    parser.add_argument("--quick", action="store_true", help="40 train / 20 test crops per class, no JSON")
-    args = parser.parse_args(argv)
-    if not (args.data / "labels.csv").exists():
-        print(f"no data at {args.data}: skipped")
-        return 0
-    start = time.perf_counter()
-    data = _load(args.data, 40 if args.quick else args.max_train, 20 if args.quick else None)
-    load_seconds = time.perf_counter() - start
-    results = run(data)
-    total_minutes = (time.perf_counter() - start) / 60.0
+def run_networks(data: dict[str, Any], segmentation: dict[str, Any] | None, parts: set[str],
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """The CNN, the small-CNN peer and the CNN on masked crops, as `parts` asks."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    names, train, test = data["class_names"], data["train"], data["test"]
+    results: dict[str, Any] = {}
+    if "cnn" in parts:
+        results["cnn"] = run_cnn(train, test, names, args.cnn_minutes)
+    if "small_cnn" in parts:
+        results["peer_small_cnn"] = run_small_cnn(train, test, names, args.cnn_minutes)
+    if "cnn_control" in parts and segmentation is not None:
+        masked = {split: ([mask_centre(c, *s) for c, s in zip(data[split][0], segmentation[split], strict=True)],
+                          data[split][1]) for split in ("train", "test")}
+        minutes = args.cnn_minutes if args.control_minutes is None else args.control_minutes
+        results["cnn_background_only_control"] = run_cnn(masked["train"], masked["test"], names, minutes)
+    return results
+
+
+def _cpu_info(threads: int) -> dict[str, Any]:
+    """The CPU's model and vector flags (what decides the speed of the networks), threads, load."""
+    info: dict[str, Any] = {"threads": threads, "load_average": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        if line.startswith("model name") and "model" not in info:
+            info["model"] = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            flags = line.split(":", 1)[1].split()
+            info["flags"] = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
+            break
+    return info
+
+
+def _forest_figures(results: dict[str, Any], elliptocyte: int, args: argparse.Namespace) -> dict[str, Any]:
     ours, peer, control = results["objects_rf"], results["peer_hog_rf"], results["background_only_control"]
-    print_table(
-        f"chula_rbc12_crops, {results['n_train']} train / {results['n_test']} test crops",
-        [
-            ("macro F1", ours["macro_f1"], peer["macro_f1"]),
-            ("balanced accuracy", ours["balanced_accuracy"], peer["balanced_accuracy"]),
-            ("accuracy", ours["accuracy"], peer["accuracy"]),
-            ("macro ROC AUC", ours["macro_roc_auc"], peer["macro_roc_auc"]),
-            ("ECE", ours["expected_calibration_error"], peer["expected_calibration_error"]),
-            ("fit s", ours["fit_seconds"], peer["fit_seconds"]),
-            ("predict s", ours["predict_seconds"], peer["predict_seconds"]),
-        ],
-        headers=("metric", "objects+RF", "HOG+RF"),
-    )
-    elliptocyte = data["class_names"].index("elliptocyte")
-    print(f"macro F1 without elliptocyte (learnable from the smear): "
-          f"{_mean_without(ours['f1'], elliptocyte):.3f} vs {_mean_without(peer['f1'], elliptocyte):.3f}")
-    print(f"background-only control: macro F1 {control['macro_f1']:.3f}, "
-          f"elliptocyte F1 {control['f1'][elliptocyte]:.3f} (objects+RF: {ours['f1'][elliptocyte]:.3f})")
-    if args.quick:
-        return 0
-    figures = {
+    return {
         "objects_rf_macro_f1": ours["macro_f1"],
         "objects_rf_balanced_accuracy": ours["balanced_accuracy"],
         "peer_hog_rf_macro_f1": peer["macro_f1"],
@@ -225,11 +251,6 @@ def main(argv: list[str] | None = None) -> int:
         "peer_hog_rf_macro_f1_without_elliptocyte": _mean_without(peer["f1"], elliptocyte),
         "background_only_macro_f1": control["macro_f1"],
         "background_only_elliptocyte_f1": control["f1"][elliptocyte],
-        "cnn_macro_f1": None,
-        "cnn_balanced_accuracy": None,
-        "cnn_train_minutes": None,
-        "peer_small_cnn_macro_f1": None,
-        "not_done": "the CNN image classifier (--task classify) and its small-CNN peer are not implemented yet",
         "train_subsample": (f"at most {args.max_train} training crops per class (seeded)"
                             if args.max_train else "none: all training crops"),
         "segmentation_rule": "Otsu on the green channel (cells darker), fill holes, 1-px opening, "
@@ -238,13 +259,92 @@ def main(argv: list[str] | None = None) -> int:
         "segmentation_note": "the watershed split (min_distance 7 vs 10 vs none) was chosen on the "
                              "--quick subset (20 test crops per class): a mild selection on test data",
         "trees": N_TREES,
-        "threads": N_JOBS,
-        "load_seconds": load_seconds,
-        "total_minutes": total_minutes,
-        "details": results,
+        "forest_jobs": N_JOBS,
     }
-    write_results("classify", figures)
+
+
+def _network_figures(results: dict[str, Any], elliptocyte: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for key, prefix in (("cnn", "cnn"), ("peer_small_cnn", "peer_small_cnn"),
+                        ("cnn_background_only_control", "background_only_cnn")):
+        if key in results:
+            r = results[key]
+            figures.update({f"{prefix}_macro_f1": r["macro_f1"], f"{prefix}_balanced_accuracy": r["balanced_accuracy"],
+                            f"{prefix}_train_minutes": r["train_minutes"],
+                            f"{prefix}_elliptocyte_f1": r["f1"][elliptocyte],
+                            f"{prefix}_macro_f1_without_elliptocyte": _mean_without(r["f1"], elliptocyte)})
+    if "cnn" in results:
+        figures["cnn_note"] = (f"trained for {results['cnn']['train_minutes']:.1f} wall minutes "
+                               f"({results['cnn']['fit_cpu_seconds'] / 60:.1f} CPU minutes) on a shared CPU; the "
+                               "default budget is 30 minutes (--cnn-minutes 30, width 32 instead of 16)")
+    return figures
+
+
+def _merged(figures: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """`figures` over the figures of the existing ``results/classify.json`` (parts not run are kept)."""
+    path = RESULTS / "classify.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    for key in ("machine", "date", "not_done", "threads"):  # "threads": the forests' jobs before "forest_jobs"
+        old.pop(key, None)
+    merged = {**old, **figures}
+    merged["details"] = {**old.get("details", {}), **details}
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT_DATA, help="the chula_rbc12_crops folder")
+    parser.add_argument("--max-train", type=int, default=None, help="training crops per class (default: all)")
+    parser.add_argument("--quick", action="store_true", help="40 train / 20 test crops per class, a minute per "
+                        "network, no JSON")
+    parser.add_argument("--cnn-minutes", type=float, default=30.0, help="training budget of each network")
+    parser.add_argument("--control-minutes", type=float, default=None, help="of the masked-crop CNN (default: "
+                        "--cnn-minutes)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads of the networks")
+    args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if parts - set(PARTS):
+        parser.error(f"--parts: unknown {sorted(parts - set(PARTS))}; use {','.join(PARTS)}")
+    if not (args.data / "labels.csv").exists():
+        print(f"no data at {args.data}: skipped")
+        return 0
+    if args.quick:
+        args.cnn_minutes = min(args.cnn_minutes, 1.0)
+    start = time.perf_counter()
+    data = _load(args.data, 40 if args.quick else args.max_train, 20 if args.quick else None)
+    load_seconds = time.perf_counter() - start
+    cpu_start = _cpu_info(args.threads)
+    segmentation = segment_all(data) if parts & {"forests", "cnn_control"} else None
+    results = run(data, segmentation) if "forests" in parts and segmentation is not None else {}
+    networks = run_networks(data, segmentation, parts, args)
+    total_minutes = (time.perf_counter() - start) / 60.0
+    elliptocyte = data["class_names"].index("elliptocyte")
+    _print(results, networks, elliptocyte)
+    if args.quick:
+        return 0
+    figures = _forest_figures(results, elliptocyte, args) if results else {}
+    figures.update(_network_figures(networks, elliptocyte))
+    figures.update({"torch_threads": args.threads, "cpu": {**cpu_start, "load_average_end": list(os.getloadavg())},
+                    "load_seconds": load_seconds, f"total_minutes_{'_'.join(sorted(parts))}": total_minutes})
+    write_results("classify", _merged(figures, {**results, **networks}))
     return 0
+
+
+def _print(results: dict[str, Any], networks: dict[str, Any], elliptocyte: int) -> None:
+    rows = [(name, r["macro_f1"], r["balanced_accuracy"], r.get("macro_roc_auc"), r["f1"][elliptocyte])
+            for name, r in [("objects+RF", results.get("objects_rf")), ("HOG+RF (peer)", results.get("peer_hog_rf")),
+                            ("background forest (control)", results.get("background_only_control")),
+                            ("pixlearn CNN", networks.get("cnn")), ("small CNN (peer)", networks.get("peer_small_cnn")),
+                            ("CNN on masked crops (control)", networks.get("cnn_background_only_control"))]
+            if r is not None]
+    print(f"\n{'method':<30} {'macro F1':>9} {'bal. acc':>9} {'ROC AUC':>9} {'ellipto F1':>10}")
+    for name, f1, balanced, auc, ellipto in rows:
+        print(f"{name:<30} {f1:9.3f} {balanced:9.3f} {auc if auc is None else round(auc, 3)!s:>9} {ellipto:10.3f}")
+    for key in ("cnn", "peer_small_cnn", "cnn_background_only_control"):
+        if key in networks:
+            print(f"{key}: {networks[key]['train_minutes']:.1f} training minutes")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -65,3 +65,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def discs_and_squares(n: int, seed: int, size: int = 24):
+    """`n` noisy images ``(size, size, 1)`` uint16, alternately a bright disc (class 0) or square
+    (class 1) at a random place, with the classes ``(n,)`` and the object masks."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices((size, size))
+    images, classes, masks = [], [], []
+    for i in range(n):
+        radius = rng.uniform(5.0, 7.0)
+        row, col = rng.uniform(radius + 1.5, size - radius - 1.5, 2)
+        if i % 2 == 0:
+            mask = (grid[0] - row) ** 2 + (grid[1] - col) ** 2 <= radius**2
+        else:
+            mask = (np.abs(grid[0] - row) <= 0.9 * radius) & (np.abs(grid[1] - col) <= 0.9 * radius)
+        image = np.clip(0.2 + 0.6 * mask + rng.normal(0.0, 0.05, (size, size)), 0.0, 1.0)
+        images.append((image[..., None] * 1000).astype(np.uint16))
+        classes.append(i % 2)
+        masks.append(mask)
+    return images, np.array(classes), masks
+
+
+@pytest.fixture(scope="session")
+def shapes_2d():
+    """(train, test) sets of :func:`discs_and_squares`: 120 and 40 images of 24x24 pixels."""
+    return discs_and_squares(120, seed=0), discs_and_squares(40, seed=1)

@@ -47,6 +47,9 @@ _API: dict[str, str] = {
     "NetworkModel": "pixlearn.nets.model",
     "fit_network": "pixlearn.nets.fit",
     "FitOptions": "pixlearn.nets.fit",
+    "ClassifyConfig": "pixlearn.nets.classify_config",
+    "ImageClassifierModel": "pixlearn.nets.classifier_model",
+    "fit_image_classifier": "pixlearn.nets.classify_fit",
     # model files, and the built-in models (a name such as "nuclei" where no such file exists)
     "save_model": "pixlearn.models.model_file",
     "load_model": "pixlearn.zoo",
@@ -72,8 +75,10 @@ _API: dict[str, str] = {
 __all__ = [
     "__version__",
     "ClassifierConfig",
+    "ClassifyConfig",
     "FitOptions",
     "FeatureConfig",
+    "ImageClassifierModel",
     "InstanceThresholds",
     "NetworkModel",
     "NormalizeConfig",
@@ -87,6 +92,7 @@ __all__ = [
     "builtin_models",
     "describe",
     "evaluate_folders",
+    "fit_image_classifier",
     "fit_network",
     "fit_pixel_classifier",
     "instances_from_outputs",
@@ -115,6 +121,9 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from pixlearn.data.writers import write_image
     from pixlearn.metrics import evaluate_folders, matching, semantic_scores
     from pixlearn.models.model_file import save_model
+    from pixlearn.nets.classifier_model import ImageClassifierModel
+    from pixlearn.nets.classify_config import ClassifyConfig
+    from pixlearn.nets.classify_fit import fit_image_classifier
     from pixlearn.nets.fit import FitOptions, fit_network
     from pixlearn.nets.model import NetworkModel
     from pixlearn.nets.training import TrainConfig

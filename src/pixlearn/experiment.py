@@ -22,6 +22,7 @@ from pixlearn.classical.features import FeatureConfig
 from pixlearn.config import Config
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
+from pixlearn.nets.classify_config import ClassifyConfig
 from pixlearn.nets.config import TrainConfig, UNetConfig
 from pixlearn.predict.tiling import TileConfig
 
@@ -51,6 +52,8 @@ class ExperimentConfig(Config):
         chosen from the data.
     tile : TileConfig
         Tiling defaults for prediction.
+    classify : ClassifyConfig
+        Image classification by a CNN (``--method cnn --task classify``): network and training.
 
     Examples
     --------
@@ -68,6 +71,7 @@ class ExperimentConfig(Config):
     unet: UNetConfig | None = None
     train: TrainConfig = TrainConfig()
     tile: TileConfig = TileConfig()
+    classify: ClassifyConfig = ClassifyConfig()
 
     def __post_init__(self) -> None:
         if isinstance(self.schema_version, bool) or not isinstance(self.schema_version, int):
@@ -76,7 +80,8 @@ class ExperimentConfig(Config):
             raise ValueError(f"ExperimentConfig.schema_version {self.schema_version} is not supported "
                              f"(this pixlearn reads 1..{SCHEMA_VERSION})")
         sections: dict[str, type | tuple[type, ...]] = {"normalization": NormalizeConfig, "features": FeatureConfig, "classifier": ClassifierConfig,
-                    "unet": (UNetConfig, type(None)), "train": TrainConfig, "tile": TileConfig}
+                    "unet": (UNetConfig, type(None)), "train": TrainConfig, "tile": TileConfig,
+                    "classify": ClassifyConfig}
         for name, kind in sections.items():
             if not isinstance(getattr(self, name), kind):
                 wanted = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))

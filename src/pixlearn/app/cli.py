@@ -31,10 +31,12 @@ from pixlearn.app.options import (
     Method,
     Precision,
     Task,
+    check_model_output,
     experiment_from_options,
     parse_diameter,
     parse_ints,
 )
+from pixlearn.app.options import parse_duration as parse_duration  # re-exported (tests, scripts)
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger("pixlearn")
@@ -124,31 +126,13 @@ def _set_threads(threads: int | None, seed: int | None = None) -> None:
         torch.manual_seed(seed)
 
 
-def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
-    """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
-    pixlearn model (replaced only with `overwrite`)."""
-    from pixlearn.models.model_file import check_model_target
-
-    target = output.resolve()
-    for folder in data:
-        if folder is None:
-            continue
-        if not folder.is_dir():  # the data's own problem first, as reading the pairs would say it
-            raise PixlearnError("not a folder", folder)
-        resolved = folder.resolve()
-        if target == resolved or resolved in target.parents:
-            raise PixlearnError(f"the model output is {'' if target == resolved else 'inside '}the data folder "
-                                f"{folder}; choose another output", output)
-    check_model_target(output, overwrite=overwrite)
-
-
 @app.command()
 def train(
     images: Annotated[Path, typer.Option(help="Folder of raw images.")],
-    labels: Annotated[Path, typer.Option(help="Folder of annotations, matched to images by file name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write (or a .zip file).")],
-    method: Annotated[Method | None, typer.Option(help="rf, svm, hgb (classical) or unet (network). Default: rf, or unet with --init.")] = None,
-    task: Annotated[Task | None, typer.Option(help="semantic | instances | restore (networks). Default: semantic, or the --init model's.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Folder of annotations, matched to images by file name; --task classify: a labels table (CSV name,class), else --images holds one subfolder per class.")] = None,
+    method: Annotated[Method | None, typer.Option(help="rf, svm, hgb (classical), unet (network) or cnn (image classifier). Default: rf, or unet with --init.")] = None,
+    task: Annotated[Task | None, typer.Option(help="semantic | instances | restore (networks) | classify (--method cnn: one class per image). Default: semantic, or the --init model's.")] = None,
     init: Annotated[str | None, typer.Option(metavar="MODEL", help="Fine-tune: start the network from this model, a model file or folder or a built-in name (pixlearn models; a path that exists wins). Keeps its architecture, task and normalisation (unless --config has a normalization section); trains at lr x train.init_lr_factor (default a tenth) after a short warm-up; instance thresholds re-tuned, its own kept unless others do better.")] = None,
     label_kind: Annotated[
         LabelKind | None,
@@ -172,20 +156,36 @@ def train(
     precision: Annotated[Precision | None, typer.Option(help=PRECISION_HELP)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Train a model from pairs of raw images and annotations."""
+    """Train a model from pairs of raw images and annotations, or an image classifier from labelled images."""
     _setup_logging(verbose)
-    # before anything is read or trained: no minutes of training lost to an output refused at the end
-    _check_model_output(output, overwrite=overwrite, data=[images, labels, val_images, val_labels])
     from pixlearn.app.builtin import fine_tune_choices, fine_tune_experiment, initial_model
 
     initial = initial_model(init, device) if init is not None else None
     method_name, task_name = fine_tune_choices(method and method.value, task and task.value, initial)
     method, task = Method(method_name), Task(task_name)
+    classify = method == Method.cnn or task == Task.classify
+    if classify and (method != Method.cnn or task != Task.classify):
+        raise PixlearnError("image classification is --method cnn --task classify (both)")
+    # before anything is read or trained: no minutes of training lost to an output refused at the end
+    check_model_output(output, overwrite=overwrite,
+                       data=[images, val_images] if classify else [images, labels, val_images, val_labels])
     experiment = experiment_from_options(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
                                          time_limit=time_limit, seed=seed, precision=precision)
     if initial is not None:
         experiment = fine_tune_experiment(experiment, config, initial)
-    _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
+    _set_threads(threads, seed={Method.unet: experiment.train.seed, Method.cnn: experiment.classify.train.seed}.get(
+        method, seed or 0))
+    if classify:
+        from pixlearn.app.classify import train_command
+        from pixlearn.nets.fit import FitOptions
+
+        options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume, progress=True,
+                             device=device)
+        typer.echo(train_command(images, labels, output, experiment, validation=(val_images, val_labels), axes=axes,
+                                 overwrite=overwrite, options=options))
+        return
+    if labels is None:
+        raise PixlearnError("--labels: a folder of annotations is needed (but for --task classify)")
     if method != Method.unet and task != Task.semantic:
         raise PixlearnError(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
     if method != Method.unet and ddp is not None:
@@ -230,12 +230,24 @@ def predict(
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished (never a file pixlearn did not write).")] = False,
+    explain: Annotated[str | None, typer.Option(help="Image classifiers: also write a saliency PNG per image: gradcam or occlusion.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Apply a trained model, or a built-in one (e.g. nuclei), to images of any size."""
+    """Apply a trained model, or a built-in one (e.g. nuclei), to images of any size; an image classifier
+    writes a table (OUT/predictions.csv, or OUT if it ends in .csv)."""
     _setup_logging(verbose)
     _set_threads(threads)
     from pixlearn.data.folders import list_images
+    from pixlearn.models.model_file import read_header
+
+    if model_path.exists() and read_header(model_path).get("kind") == "image-classifier":
+        from pixlearn.app.classify import predict_command
+
+        typer.echo(predict_command(model_path, inputs, output, explain=explain, axes=axes, device=device,
+                                   overwrite=overwrite))
+        return
+    if explain is not None:
+        raise PixlearnError("--explain: only image classifiers (--task classify) explain their predictions")
     from pixlearn.predict import PredictOptions, predict_many
     from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
     from pixlearn.predict.rescale import trained_diameter
@@ -268,9 +280,9 @@ def predict(
 
 @app.command()
 def evaluate(
-    pred: Annotated[Path, typer.Option(help="Folder of predictions.")],
-    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name.")],
-    kind: Annotated[str, typer.Option(help="semantic, instances or restore.")] = "semantic",
+    pred: Annotated[Path, typer.Option(help="Folder of predictions (classify: the prediction table or its folder).")],
+    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name (classify: a labels table or a folder per class).")],
+    kind: Annotated[str, typer.Option(help="semantic, instances, restore or classify.")] = "semantic",
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes (semantic; default: from the data).")] = None,
     scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for metrics.json / metrics.csv (default: --pred).")] = None,
@@ -278,8 +290,13 @@ def evaluate(
     """Score predictions against ground truth (JSON and CSV reports)."""
     from pixlearn.metrics.report import evaluate_folders, write_report
 
+    if kind == "classify":
+        from pixlearn.app.classify import evaluate_command
+
+        typer.echo(evaluate_command(pred, truth, output))
+        return
     if kind not in ("semantic", "instances", "restore"):
-        raise PixlearnError(f"--kind {kind!r}: use semantic, instances or restore")
+        raise PixlearnError(f"--kind {kind!r}: use semantic, instances, restore or classify")
     result = evaluate_folders(pred, truth, kind=kind, n_classes=n_classes, scale_invariant=scale_invariant)
     written = write_report(result, output or pred)
     typer.echo(json.dumps(result["aggregate"], indent=2))

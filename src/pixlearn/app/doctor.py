@@ -70,8 +70,12 @@ def check_model(path: Path) -> tuple[Finding, Any]:
     except PixlearnError as exc:
         return Finding(str(path), False, exc.message), None
     notes = "; ".join(str(w.message).removeprefix(f"{path}: ") for w in caught)
-    what = (f"{model.kind} model, task {model.task}, {model.ndim}D, {model.n_channels} channel(s), "
-            f"{model.n_outputs} output(s), halo {tuple(int(h) for h in _tuple(model.halo))}; loads and validates")
+    if model.kind == "image-classifier":  # one class per image: no tiles, no halo
+        what = (f"image classifier, {model.ndim}D, {model.n_channels} channel(s), classes "
+                f"{', '.join(getattr(model, 'class_names', ()))}; loads and validates")
+    else:
+        what = (f"{model.kind} model, task {model.task}, {model.ndim}D, {model.n_channels} channel(s), "
+                f"{model.n_outputs} output(s), halo {tuple(int(h) for h in _tuple(model.halo))}; loads and validates")
     return Finding(str(path), True, what + (f" ({notes})" if notes else "")), model
 
 

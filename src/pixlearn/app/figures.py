@@ -269,3 +269,118 @@ def save_label_panels(
         rgb[_label_boundaries(lab)] *= 0.35
         panels.append((rgb, {}))
     return _write_panels(path, panels, titles, "", dpi)
+
+
+def save_confusion_matrix(path: str | os.PathLike[str], confusion: Sequence[Sequence[int]],
+                          class_names: Sequence[str], *, dpi: int = 100) -> Path:
+    """Write a PNG of a confusion matrix: rows true, columns predicted, shaded by row share.
+
+    Parameters
+    ----------
+    path : path-like
+        Target ``.png``; written atomically.
+    confusion : sequence of sequence of int, shape (K, K)
+        ``confusion[i][j]``: samples of true class ``i`` predicted as ``j``.
+    class_names : sequence of str
+    dpi : int
+
+    Returns
+    -------
+    path : Path
+    """
+    matrix = np.asarray(confusion, np.float64)
+    k = len(class_names)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
+    side = max(4.0, 0.55 * k + 2.0)
+    fig = _new_figure(side + 1.0, side, dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    shown = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    ax.set_xticks(range(k), labels=list(class_names), rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels=list(class_names), fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if matrix[i, j]:
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def save_reliability_diagram(path: str | os.PathLike[str], counts: np.ndarray, confidence: np.ndarray,
+                             accuracy: np.ndarray, *, ece: float | None = None, dpi: int = 100) -> Path:
+    """Write a PNG of a reliability diagram: accuracy against confidence per bin, and bin counts.
+
+    Parameters
+    ----------
+    path : path-like
+    counts, confidence, accuracy : ndarray of shape (n_bins,)
+        As :func:`pixlearn.metrics.classification.reliability_bins` returns (``nan`` where empty).
+    ece : float, optional
+        Shown in the title.
+    dpi : int
+
+    Returns
+    -------
+    path : Path
+    """
+    n_bins = len(counts)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    filled = np.asarray(counts) > 0
+    fig = _new_figure(5.0, 6.0, dpi)
+    ax, bottom = fig.add_subplot(4, 1, (1, 3)), fig.add_subplot(4, 1, 4)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    ax.bar(centres[filled], np.asarray(accuracy)[filled], width=1.0 / n_bins, edgecolor="black", alpha=0.7,
+           label="accuracy")
+    ax.plot(np.asarray(confidence)[filled], np.asarray(accuracy)[filled], "o-", color="C3", label="mean confidence")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
+    ax.legend(loc="upper left", fontsize=8)
+    bottom.bar(centres, counts, width=1.0 / n_bins, color="C0", edgecolor="black")
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("confidence of the predicted class")
+    bottom.set_ylabel("samples")
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def saliency_overlay(image: np.ndarray, saliency: np.ndarray, *, min_side_px: int = 128) -> np.ndarray:
+    """An RGB picture of `image` with `saliency` laid over it as a heat map.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N), (M, N, C), (P, M, N) or (P, M, N, C)
+        Shown with a 1-99.8 percentile stretch, in colour when C is 3 or 4; 3D images and maps as
+        maximum projections along the planes.
+    saliency : ndarray of shape (M, N) or (P, M, N), values in 0..1
+    min_side_px : int
+        Small images are enlarged by a whole factor (nearest neighbour) to at least this size.
+
+    Returns
+    -------
+    rgb : ndarray of shape (M * f, N * f, 3), uint8
+
+    Examples
+    --------
+    >>> saliency_overlay(np.zeros((8, 8)), np.ones((8, 8)), min_side_px=16).shape
+    (16, 16, 3)
+    """
+    from matplotlib import colormaps
+
+    saliency = np.clip(np.nan_to_num(np.asarray(saliency, np.float32)), 0.0, 1.0)
+    image = np.asarray(image)
+    if saliency.ndim == 3:
+        image, saliency = image.max(axis=0), saliency.max(axis=0)
+    grey = _grey(image)
+    rgb = np.repeat(grey[..., None], 3, axis=-1) if grey.ndim == 2 else grey[..., :3]
+    heat = colormaps["jet"](saliency)[..., :3].astype(np.float32)
+    alpha = 0.6 * saliency[..., None]
+    out = rgb * (1.0 - alpha) + heat * alpha
+    factor = max(1, -(-min_side_px // max(out.shape[:2])))
+    out = np.repeat(np.repeat(out, factor, axis=0), factor, axis=1)
+    return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)

@@ -169,8 +169,13 @@ def resolved_experiment(experiment: ExperimentConfig, model: Any) -> ExperimentC
     Returns
     -------
     experiment : ExperimentConfig
-        For classical models `experiment` itself (nothing is chosen from the data).
+        For classical models `experiment` itself (nothing is chosen from the data); for image
+        classifiers with their resolved ``classify`` section.
     """
+    if model.kind == "image-classifier":
+        from pixlearn.nets.classify_config import ClassifyConfig
+
+        return dataclasses.replace(experiment, classify=ClassifyConfig(net=model.net_config, train=model.train_config))
     if model.kind != "network":
         return experiment
     return dataclasses.replace(experiment, unet=model.unet, train=model.train_config,

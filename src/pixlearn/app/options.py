@@ -6,8 +6,10 @@ plain functions that raise :class:`~pixlearn.errors.PixlearnError` naming the op
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,13 @@ logger = logging.getLogger("pixlearn")
 
 
 class Method(str, Enum):
-    """How a model is trained: a classical classifier (rf, svm, hgb) or a U-Net."""
+    """How a model is trained: a classical classifier (rf, svm, hgb) a U-Net, or an image classifier (cnn)."""
 
     rf = "rf"
     svm = "svm"
     hgb = "hgb"
     unet = "unet"
+    cnn = "cnn"
 
 
 class Task(str, Enum):
@@ -32,6 +35,7 @@ class Task(str, Enum):
     semantic = "semantic"
     instances = "instances"
     restore = "restore"
+    classify = "classify"
 
 
 class LabelKind(str, Enum):
@@ -92,6 +96,24 @@ def parse_diameter(text: str | None) -> float | str | None:
     return value
 
 
+def check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
+    """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
+    pixlearn model (replaced only with `overwrite`)."""
+    from pixlearn.models.model_file import check_model_target
+
+    target = output.resolve()
+    for folder in data:
+        if folder is None:
+            continue
+        if not folder.is_dir():  # the data's own problem first, as reading the pairs would say it
+            raise PixlearnError("not a folder", folder)
+        resolved = folder.resolve()
+        if target == resolved or resolved in target.parents:
+            raise PixlearnError(f"the model output is {'' if target == resolved else 'inside '}the data folder "
+                                f"{folder}; choose another output", output)
+    check_model_target(output, overwrite=overwrite)
+
+
 def experiment_from_options(
     config: Path | None,
     method: Method,
@@ -114,8 +136,6 @@ def experiment_from_options(
     PixlearnError
         An option value that cannot be read (its message names the option).
     """
-    import dataclasses
-
     from pixlearn.experiment import ExperimentConfig
 
     try:  # parsed for every method, so that a typo is never silently ignored
@@ -123,6 +143,11 @@ def experiment_from_options(
     except ValueError as exc:
         raise PixlearnError(f"--time-limit: {exc}") from None
     experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
+    if method == Method.cnn:
+        given = {"seed": seed, "epochs": epochs, "time_limit_s": limit_s}
+        classify = experiment.classify
+        train_cfg = classify.train.replace(**{k: v for k, v in given.items() if v is not None})
+        return dataclasses.replace(experiment, classify=classify.replace(train=train_cfg))
     if method == Method.unet:
         train: dict[str, Any] = {"seed": seed} if seed is not None else {}
         if epochs is not None:
@@ -151,4 +176,5 @@ def experiment_from_options(
                                classifier=experiment.classifier.with_overrides(classifier))
 
 
-__all__ = ["PRECISION_HELP", "LabelKind", "Method", "Precision", "Task", "experiment_from_options", "parse_diameter", "parse_duration", "parse_ints"]
+__all__ = ["PRECISION_HELP", "LabelKind", "Method", "Precision", "Task", "check_model_output", "experiment_from_options",
+           "parse_diameter", "parse_duration", "parse_ints"]

@@ -5,8 +5,9 @@ The room owns reading image files (:mod:`~.images`, through the input checks and
 (:mod:`~.writers`, :mod:`~.atomic`), finding image/annotation pairs in folders (:mod:`~.folders`,
 :mod:`~.pairs`), axes strings and the canonical ``(..., C)`` layout with its one lazy view,
 :class:`CanonicalView`, which can also transform each block it reads (:mod:`~.axes`), the one
-block grid (:mod:`~.blocks`), intensity normalisation (:mod:`~.normalize`), and annotation kinds
-turned into class targets (:mod:`~.labels`).
+block grid (:mod:`~.blocks`), intensity normalisation (:mod:`~.normalize`), annotation kinds
+turned into class targets (:mod:`~.labels`), and images with one class each: folders per class,
+labels and prediction tables (:mod:`~.classes`).
 
 Imports: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy and the image-file libraries
 (tifffile, zarr, Pillow, inside the calls that need them). Never torch, nor any other room of
@@ -35,6 +36,13 @@ _HOMES = {
     "block_numbers": "blocks",
     "pad_block": "blocks",
     "check_finite": "checks",
+    "LabelledImages": "classes",
+    "find_images": "classes",
+    "read_class_folders": "classes",
+    "read_class_predictions": "classes",
+    "read_class_table": "classes",
+    "read_labelled_images": "classes",
+    "write_class_predictions": "classes",
     "find_pairs": "folders",
     "list_images": "folders",
     "read_split": "folders",

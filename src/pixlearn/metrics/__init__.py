@@ -27,7 +27,8 @@ Classification (:mod:`pixlearn.metrics.classification`)
     accuracy, macro and per-class precision/recall/F1, confusion matrix, one-vs-rest ROC AUC,
     expected calibration error); the parts as :func:`accuracy`, :func:`balanced_accuracy`,
     :func:`precision_recall_f1`, :func:`roc_auc_ovr`, :func:`expected_calibration_error` and
-    :func:`reliability_bins`.
+    :func:`reliability_bins`; a prediction table scored against a labels table or a folder per
+    class by :func:`evaluate_class_predictions` (:mod:`pixlearn.metrics.classify_report`).
 Reports over folders (:mod:`pixlearn.metrics.report`)
     :func:`evaluate_folders` pairs prediction and truth files by name and scores them;
     :func:`write_report` writes ``metrics.json`` and ``metrics.csv``;
@@ -52,6 +53,7 @@ from pixlearn.metrics.classification import (
     reliability_bins,
     roc_auc_ovr,
 )
+from pixlearn.metrics.classify_report import ClassEvaluation, evaluate_class_predictions
 from pixlearn.metrics.dataset_errors import ErrorAnalysis, GroupScores, SizeBinScores, error_analysis
 from pixlearn.metrics.error_report import format_error_analysis
 from pixlearn.metrics.errors import ERROR_CATEGORIES, ErrorConfig, ErrorCounts, ImageErrors, image_errors
@@ -87,6 +89,7 @@ from pixlearn.metrics.touching import (
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
     "ERROR_CATEGORIES",
+    "ClassEvaluation",
     "ClassificationScores",
     "ErrorAnalysis",
     "ErrorConfig",
@@ -106,6 +109,7 @@ __all__ = [
     "dice",
     "dice_from_confusion",
     "error_analysis",
+    "evaluate_class_predictions",
     "evaluate_folders",
     "evaluate_pairs",
     "expected_calibration_error",

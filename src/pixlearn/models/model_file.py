@@ -9,12 +9,13 @@ Layout::
            classifier.safetensors  classical models: the scikit-learn estimator as plain arrays
                                 (described by "estimator" in model.json; schema 1 files hold
                                 classifier.skops instead, still read)
-           weights.safetensors  networks: tensors only
+           weights.safetensors  networks and image classifiers: tensors only
            thresholds.json      post-processing parameters tuned on validation data (if any)
 
 Loading never executes code from the file: JSON is parsed with :mod:`json`, tensors and arrays
 with safetensors, and every array, tree and network shape is checked before it is used
-(:mod:`pixlearn.models.validate`, :mod:`pixlearn.classical.estimator_arrays`); schema 1
+(:mod:`pixlearn.models.validate`, :mod:`pixlearn.classical.estimator_arrays`, and for image
+classifiers :mod:`pixlearn.models.classifier_file`); schema 1
 estimators go through :mod:`pixlearn.models.skops_legacy`. Anything else is refused with
 :class:`~pixlearn.errors.ModelFileError`. A path ending in ``.zip`` is written as one zip file
 with the same members; both forms load the same way. Loading a classical model never imports
@@ -41,7 +42,7 @@ from pixlearn.config import Config
 from pixlearn.data.atomic import atomic_path
 from pixlearn.errors import ModelFileError
 from pixlearn.models.archive import read_members
-from pixlearn.models.protocol import PixelModel
+from pixlearn.models.protocol import PixelModel, SavableModel
 from pixlearn.models.skops_legacy import CLASSIFIER_SKOPS, load_skops_estimator
 from pixlearn.models.validate import (
     check_json_depth,
@@ -61,6 +62,8 @@ CLASSIFIER = "classifier.safetensors"
 WEIGHTS = "weights.safetensors"
 THRESHOLDS = "thresholds.json"
 MEMBERS = (MODEL_JSON, CLASSIFIER, CLASSIFIER_SKOPS, WEIGHTS, THRESHOLDS)
+#: Model kinds: pixel classifiers (``classical``), U-Nets (``network``), whole-image CNN classifiers.
+KINDS = ("classical", "network", "image-classifier")
 
 
 
@@ -120,7 +123,7 @@ def check_model_target(path: str | os.PathLike[str], *, overwrite: bool) -> None
         raise ModelFileError("a pixlearn model is already there; pass --overwrite to replace it", path)
 
 
-def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: Config | None = None,
+def save_model(model: SavableModel, path: str | os.PathLike[str], *, experiment: Config | None = None,
                overwrite: bool = True) -> Path:
     """Write a trained model to a folder, or to one zip file when `path` ends in ``.zip``.
 
@@ -131,8 +134,9 @@ def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: C
 
     Parameters
     ----------
-    model : PixelModel
-        A :class:`~pixlearn.classical.model.PixelClassifier` or :class:`~pixlearn.nets.model.NetworkModel`.
+    model : SavableModel
+        A :class:`~pixlearn.classical.model.PixelClassifier`, :class:`~pixlearn.nets.model.NetworkModel`
+        or :class:`~pixlearn.nets.classifier_model.ImageClassifierModel`.
     path : path-like
     experiment : Config, optional
         The resolved :class:`pixlearn.experiment.ExperimentConfig` the model was trained with,
@@ -172,7 +176,7 @@ def save_model(model: PixelModel, path: str | os.PathLike[str], *, experiment: C
     return path
 
 
-def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str, bytes]:
+def _serialise(model: SavableModel, experiment: Config | None = None) -> dict[str, bytes]:
     meta = model.to_metadata()
     members: dict[str, bytes] = {}
     header: dict[str, Any] = {}
@@ -180,7 +184,7 @@ def _serialise(model: PixelModel, experiment: Config | None = None) -> dict[str,
         from pixlearn.classical.estimator_arrays import save_estimator_bytes
 
         header["estimator"], members[CLASSIFIER] = save_estimator_bytes(model.estimator)  # type: ignore[attr-defined]
-    elif model.kind == "network":
+    elif model.kind in ("network", "image-classifier"):
         from safetensors.torch import save
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}  # type: ignore[attr-defined]
@@ -244,7 +248,7 @@ def _check_header(members: dict[str, bytes], path: Path) -> dict[str, Any]:
             f"schema_version {version!r} is not supported (this pixlearn reads 1..{SCHEMA_VERSION})",
             path,
         )
-    if header.get("kind") not in ("classical", "network") or not isinstance(header.get("model"), dict):
+    if header.get("kind") not in KINDS or not isinstance(header.get("model"), dict):
         raise ModelFileError(f"unknown model kind {header.get('kind')!r}", path)
     versions = header.get("versions", {})
     if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
@@ -268,6 +272,9 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
     Returns
     -------
     model : PixelModel
+        Or, for a file of kind ``"image-classifier"``, an
+        :class:`~pixlearn.nets.classifier_model.ImageClassifierModel` (one class per image, not a
+        :class:`PixelModel`: check ``model.kind`` before tiling).
 
     Raises
     ------
@@ -285,6 +292,10 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
     try:
         if header["kind"] == "classical":
             return _load_classical(header, meta, members, path)
+        if header["kind"] == "image-classifier":
+            from pixlearn.models.classifier_file import load_image_classifier
+
+            return load_image_classifier(meta, members.get(WEIGHTS), path, device)
         return _load_network(meta, members, path, device)
     except ModelFileError:
         raise

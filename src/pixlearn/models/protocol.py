@@ -103,3 +103,22 @@ class PixelModel(Protocol):
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description: everything but the fitted arrays/estimator."""
+
+
+@runtime_checkable
+class SavableModel(Protocol):
+    """What :func:`pixlearn.models.model_file.save_model` needs of a model of any kind.
+
+    Every :class:`PixelModel` is one; so is :class:`pixlearn.nets.classifier_model.ImageClassifierModel`,
+    which classifies whole images and is not applied tile by tile. Besides these members, a model
+    offers its fitted state: ``estimator`` (classical) or ``state_dict()`` (networks, classifiers).
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def task(self) -> str: ...
+
+    def to_metadata(self) -> dict[str, Any]:
+        """JSON-safe description: everything but the fitted arrays/estimator."""

@@ -11,9 +11,13 @@ per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration fr
 (:mod:`~pixlearn.nets.autoconfig`), checkpoints and resumption (:mod:`~pixlearn.nets.checkpoints`), the
 eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
 (:mod:`~pixlearn.nets.model`) and :func:`fit_network` (:mod:`~pixlearn.nets.fit`), with what
-fine-tuning a trained network keeps and changes (:mod:`~pixlearn.nets.finetune`) and the
-learning-rate schedule and stopping rule (:mod:`~pixlearn.nets.schedule`). Its
-configuration dataclasses live in :mod:`~pixlearn.nets.config`, which does not import torch.
+fine-tuning a trained network keeps and changes (:mod:`~pixlearn.nets.finetune`). Image
+classification by a CNN: the residual network (:mod:`~pixlearn.nets.classifier`), its training
+data and augmentation (:mod:`~pixlearn.nets.classify_data`), loop and losses
+(:mod:`~pixlearn.nets.classify_training`), fitting (:mod:`~pixlearn.nets.classify_fit`), the
+:class:`ImageClassifierModel` (:mod:`~pixlearn.nets.classifier_model`) and its saliency maps
+(:mod:`~pixlearn.nets.saliency`). The configuration dataclasses live in
+:mod:`~pixlearn.nets.config` and :mod:`~pixlearn.nets.classify_config`, which do not import torch.
 
 Imports allowed: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, :mod:`pixlearn.data`,
 :mod:`pixlearn.postprocess`, :mod:`pixlearn.metrics` and :mod:`pixlearn.models.protocol`; never
@@ -31,6 +35,16 @@ _PUBLIC: dict[str, str] = {
     "AugmentConfig": "pixlearn.nets.config",
     "TrainConfig": "pixlearn.nets.config",
     "UNetConfig": "pixlearn.nets.config",
+    "ClassifierNetConfig": "pixlearn.nets.classify_config",
+    "ClassifyAugmentConfig": "pixlearn.nets.classify_config",
+    "ClassifyConfig": "pixlearn.nets.classify_config",
+    "ClassifyTrainConfig": "pixlearn.nets.classify_config",
+    "ResidualClassifier": "pixlearn.nets.classifier",
+    "ImageClassifierModel": "pixlearn.nets.classifier_model",
+    "fit_image_classifier": "pixlearn.nets.classify_fit",
+    "train_classifier": "pixlearn.nets.classify_training",
+    "grad_cam": "pixlearn.nets.saliency",
+    "occlusion": "pixlearn.nets.saliency",
     "FitOptions": "pixlearn.nets.fit",
     "fit_network": "pixlearn.nets.fit",
     "resolve_setup": "pixlearn.nets.fit",
