@@ -78,12 +78,13 @@ def _folders(tmp_path, blobs_2d):
 
 def _config(tmp_path, epochs: int):
     # InstanceNorm and the pixel-mean cross entropy: both are the same whether a batch of 4 is seen whole
-    # or as two halves (BatchNorm statistics and the batch Dice are not), so 2 x 2 must equal 1 x 4
+    # or as two halves (BatchNorm statistics and the batch Dice are not), so 2 x 2 must equal 1 x 4;
+    # one fixed precision path: "auto" measures per process and thread count, and may choose another
     path = tmp_path / f"net{epochs}.yaml"
     path.write_text(
         "unet: {ndim: 2, in_channels: 1, out_channels: 2, depth: 1, base_channels: 4, norm: instance}\n"
         f"train: {{epochs: {epochs}, steps_per_epoch: 1, batch_size: 4, patch_shape: [32, 32], val_patches: 4, "
-        "patience: 0, loss: ce, lr: 0.01, schedule: plateau}\n")
+        "patience: 0, loss: ce, lr: 0.01, schedule: plateau, precision: fp32, channels_last: \"off\"}\n")
     return path
 
 

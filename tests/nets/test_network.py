@@ -162,3 +162,22 @@ def test_fit_keeps_explicit_batch_size(blobs_2d):
     model = fit_network(images, targets, "semantic", unet=_tiny(), train_config=cfg, options=CPU)
     assert model.train_config.batch_size == 8 and model.train_config.is_resolved
     assert model.to_metadata()["train"]["batch_size"] == 8
+
+
+def test_thin_stacks_train_a_2d_network_applied_plane_by_plane(blobs_3d):
+    from pixlearn.nets.autoconfig import choose_layout
+    from pixlearn.predict import apply_model
+
+    images, labels = _pairs(blobs_3d)
+    assert images[0].ndim == 4 and images[0].shape[0] < 16 and choose_layout([im.shape for im in images]) == 2
+    targets = [(lab > 0).astype(np.int64) for lab in labels]
+    model = fit_network(images, targets, "semantic", train_config=QUICK, options=CPU)
+    assert model.ndim == 2  # trained on the planes
+    stack = images[0].astype(np.float32)
+    out = apply_model(model, stack)
+    assert out.shape == stack.shape[:-1]
+    planes = np.stack([apply_model(model, plane) for plane in stack])
+    assert (out == planes).mean() > 0.99  # the same network on each plane (blending may differ at edges)
+    given_3d = fit_network(images, targets, "semantic", unet=_tiny(ndim=3, pool_kernels=((1, 2, 2), (1, 2, 2))),
+                           train_config=QUICK.replace(patch_shape=(4, 16, 16)), options=CPU)
+    assert given_3d.ndim == 3  # a 3D network asked for is kept

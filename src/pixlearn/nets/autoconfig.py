@@ -49,6 +49,35 @@ def _object_diameter(labels: Sequence[np.ndarray], task: str) -> float | None:
     return float(np.median(np.concatenate(diameters)))
 
 
+#: A 3D network needs at least this many planes (median over the stacks) to pool along them;
+#: thinner stacks (serial sections, a few confocal planes) train a 2D network on their planes.
+MIN_PLANES_3D = 16
+#: Planes this many times farther apart than the pixels are (``spacing``) also train in 2D.
+MAX_ANISOTROPY_3D = 4.0
+
+
+def choose_layout(shapes: Sequence[Sequence[int]], spacing: Sequence[float] | None = None) -> int:
+    """Whether stacks train a 3D network or a 2D one on their planes: 2 or 3.
+
+    The rule: 3D images (canonical ``(P, M, N, C)``) train in 3D unless the median stack has
+    fewer than :data:`MIN_PLANES_3D` planes or the planes lie at least :data:`MAX_ANISOTROPY_3D`
+    times farther apart than the pixels (`spacing`, ``(z, y, x)``); then in 2D, plane by plane,
+    and prediction runs the 2D network plane by plane (:mod:`pixlearn.predict.planewise`).
+
+    Examples
+    --------
+    >>> choose_layout([(15, 1024, 1024, 1)]), choose_layout([(64, 256, 256, 1)])
+    (2, 3)
+    >>> choose_layout([(64, 256, 256, 1)], spacing=(50.0, 4.6, 4.6)), choose_layout([(256, 256, 1)])
+    (2, 2)
+    """
+    if not shapes or len(shapes[0]) != 4:
+        return 2
+    planes = float(np.median([s[0] for s in shapes]))
+    anisotropy = float(spacing[0] / np.mean(spacing[1:])) if spacing is not None else 1.0
+    return 2 if planes < MIN_PLANES_3D or anisotropy >= MAX_ANISOTROPY_3D else 3
+
+
 def _round_down(value: float, divisor: int) -> int:
     return max(divisor, int(value) // divisor * divisor)
 
@@ -197,4 +226,4 @@ def choose_batch_size(
     return int(np.clip(budget * 2**20 / max(per_patch, 1.0), 2, 16))
 
 
-__all__ = ["LEAN_CPU", "auto_config", "choose_batch_size"]
+__all__ = ["LEAN_CPU", "MAX_ANISOTROPY_3D", "MIN_PLANES_3D", "auto_config", "choose_batch_size", "choose_layout"]

@@ -29,7 +29,7 @@ from pixlearn.data.labels import IGNORE, median_object_diameter
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import TASKS
-from pixlearn.nets.autoconfig import auto_config, choose_batch_size
+from pixlearn.nets.autoconfig import auto_config, choose_batch_size, choose_layout
 from pixlearn.nets.distributed import World, joined, process_device
 from pixlearn.nets.finetune import as_model_channels, fine_tune_schedule, model_outputs, start_from, threshold_grid
 from pixlearn.nets.history import History
@@ -202,6 +202,7 @@ def fit_network(
     options = FitOptions() if options is None else options
     world = World() if options.world is None else options.world
     images, labels, validation = _check_inputs(images, labels, task, validation)
+    images, labels, validation = _planes_if_2d(images, labels, validation, unet if init is None else init.unet)
     if init is not None:
         start = start_from(init, task, unet=unet, normalization=normalization, class_names=class_names)
         unet, normalization, class_names = start.unet, start.normalization, start.class_names
@@ -236,6 +237,26 @@ def _agreed(world: World, unet: UNetConfig, cfg: TrainConfig) -> tuple[UNetConfi
         return unet, cfg
     unet_dict, cfg_dict = world.broadcast_object((unet.to_dict(), cfg.to_dict()))
     return UNetConfig.from_dict(unet_dict), TrainConfig.from_dict(cfg_dict)
+
+
+Pairs = tuple[list[np.ndarray], list[np.ndarray]]
+
+
+def _planes_if_2d(
+    images: list[np.ndarray], labels: list[np.ndarray], validation: Pairs | None, unet: UNetConfig | None
+) -> tuple[list[np.ndarray], list[np.ndarray], Pairs | None]:
+    """Stacks as their planes when a 2D network trains on them: one given (`unet`), or the rule of
+    :func:`pixlearn.nets.autoconfig.choose_layout` (thin or strongly anisotropic stacks)."""
+    if images[0].ndim != 4 or (unet.ndim if unet is not None else choose_layout([im.shape for im in images])) != 2:
+        return images, labels, validation
+    logger.info("training a 2D network on the planes of %d stack(s)", len(images))
+
+    def planes(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [plane for array in arrays for plane in array]
+
+    if validation is not None:
+        validation = (planes(validation[0]), planes(validation[1]))
+    return planes(images), planes(labels), validation
 
 
 def _check_inputs(
