@@ -5,7 +5,8 @@ The room owns reading image files (:mod:`~.images`, through the input checks and
 (:mod:`~.writers`, :mod:`~.atomic`), finding image/annotation pairs in folders (:mod:`~.folders`,
 :mod:`~.pairs`), axes strings and the canonical ``(..., C)`` layout with its one lazy view,
 :class:`CanonicalView`, which can also transform each block it reads (:mod:`~.axes`), the one
-block grid (:mod:`~.blocks`), intensity normalisation (:mod:`~.normalize`), and annotation kinds
+block grid and the core shapes a memory budget allows (:mod:`~.blocks`), memory budgets
+(:mod:`~.memory`), voxel spacing of files (:mod:`~.spacing`), intensity normalisation (:mod:`~.normalize`), and annotation kinds
 turned into class targets (:mod:`~.labels`).
 
 Imports: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy and the image-file libraries
@@ -33,6 +34,7 @@ _HOMES = {
     "Block": "blocks",
     "block_grid": "blocks",
     "block_numbers": "blocks",
+    "core_shape_for_budget": "blocks",
     "pad_block": "blocks",
     "check_finite": "checks",
     "find_pairs": "folders",
@@ -50,6 +52,8 @@ _HOMES = {
     "check_label_kind": "labels",
     "count_classes": "labels",
     "to_class_targets": "labels",
+    "default_memory_budget": "memory",
+    "parse_memory": "memory",
     "NormalizeConfig": "normalize",
     "check_ngff": "ngff",
     "physical_sizes": "ome",
@@ -58,6 +62,9 @@ _HOMES = {
     "compute_normalization": "normalize",
     "normalized_view": "normalize",
     "Pair": "pairs",
+    "file_spacing": "spacing",
+    "parse_spacing": "spacing",
+    "relative_spacing": "spacing",
     "load_pairs": "pairs",
     "to_grey": "pairs",
     "create_zarr": "writers",
