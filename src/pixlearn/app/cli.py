@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,6 +24,13 @@ from typer.core import TyperGroup
 
 from pixlearn.app.export import export
 from pixlearn.app.gui import gui
+from pixlearn.app.options import (
+    experiment_from_options,
+    parse_ints,
+    parse_memory_option,
+    parse_spacing_option,
+)
+from pixlearn.app.options import parse_duration as parse_duration  # re-exported: it lived here
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger("pixlearn")
@@ -138,31 +144,6 @@ def _set_threads(threads: int | None, seed: int | None = None) -> None:
         torch.manual_seed(seed)
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90"``, ``"90s"``, ``"20m"``, ``"1.5h"`` or ``"1h30m"``.
-
-    Examples
-    --------
-    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
-    (1200.0, 5400.0, 45.0)
-    """
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 20m, 1h30m")
-    return float(sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
-
-
-def _parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """``"512,512"`` as ``(512, 512)``; anything else refused naming `option`."""
-    try:
-        return tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise _fail(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
-
-
 def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
     """Refuse a model output that is, or lies inside, a data folder, or that holds anything but a
     pixlearn model (replaced only with `overwrite`)."""
@@ -181,55 +162,6 @@ def _check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | 
     check_model_target(output, overwrite=overwrite)
 
 
-def _experiment(
-    config: Path | None,
-    method: Method,
-    *,
-    sigmas: str | None,
-    n_estimators: int | None,
-    epochs: int | None,
-    time_limit: str | None,
-    seed: int | None,
-) -> Any:
-    """The config file's :class:`~pixlearn.experiment.ExperimentConfig` with the given options applied.
-
-    An option replaces the field it names (``dataclasses.replace`` on its section); an option
-    left out keeps the file's value. ``--method`` always decides the classifier.
-    """
-    import dataclasses
-
-    from pixlearn.experiment import ExperimentConfig
-
-    try:  # parsed for every method, so that a typo is never silently ignored
-        limit_s = parse_duration(time_limit) if time_limit is not None else None
-    except ValueError as exc:
-        raise _fail(f"--time-limit: {exc}") from None
-    experiment = ExperimentConfig() if config is None else ExperimentConfig.from_file(config)
-    if method == Method.unet:
-        train: dict[str, Any] = {"seed": seed} if seed is not None else {}
-        if epochs is not None:
-            train["epochs"] = epochs
-        if limit_s is not None:
-            train["time_limit_s"] = limit_s
-        return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
-    classifier: dict[str, Any] = {"method": method.value}
-    if seed is not None:
-        classifier["seed"] = seed
-    if n_estimators is not None:
-        classifier["rf"] = {"n_estimators": n_estimators}
-    features = experiment.features
-    if limit_s is not None or epochs is not None:
-        logger.warning("--time-limit and --epochs apply to --method unet only; ignored for %s", method.value)
-    if sigmas:
-        try:
-            values = tuple(float(s) for s in sigmas.split(","))
-        except ValueError:
-            raise _fail(f"--sigmas: cannot read {sigmas!r}; use e.g. 1,2,4") from None
-        features = dataclasses.replace(features, sigmas=values)
-    return dataclasses.replace(experiment, features=features,
-                               classifier=experiment.classifier.with_overrides(classifier))
-
-
 @app.command()
 def train(
     images: Annotated[Path, typer.Option(help="Folder of raw images.")],
@@ -246,6 +178,8 @@ def train(
     sigmas: Annotated[str | None, typer.Option(help="Feature scales, comma separated (classical).")] = None,
     n_estimators: Annotated[int | None, typer.Option(help="Trees of the random forest.")] = None,
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
+    spacing: Annotated[str | None, typer.Option(help="Voxel size z,y,x (or y,x) in any one unit, e.g. 50,4.6,4.6 for serial sections (classical; default: what the image files state, else isotropic). --sigmas are in pixels of the finest axis, divided per axis.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory the training may hold at its peak, e.g. 2GiB; it bounds feature blocks and training pixels (classical; default: a quarter of the RAM, at most what is available).")] = None,
     val_images: Annotated[Path | None, typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
     val_labels: Annotated[Path | None, typer.Option(help="Validation annotations.")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs (networks).")] = None,
@@ -263,8 +197,9 @@ def train(
 
     # before anything is read or trained: no minutes of training lost to an output refused at the end
     _check_model_output(output, overwrite=overwrite, data=[images, labels, val_images, val_labels])
-    experiment = _experiment(config, method, sigmas=sigmas, n_estimators=n_estimators, epochs=epochs,
-                             time_limit=time_limit, seed=seed)
+    experiment = experiment_from_options(config, method.value, sigmas=sigmas, n_estimators=n_estimators,
+                                         epochs=epochs, time_limit=time_limit, seed=seed)
+    voxel_size, budget = parse_spacing_option(spacing), parse_memory_option(memory)
     _set_threads(threads, seed=experiment.train.seed if method == Method.unet else (seed or 0))
     if method != Method.unet and task != Task.semantic:
         raise _fail(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
@@ -274,6 +209,9 @@ def train(
     pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
     if method == Method.unet:
         from pixlearn.app.jobs import train_network_model
+
+        if spacing is not None or memory is not None:
+            logger.warning("--spacing and --memory apply to classical methods only; ignored for unet")
         from pixlearn.nets.fit import FitOptions
 
         val_pairs = load_pairs(val_images, val_labels, label_kind=kind, axes=axes) if val_images and val_labels else None
@@ -284,7 +222,8 @@ def train(
     else:
         from pixlearn.app.jobs import train_classical_model
 
-        model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes)
+        model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes,
+                                      spacing=voxel_size, memory_budget=budget)
     from pixlearn.app.jobs import resolved_experiment
     from pixlearn.models.model_file import save_model
 
@@ -301,7 +240,8 @@ def predict(
     axes: Annotated[str | None, typer.Option(help="Axes of the inputs (default: inferred).")] = None,
     output_format: Annotated[str, typer.Option("--format", help="tif, zarr, ome-zarr or ome-tif (zarr, ome-zarr: written tile by tile; ome-*: with physical pixel sizes, ome-zarr with a pyramid and labels).")] = "tif",
     objects: Annotated[str | None, typer.Option(help="Instance models: also write objects/<name>.geojson (QuPath) and/or .csv (measurements): geojson, csv or geojson,csv.")] = None,
-    tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from available memory).")] = None,
+    tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from --memory).")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory the prediction may hold at its peak, e.g. 2GiB; tiles get what the model and the outputs leave of it (default: a quarter of the RAM, at most what is available).")] = None,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
@@ -312,6 +252,7 @@ def predict(
     """Apply a trained model to images of any size."""
     _setup_logging(verbose)
     _set_threads(threads)
+    from pixlearn.app.jobs import warn_about_inputs
     from pixlearn.data.folders import list_images
     from pixlearn.models.model_file import load_model
     from pixlearn.predict import PredictOptions, predict_many
@@ -323,10 +264,16 @@ def predict(
     object_kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
     if any(k not in OBJECT_FORMATS for k in object_kinds):
         raise _fail(f"--objects {objects!r}: use geojson, csv or geojson,csv")
-    tile_cfg = TileConfig(tile_shape=_parse_ints(tile, "--tile")) if tile else TileConfig()
+    budget = parse_memory_option(memory)
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
-    manifest = predict_many(model, paths, output, PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities, tta=tta, objects=object_kinds, overwrite=overwrite), dask_address=dask, model_name=str(model_path), progress=True)
+    tile_cfg = TileConfig(tile_shape=parse_ints(tile, "--tile") if tile else None,
+                          batch_size=1 if model.kind == "classical" else TileConfig().batch_size)
+    warn_about_inputs(model, paths, axes)
+    options = PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities,
+                             tta=tta, objects=object_kinds, overwrite=overwrite, memory_budget=budget)
+    manifest = predict_many(model, paths, output, options, dask_address=dask, model_name=str(model_path),
+                            progress=True)
     typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")
 
 

@@ -79,6 +79,13 @@ class PredictOptions(Config):
         finished label image, which is then held whole in memory.
     overwrite : bool
         Redo finished outputs (files pixlearn wrote, as the manifest says; never others).
+    memory_budget : float, optional
+        Bytes a process predicting an image may hold at its peak (``pixlearn predict --memory``;
+        see :func:`pixlearn.data.memory.default_memory_budget` for the command's default). When
+        the tiles are not given and the model runs in host memory, they get what the budget
+        leaves once the model is loaded and the outputs held in memory (TIFF) are counted.
+        ``None``: tiles from ``tile`` alone (a quarter of the available memory, at most 1 GiB,
+        per batch).
     """
 
     tile: TileConfig = dataclasses.field(default_factory=TileConfig)
@@ -88,8 +95,11 @@ class PredictOptions(Config):
     tta: bool = False
     objects: tuple[str, ...] = ()
     overwrite: bool = False
+    memory_budget: float | None = None
 
     def __post_init__(self) -> None:
+        if self.memory_budget is not None and not self.memory_budget > 0:
+            raise PixlearnError(f"memory budget must be positive, got {self.memory_budget}")
         if self.output_format not in OUTPUT_FORMATS:
             raise PixlearnError(f"output format {self.output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
         for kind in self.objects:
@@ -150,7 +160,7 @@ def predict_many(
     """
     wanted = PredictOptions() if options is None else options
     output_format, return_probabilities, overwrite = wanted.output_format, wanted.probabilities, wanted.overwrite
-    run = RunOptions(wanted.tile, wanted.axes, wanted.tta)
+    run = RunOptions(wanted.tile, wanted.axes, wanted.tta, wanted.memory_budget)
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)
