@@ -3,28 +3,24 @@
 The filters themselves are described in :mod:`pixlearn.classical.features`, which owns the
 configuration, the feature names and the public entry points; this module computes them. At
 each scale the image is smoothed once, and every derivative feature takes finite differences of
-that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``).
+that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``). Smoothing
+and eigenvalues run on the threaded numba kernels of :mod:`pixlearn.classical.fast_filters`.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from pixlearn.classical.eigen import eigenvalues_from_tensor
+from pixlearn.classical.fast_filters import Workers, eigenvalues, gaussian_filter, workers
 
 if TYPE_CHECKING:
     from pixlearn.classical.features import FeatureConfig
 
 _EIGEN = ("hessian_eigenvalues", "structure_tensor_eigenvalues")
-#: Rows per thread below which a smoothing pass runs in one thread.
-_MIN_ROWS_PER_THREAD = 64
 _DERIVATIVE = ("gradient_magnitude", "laplacian", "hessian_eigenvalues", "structure_tensor_eigenvalues")
 
 
@@ -100,90 +96,6 @@ def scale_halo(cfg: FeatureConfig, sigma: float, sp: tuple[float, ...]) -> tuple
     return tuple(halo)
 
 
-def gaussian_weights(sigma: float, truncate: float) -> np.ndarray:
-    """SciPy's Gaussian kernel: radius ``int(truncate * sigma + 0.5)``, float64, summing to 1.
-
-    Examples
-    --------
-    >>> w = gaussian_weights(1.0, 3.0)
-    >>> w.shape, round(float(w.sum()), 12)
-    ((7,), 1.0)
-    """
-    radius = _radius(sigma, truncate)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x**2)
-    return phi / phi.sum()
-
-
-def _run_rows(kernel: Any, args: tuple[Any, ...], rows: int, n_threads: int | None) -> None:
-    """``kernel(*args, lo, hi)`` over balanced row ranges in a few threads (the kernels release the GIL)."""
-    wanted = max(1, os.cpu_count() or 1) if n_threads is None or n_threads < 1 else int(n_threads)
-    threads = max(1, min(wanted, rows // _MIN_ROWS_PER_THREAD))
-    if threads == 1:
-        kernel(*args, 0, rows)
-        return
-    bounds = np.linspace(0, rows, threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda i: kernel(*args, int(bounds[i]), int(bounds[i + 1])), range(threads)))
-
-
-def gaussian_filter(
-    x: np.ndarray, sigma: Sequence[float], truncate: float, *, n_threads: int | None = None
-) -> np.ndarray:
-    """Gaussian smoothing with half-sample reflection at the borders, equal to SciPy's.
-
-    The numba kernels of :mod:`pixlearn.classical.gaussian_kernels` (SciPy without numba) make one
-    pass per axis in axis order, as ``scipy.ndimage.gaussian_filter`` does, with the same weights,
-    float64 sums and a float32 result after each pass; vectorised along the contiguous axis and
-    spread over rows in threads, they are about twice as fast on one core.
-
-    Parameters
-    ----------
-    x : ndarray, float32
-    sigma : sequence of float
-        Standard deviation in pixels per axis; an axis whose kernel radius is 0 is left as it is.
-    truncate : float
-        Kernels end at `truncate` standard deviations.
-    n_threads : int, optional
-        Threads (default: all cores). Does not change the result.
-
-    Returns
-    -------
-    smoothed : ndarray of the shape of `x`, float32
-        A new array, equal to ``scipy.ndimage.gaussian_filter(x, sigma, mode="reflect",
-        truncate=truncate, output=np.float32)``.
-
-    Examples
-    --------
-    >>> x = np.random.default_rng(0).random((4, 9, 7), dtype=np.float32)
-    >>> ref = ndi.gaussian_filter(x, (0.5, 2.0, 3.0), mode="reflect", truncate=3.0, output=np.float32)
-    >>> bool(np.array_equal(gaussian_filter(x, (0.5, 2.0, 3.0), 3.0), ref))
-    True
-    """
-    sigmas = [float(s) for s in sigma]
-    if len(sigmas) != x.ndim:
-        raise ValueError(f"{len(sigmas)} sigmas for an array of {x.ndim} axes")
-    try:
-        from pixlearn.classical import gaussian_kernels as kernels
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return ndi.gaussian_filter(x, sigmas, mode="reflect", truncate=truncate, output=np.float32)
-    current = np.ascontiguousarray(x, dtype=np.float32)
-    for axis, s in enumerate(sigmas):
-        if s <= 1e-15 or _radius(s, truncate) == 0:  # SciPy: skipped, or a weight of exactly 1
-            continue
-        w, n = gaussian_weights(s, truncate), current.shape[axis]
-        out = np.empty(current.shape, np.float32)
-        if axis == current.ndim - 1:
-            rows = current.size // n
-            _run_rows(kernels.along_last, (current.reshape(rows, n), out.reshape(rows, n), w), rows, n_threads)
-        else:
-            view = (int(np.prod(current.shape[:axis], dtype=np.int64)), n, -1)
-            rows = view[0] * n
-            _run_rows(kernels.along_middle, (current.reshape(view), out.reshape(view), w), rows, n_threads)
-        current = out
-    return current if current is not x else current.copy()
-
-
 def _grow(region: tuple[slice, ...], by: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
     return tuple(
         slice(max(0, r.start - b), min(n, r.stop + b)) for r, b, n in zip(region, by, shape)
@@ -204,17 +116,18 @@ def _scale_features(
     cfg: FeatureConfig,
     sigma: float,
     sp: tuple[float, ...],
+    work: Workers,
 ) -> list[np.ndarray]:
     """Features of one channel at one scale; `x` holds the core plus enough context."""
     ndim = x.ndim
     names = [n for n, _ in scale_items(cfg, sigma, ndim)]
     sig_px = [sigma / s for s in sp]
-    smoothed = gaussian_filter(x, sig_px, cfg.truncate)
+    smoothed = gaussian_filter(x, sig_px, cfg.truncate, work=work)
     results: dict[str, list[np.ndarray]] = {}
     if "gaussian" in names:
         results["gaussian"] = [smoothed[core]]
     if "difference_of_gaussians" in names:
-        inner = gaussian_filter(x, [cfg.dog_ratio * s for s in sig_px], cfg.truncate)
+        inner = gaussian_filter(x, [cfg.dog_ratio * s for s in sig_px], cfg.truncate, work=work)
         dog = inner[core]
         dog -= smoothed[core]
         results["difference_of_gaussians"] = [dog]
@@ -247,10 +160,10 @@ def _scale_features(
             if st:
                 tensor = []
                 for a, b in itertools.combinations_with_replacement(range(ndim), 2):
-                    prod = gaussian_filter(np.multiply(grads[a], grads[b]), outer_px, cfg.truncate)
+                    prod = gaussian_filter(np.multiply(grads[a], grads[b]), outer_px, cfg.truncate, work=work)
                     tensor.append(prod[in_core])
                 del grads, prod
-                results["structure_tensor_eigenvalues"] = list(eigenvalues_from_tensor(tensor, ndim))
+                results["structure_tensor_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
             else:
                 del grads
         if "laplacian" in names or "hessian_eigenvalues" in names:
@@ -280,7 +193,7 @@ def _scale_features(
                 results["laplacian"] = [lap]
             if "hessian_eigenvalues" in names:
                 tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
-                results["hessian_eigenvalues"] = list(eigenvalues_from_tensor(tensor, ndim))
+                results["hessian_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
     return [arr for n in names for arr in results[n]]
 
 
@@ -291,6 +204,8 @@ def features_into(
     sp: tuple[float, ...],
     out: np.ndarray,
     points: tuple[np.ndarray, ...] | None = None,
+    *,
+    n_threads: int | None = None,
 ) -> None:
     """Features of the `inner` region of a canonical padded block into `out`, feature-major.
 
@@ -309,6 +224,9 @@ def features_into(
         Coordinates (relative to `inner`, one array per axis) of the only ``n`` pixels whose
         features are kept: each feature is picked at them as soon as it is computed, so that
         the features of the whole block are never held at once.
+    n_threads : int, optional
+        Threads of the smoothing and eigenvalue kernels (default: all cores); they do not change
+        the result.
 
     Raises
     ------
@@ -316,15 +234,16 @@ def features_into(
         `out` does not hold as many features as computed (an internal inconsistency).
     """
     k = 0
-    for c in range(padded.shape[-1]):
-        for sigma in cfg.sigmas:
-            halo = scale_halo(cfg, sigma, sp)
-            region = _grow(inner, halo, padded.shape[:-1])
-            x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
-            core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
-            for arr in _scale_features(x, core, cfg, sigma, sp):
-                out[k] = arr if points is None else arr[points]
-                k += 1
+    with workers(n_threads) as work:
+        for c in range(padded.shape[-1]):
+            for sigma in cfg.sigmas:
+                halo = scale_halo(cfg, sigma, sp)
+                region = _grow(inner, halo, padded.shape[:-1])
+                x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
+                core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
+                for arr in _scale_features(x, core, cfg, sigma, sp, work):
+                    out[k] = arr if points is None else arr[points]
+                    k += 1
     if k != out.shape[0]:  # internal consistency with feature_names
         raise RuntimeError(f"computed {k} features, expected {out.shape[0]}")
 

@@ -1,7 +1,8 @@
-"""The numba kernels behind :func:`pixlearn.classical.filters.gaussian_filter`: one smoothing pass.
+"""The numba kernels behind :mod:`pixlearn.classical.fast_filters`: Gaussian smoothing passes.
 
 Importing this module needs numba (``ImportError`` otherwise); each kernel is compiled on its first
-call or loaded from numba's on-disk cache. A pass computes, for each output sample, SciPy's
+call or loaded from numba's on-disk cache; all release the GIL and work on a range of rows, so
+that threads can share an array. A smoothing pass computes, for each output sample, SciPy's
 ``correlate1d`` sum of a symmetric kernel: ``w[r] * x[i] + sum_k w[r + k] * (x[i - k] + x[i + k])``
 in float64, with half-sample reflection at the borders (repeated for axes shorter than the
 kernel), and stores it as float32. :func:`along_middle` vectorises over the axes after the
@@ -66,3 +67,4 @@ def along_last(src, dst, w, lo, hi):
                 acc[i] += wk * (buf[i + r - k] + buf[i + r + k])
         for i in range(n):
             dst[t, i] = acc[i]
+
