@@ -243,7 +243,8 @@ def _plan(
     wanted = _class_quotas(counts, clf_cfg.max_samples_per_class, None)
     if quotas.sum() < wanted.sum():
         logger.warning("the memory budget of %s allows %d training pixels, fewer than the %d asked for; "
-                       "give a larger budget (--memory) for more", format_bytes(budget), quotas.sum(), wanted.sum())
+                       "give a larger budget (--memory) for more", format_bytes(budget), int(quotas.sum()),
+                       int(wanted.sum()))
     blocks = [tuple(block_shape)] * len(images) if block_shape is not None else list(plan.block_shapes)
     return quotas, blocks
 
