@@ -19,7 +19,7 @@ from pixlearn.classical.features import FeatureConfig, compute_features, compute
 from pixlearn.classical.fit import fit_pixel_classifier
 from pixlearn.classical.scales import sigma_warnings
 
-CFG = ClassifierConfig(rf=ForestConfig(n_estimators=20, min_samples_leaf=5))
+CFG = ClassifierConfig(rf=ForestConfig(n_estimators=20, min_samples_leaf=5, max_depth=None))
 GiB = 2**30
 
 

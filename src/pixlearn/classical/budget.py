@@ -138,10 +138,12 @@ def training_plan(
     Examples
     --------
     >>> from pixlearn.classical.config import ForestConfig
-    >>> cfg = ClassifierConfig(rf=ForestConfig(n_estimators=50, min_samples_leaf=5))
-    >>> plan = training_plan(2 * 2**30, 300 * 2**20, [(15, 1024, 1024)], (5, 46, 46), 61, 5, cfg, 2)
-    >>> plan.max_samples, plan.block_shapes
-    (233136, ((15, 342, 342),))
+    >>> plan = training_plan(2 * 2**30, 300 * 2**20, [(15, 1024, 1024)], (5, 46, 46), 61, 5, ClassifierConfig(), 2)
+    >>> plan.max_samples, plan.block_shapes  # trees of depth 12: the samples alone bound it
+    (3437599, ((15, 342, 342),))
+    >>> pure = ClassifierConfig(rf=ForestConfig(n_estimators=100, max_depth=None))  # the defaults of before
+    >>> training_plan(2 * 2**30, 300 * 2**20, [(15, 1024, 1024)], (5, 46, 46), 61, 5, pure, 2).max_samples
+    50891
     """
     room = max(0.0, float(budget) - float(held))
     blocks = BLOCK_SHARE * room
