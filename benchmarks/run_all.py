@@ -1,4 +1,9 @@
-"""Run every benchmark under benchmarks/ (each a script with a main()), one after the other."""
+"""Run every benchmark under benchmarks/ (each a script with a main()), one after the other.
+
+``vnc_rf.py`` (a random forest on the real ssTEM stack of ``shared/data``, under ``--memory 2GiB``)
+and ``pixel_classifier.py`` both merge their keys into ``results/pixel_classifier.json``; a
+benchmark whose data is missing says so and is skipped.
+"""
 
 from __future__ import annotations
 
