@@ -127,11 +127,38 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def write_results(name: str, figures: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the figures and machine facts."""
+def host_facts() -> dict[str, Any]:
+    """CPU model, flags (``/proc/cpuinfo``), cores and the load average: what makes timings comparable."""
+    facts: dict[str, Any] = {"cpus": os.cpu_count()}
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        for line in info.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and "model" not in facts:
+                facts["model"] = value.strip()
+            if key.strip() == "flags" and "flags" not in facts:
+                facts["flags"] = value.split()
+    except OSError:
+        pass
+    try:
+        facts["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    return facts
+
+
+def write_results(name: str, figures: dict[str, Any], *, merge: bool = False) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the figures and machine facts.
+
+    With `merge`, the keys already in the file that `figures` does not name are kept (several
+    benchmarks share one file).
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    payload = {**figures, "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    kept: dict[str, Any] = {}
+    if merge and path.exists():
+        kept = json.loads(path.read_text())
+    payload = {**kept, **figures, "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M")}
     tmp = path.with_suffix(".json.partial")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)

@@ -128,7 +128,8 @@ def run_pixlearn(data: dict[str, Any], trees: dict[str, Any]) -> dict[str, Any]:
 
     feature_cfg = FeatureConfig()  # ilastik default set
     forest = ForestConfig(**{k: trees[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_features")})
-    clf_cfg = ClassifierConfig(rf=forest, class_weight=trees["class_weight"], n_jobs=trees["n_jobs"], seed=trees["seed"])
+    clf_cfg = ClassifierConfig(rf=forest, class_weight=trees["class_weight"], n_jobs=trees["n_jobs"], seed=trees["seed"],
+                               max_samples_per_class=None)  # every labelled pixel, as the peer
     images = [im[..., None] for im in data["train"]]
     start = time.perf_counter()
     model = fit_pixel_classifier(images, data["targets"], feature_cfg, clf_cfg)
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nend-to-end speedup: 2D {r2['speedup']:.2f}x (target 3x), 3D {r3['speedup']:.2f}x (target 10x)"
     )
-    write_results("pixel_classifier" + ("_quick" if args.quick else ""), figures)
+    write_results("pixel_classifier" + ("_quick" if args.quick else ""), figures, merge=True)  # keeps vnc_rf_*
     return 0
 
 

@@ -61,15 +61,18 @@ def train_nuclei(minutes: float, seed: int, n_synthetic: int, checkpoint_dir: Pa
                        normalization=NormalizeConfig(polarity="bright-objects"), options=options)
 
 
-def score(model: Any) -> dict[str, Any]:
+def score(model: Any, diameter: float | str | None = None) -> dict[str, Any]:
     """Pooled AP@0.5 (StarDist's convention), averaged per image (DSB2018's), per group, and the errors.
 
     Prints the error analysis of ``benchmarks/_dsb2018.py`` (the same as ``benchmarks/networks.py``).
+    With `diameter` (``"auto"``: estimated per image) each image is rescaled to the model's
+    training diameter (:func:`pixlearn.predict.rescale.scale_for`).
     """
     from pixlearn.predict import apply_model
+    from pixlearn.predict.rescale import scale_for
 
     test, groups = load_split(DATA, "test")
-    predictions = [np.asarray(apply_model(model, p.image)) for p in test]
+    predictions = [np.asarray(apply_model(scale_for(model, p.image, diameter), p.image)) for p in test]
     figures, analysis = analyse(test, groups, predictions)
     print(report(analysis), flush=True)
     by_group = {group: {"images": s.images, "ap50": round(s.ap50, 4), "error_share": round(s.error_share, 4),

@@ -35,6 +35,8 @@ from pixlearn.app.options import (
     experiment_from_options,
     parse_diameter,
     parse_ints,
+    parse_memory_option,
+    parse_spacing_option,
 )
 from pixlearn.app.options import parse_duration as parse_duration  # re-exported (tests, scripts)
 from pixlearn.errors import PixlearnError
@@ -143,6 +145,8 @@ def train(
     sigmas: Annotated[str | None, typer.Option(help="Feature scales, comma separated (classical).")] = None,
     n_estimators: Annotated[int | None, typer.Option(help="Trees of the random forest.")] = None,
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
+    spacing: Annotated[str | None, typer.Option(help="Voxel size z,y,x (or y,x) in any one unit, e.g. 50,4.6,4.6 for serial sections (classical; default: what the image files state, else isotropic). --sigmas are in pixels of the finest axis, divided per axis.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory the training may hold at its peak, e.g. 2GiB; it bounds feature blocks and training pixels (classical; default: a quarter of the RAM, at most what is available).")] = None,
     val_images: Annotated[Path | None, typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
     val_labels: Annotated[Path | None, typer.Option(help="Validation annotations.")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Most training epochs (networks; default 100, no cap with --time-limit).")] = None,
@@ -173,6 +177,7 @@ def train(
                                          time_limit=time_limit, seed=seed, precision=precision)
     if initial is not None:
         experiment = fine_tune_experiment(experiment, config, initial)
+    voxel_size, budget = parse_spacing_option(spacing), parse_memory_option(memory)
     _set_threads(threads, seed={Method.unet: experiment.train.seed, Method.cnn: experiment.classify.train.seed}.get(
         method, seed or 0))
     if classify:
@@ -196,6 +201,9 @@ def train(
     if method == Method.unet:
         from pixlearn.app.network_job import NetworkJob, launch_network_job
 
+        if spacing is not None or memory is not None:
+            logger.warning("--spacing and --memory apply to classical methods only; ignored for unet")
+
         job = NetworkJob(images, labels, output, task.value, kind, experiment, axes=axes, val_images=val_images,
                          val_labels=val_labels, init=init, resume=resume, overwrite=overwrite, device=device, threads=threads,
                          verbose=verbose)
@@ -208,7 +216,8 @@ def train(
     from pixlearn.models.model_file import save_model
 
     pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
-    model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes)
+    model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes,
+                                  spacing=voxel_size, memory_budget=budget)
     save_model(model, output, experiment=resolved_experiment(experiment, model), overwrite=overwrite)
     typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
 
@@ -222,7 +231,8 @@ def predict(
     axes: Annotated[str | None, typer.Option(help="Axes of the inputs (default: inferred).")] = None,
     output_format: Annotated[str, typer.Option("--format", help="tif, zarr, ome-zarr or ome-tif (zarr, ome-zarr: written tile by tile; ome-*: with physical pixel sizes, ome-zarr with a pyramid and labels).")] = "tif",
     objects: Annotated[str | None, typer.Option(help="Instance models: also write objects/<name>.geojson (QuPath) and/or .csv (measurements): geojson, csv or geojson,csv.")] = None,
-    tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from available memory).")] = None,
+    tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from --memory).")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory the prediction may hold at its peak, e.g. 2GiB; tiles get what the model and the outputs leave of it (default: a quarter of the RAM, at most what is available).")] = None,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
     diameter: Annotated[str | None, typer.Option(help="Median object diameter in the images (px), or 'auto' (estimated per image by a first pass): images are resized so that objects reach the size the model was trained on (instance networks).")] = None,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
@@ -237,6 +247,7 @@ def predict(
     writes a table (OUT/predictions.csv, or OUT if it ends in .csv)."""
     _setup_logging(verbose)
     _set_threads(threads)
+    from pixlearn.app.jobs import warn_about_inputs
     from pixlearn.data.folders import list_images
     from pixlearn.models.model_file import read_header
 
@@ -259,10 +270,13 @@ def predict(
     object_kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
     if any(k not in OBJECT_FORMATS for k in object_kinds):
         raise PixlearnError(f"--objects {objects!r}: use geojson, csv or geojson,csv")
-    tile_cfg = TileConfig(tile_shape=parse_ints(tile, "--tile")) if tile else TileConfig()
     size = parse_diameter(diameter)
+    budget = parse_memory_option(memory)
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
+    tile_cfg = TileConfig(tile_shape=parse_ints(tile, "--tile") if tile else None,
+                          batch_size=1 if model.kind == "classical" else TileConfig().batch_size)
+    warn_about_inputs(model, paths, axes)
     if size is not None and trained_diameter(model) is None:
         raise PixlearnError("--diameter: this model does not record the size of its training objects (instance "
                             "networks trained by pixlearn do)", model_path)
@@ -272,7 +286,7 @@ def predict(
     elif precision != Precision.auto:
         logger.warning("--precision applies to network models only; ignored for a %s model", model.kind)
     options = PredictOptions(tile=tile_cfg, axes=axes, output_format=output_format, probabilities=probabilities,
-                             tta=tta, objects=object_kinds, overwrite=overwrite, diameter=size)
+                             tta=tta, objects=object_kinds, overwrite=overwrite, diameter=size, memory_budget=budget)
     manifest = predict_many(model, paths, output, options, dask_address=dask, model_name=str(model_path),
                             progress=True)
     typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")

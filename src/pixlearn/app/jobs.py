@@ -63,12 +63,53 @@ def class_targets(pairs: list[Pair], label_kind: str, n_classes: int | None = No
     return targets, n_classes or found
 
 
+def resolve_spacing(pairs: list[Pair], given: tuple[float, ...] | None,
+                    configured: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """The voxel spacing the filter bank uses, relative to the finest axis.
+
+    ``--spacing`` (`given`) first, then the configuration file's ``features.spacing``
+    (`configured`, kept as written), then what the image files state
+    (:func:`pixlearn.data.spacing.file_spacing`), else ``None`` (isotropic).
+
+    Raises
+    ------
+    PixlearnError
+        `given` does not fit the images, or the files state different spacings (give one with
+        ``--spacing``).
+    """
+    from pixlearn.data.spacing import file_spacing, relative_spacing
+
+    ndim = pairs[0].image.ndim - 1
+    if given is not None:
+        if len(given) != ndim:
+            raise PixlearnError(f"--spacing: {len(given)} values for {ndim}D images; give {'z,y,x' if ndim == 3 else 'y,x'}")
+        return relative_spacing(given)
+    if configured is not None:
+        return configured
+    stated = {p.image_path: file_spacing(p.image_path, ndim) for p in pairs}
+    found = {path: relative_spacing(sp) for path, sp in stated.items() if sp is not None}
+    if not found:
+        return None
+    first_path, first = next(iter(found.items()))
+    for path, sp in found.items():
+        if any(abs(a - b) > 0.01 * b for a, b in zip(sp, first)):
+            raise PixlearnError(f"states a voxel spacing of {sp} (relative), {first_path.name} one of {first}; "
+                                "give the spacing of all with --spacing", path)
+    missing = [path.name for path, sp in stated.items() if sp is None]
+    if missing:
+        logger.warning("%s state no voxel spacing; using %s from %s", ", ".join(missing[:3]), first, first_path.name)
+    logger.info("voxel spacing %s (relative to the finest axis), from %s", first, first_path.name)
+    return first
+
+
 def train_classical_model(
     pairs: list[Pair],
     *,
     label_kind: str,
     experiment: ExperimentConfig | None = None,
     n_classes: int | None = None,
+    spacing: tuple[float, ...] | None = None,
+    memory_budget: float | None = None,
 ) -> Any:
     """Fit a classical pixel classifier on loaded pairs.
 
@@ -80,22 +121,62 @@ def train_classical_model(
         Its ``features``, ``classifier`` and ``normalization`` sections are used.
     n_classes : int, optional
         Declared number of classes; label values outside them are an error.
+    spacing : tuple of float, optional
+        Voxel size per spatial axis (``--spacing``); default: the experiment's, else what the
+        image files state (:func:`resolve_spacing`).
+    memory_budget : float, optional
+        Bytes the training may hold (default:
+        :func:`pixlearn.data.memory.default_memory_budget`).
 
     Returns
     -------
     model : pixlearn.classical.model.PixelClassifier
+        Its feature configuration holds the spacing used.
     """
     from pixlearn.classical.fit import fit_pixel_classifier
 
     experiment = ExperimentConfig() if experiment is None else experiment
     targets, k = class_targets(pairs, label_kind, n_classes)
+    small = np.int16 if k <= np.iinfo(np.int16).max else np.int32
+    targets = [t.astype(small) for t in targets]  # a quarter of the memory of int64 for dense masks
+    features = dataclasses.replace(experiment.features,
+                                   spacing=resolve_spacing(pairs, spacing, experiment.features.spacing))
     start = time.perf_counter()
     model = fit_pixel_classifier(
-        [p.image for p in pairs], targets, experiment.features, experiment.classifier,
+        [p.image for p in pairs], targets, features, experiment.classifier,
         normalization=experiment.normalization, class_names=class_names_for(label_kind, k),
+        memory_budget=memory_budget,
     )
     logger.info("fitted %s on %d images in %.1f s", experiment.classifier.method, len(pairs), time.perf_counter() - start)
     return model
+
+
+def warn_about_inputs(model: Any, paths: list[Any], axes: str | None) -> None:
+    """Warn about inputs a classical model was not made for: scales larger than the image
+    (:func:`pixlearn.classical.scales.sigma_warnings`) or a voxel spacing the file states that
+    differs from the one the model was trained with. Other models: nothing to check."""
+    if getattr(model, "kind", None) != "classical":
+        return
+    from pixlearn.classical.scales import sigma_warnings
+    from pixlearn.data.spacing import file_spacing, relative_spacing
+    from pixlearn.predict.files import canonical_input
+
+    said: set[str] = set()
+    trained = model.feature_cfg.spacing or (1.0,) * model.ndim
+    for path in paths:
+        try:
+            shape = canonical_input(path, axes, model.n_channels).shape[:-1]
+        except PixlearnError:  # predict_many names it, with everything else it refuses
+            continue
+        lines = sigma_warnings(model.feature_cfg, shape) if len(shape) == model.ndim else []
+        stated = file_spacing(path, model.ndim)
+        if stated is not None and any(abs(a - b) > 0.05 * b for a, b in zip(relative_spacing(stated), trained)):
+            lines.append(f"the file states a voxel spacing of {relative_spacing(stated)} (relative), the model was "
+                         f"trained with {tuple(trained)}: its features do not match this image")
+        for line in lines:
+            if line not in said:
+                said.add(line)
+                logger.warning("%s: %s", path, line)
 
 
 def train_network_model(

@@ -176,5 +176,30 @@ def experiment_from_options(
                                classifier=experiment.classifier.with_overrides(classifier))
 
 
+def parse_memory_option(text: str | None) -> int:
+    """Bytes of ``--memory`` (``"2GiB"``), or the default budget
+    (:func:`pixlearn.data.memory.default_memory_budget`) when it is not given."""
+    from pixlearn.data.memory import default_memory_budget, parse_memory
+
+    if text is None:
+        return default_memory_budget()
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise PixlearnError(f"--memory: {exc}") from None
+
+
+def parse_spacing_option(text: str | None) -> tuple[float, ...] | None:
+    """``--spacing z,y,x`` as floats (``None`` when not given)."""
+    from pixlearn.data.spacing import parse_spacing
+
+    if text is None:
+        return None
+    try:
+        return parse_spacing(text)
+    except ValueError as exc:
+        raise PixlearnError(f"--spacing: {exc}") from None
+
+
 __all__ = ["PRECISION_HELP", "LabelKind", "Method", "Precision", "Task", "check_model_output", "experiment_from_options",
-           "parse_diameter", "parse_duration", "parse_ints"]
+           "parse_diameter", "parse_duration", "parse_ints", "parse_memory_option", "parse_spacing_option"]

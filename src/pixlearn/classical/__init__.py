@@ -1,7 +1,10 @@
 """Classical pixel classification: filter-bank features and scikit-learn classifiers, no torch.
 
 The room owns the multi-scale filter bank (:mod:`~.features`; its per-scale filters in
-:mod:`~.filters`, closed-form eigenvalues in :mod:`~.eigen`), the nested classifier settings
+:mod:`~.filters`, smoothing and eigenvalues on shared threads in :mod:`~.fast_filters` with the
+numba kernels of :mod:`~.filter_kernels`, closed-form eigenvalues in :mod:`~.eigen`, scales too
+large for an image in :mod:`~.scales`), what a memory budget allows in training
+(:mod:`~.budget`), the nested classifier settings
 (:mod:`~.config`: ``ClassifierConfig`` with ``rf``/``svm``/``hgb`` sections) and the estimators
 they describe (:mod:`~.estimators`), fitting from labelled pixels (:mod:`~.fit`), prediction
 from feature stacks (:mod:`~.predict`) with the compiled random forest (:mod:`~.forest`, numba
@@ -36,6 +39,10 @@ _HOMES = {
     "FeatureConfig": "features",
     "compute_features": "features",
     "compute_features_block": "features",
+    "compute_features_at": "features",
+    "sigma_warnings": "scales",
+    "TrainingPlan": "budget",
+    "training_plan": "budget",
     "default_block_shape": "features",
     "feature_halo": "features",
     "feature_names": "features",

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn.classical.filters import features_into, scale_halo, scale_items
+from pixlearn.classical.filters import features_last as features_last  # re-exported: it lived here
 from pixlearn.config import Config
 from pixlearn.data.blocks import pad_block
 
@@ -187,7 +188,14 @@ def n_features(cfg: FeatureConfig, n_channels: int, ndim: int) -> int:
     return n_channels * sum(n for s in cfg.sigmas for _, n in scale_items(cfg, s, ndim))
 
 
-def _spacing(cfg: FeatureConfig, ndim: int, spacing: Sequence[float] | None) -> tuple[float, ...]:
+def voxel_spacing(cfg: FeatureConfig, ndim: int, spacing: Sequence[float] | None = None) -> tuple[float, ...]:
+    """The spacing the scales are divided by: `spacing`, else ``cfg.spacing``, else 1 per axis.
+
+    Examples
+    --------
+    >>> voxel_spacing(FeatureConfig(), 3), voxel_spacing(FeatureConfig(spacing=(4.0, 1.0, 1.0)), 3)
+    ((1.0, 1.0, 1.0), (4.0, 1.0, 1.0))
+    """
     sp = spacing if spacing is not None else cfg.spacing
     if sp is None:
         return (1.0,) * ndim
@@ -224,7 +232,7 @@ def feature_halo(
     (1, 3, 3)
     """
     _check_ndim(ndim)
-    sp = _spacing(cfg, ndim, spacing)
+    sp = voxel_spacing(cfg, ndim, spacing)
     halos = [scale_halo(cfg, s, sp) for s in cfg.sigmas]
     return tuple(max(h[a] for h in halos) for a in range(ndim))
 
@@ -246,36 +254,6 @@ def default_block_shape(ndim: int) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------------------------
 # computation
-
-
-def features_last(stack: np.ndarray, out: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
-    """Move the feature axis of a feature-major stack to the end, in cache-sized chunks.
-
-    Parameters
-    ----------
-    stack : ndarray of shape (F, ...)
-    out : ndarray of shape (..., F), optional
-        Written in place when given (reusing a buffer avoids page faults on big blocks).
-    chunk : int
-        Pixels per step.
-
-    Returns
-    -------
-    features : ndarray of shape (..., F), C-contiguous
-
-    Examples
-    --------
-    >>> features_last(np.arange(6.0).reshape(2, 3)).tolist()
-    [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
-    """
-    n_feat = stack.shape[0]
-    if out is None:
-        out = np.empty(stack.shape[1:] + (n_feat,), stack.dtype)
-    flat_in = stack.reshape(n_feat, -1)
-    flat_out = out.reshape(-1, n_feat)
-    for start in range(0, flat_out.shape[0], chunk):
-        flat_out[start : start + chunk] = flat_in[:, start : start + chunk].T
-    return out
 
 
 def _check_image(image: Any) -> int:
@@ -365,11 +343,8 @@ def compute_features_block(
     ndim = _check_image(image)
     if feature_axis not in ("last", "first"):
         raise ValueError(f"feature_axis must be 'last' or 'first', got {feature_axis!r}")
-    sp = _spacing(cfg, ndim, spacing)
-    shape = tuple(image.shape[:-1])
-    halo = feature_halo(cfg, ndim, sp)
-    padded_region, inner = pad_block(core, shape, halo)
-    padded = np.asarray(image[padded_region], dtype=np.float32)
+    sp = voxel_spacing(cfg, ndim, spacing)
+    padded, inner = _read_padded(image, core, cfg, sp)
     core_shape = tuple(s.stop - s.start for s in inner)
     n_feat = n_features(cfg, image.shape[-1], ndim)
     want = (n_feat,) + core_shape if feature_axis == "first" else core_shape + (n_feat,)
@@ -382,3 +357,60 @@ def compute_features_block(
     stack = np.empty((n_feat,) + core_shape, np.float32)
     features_into(padded, inner, cfg, sp, stack)
     return features_last(stack, out)
+
+
+def _read_padded(image: Any, core: Sequence[slice], cfg: FeatureConfig, sp: tuple[float, ...]) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """The block `core` of `image` with the halo of `cfg` (clipped to the image), float32, and
+    where the core lies inside it."""
+    shape = tuple(image.shape[:-1])
+    padded_region, inner = pad_block(core, shape, feature_halo(cfg, len(shape), sp))
+    return np.asarray(image[padded_region], dtype=np.float32), inner
+
+
+def compute_features_at(
+    image: Any,
+    core: Sequence[slice],
+    points: Sequence[np.ndarray],
+    cfg: FeatureConfig,
+    *,
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Features of some pixels of one block, never holding the features of the whole block.
+
+    Each feature is picked at `points` as soon as it is computed, so the memory this takes is
+    the filters' working arrays and the ``(F, n)`` result, not ``F`` values for every pixel of
+    the block (what training from dense labels gathers, block by block).
+
+    Parameters
+    ----------
+    image : array-like of shape (M, N, C) or (P, M, N, C)
+        Normalised intensities (may be lazy).
+    core : sequence of slice
+        The block.
+    points : sequence of ndarray of int
+        Coordinates of the ``n`` pixels relative to the start of `core`, one array per axis.
+    cfg : FeatureConfig
+    spacing : sequence of float, optional
+        Overrides ``cfg.spacing``.
+
+    Returns
+    -------
+    features : ndarray of shape (F, n), float32
+        Equal to ``compute_features(image)[core][points].T``.
+
+    Examples
+    --------
+    >>> cfg = FeatureConfig(sigmas=(1.0,), features=("gaussian", "laplacian"))
+    >>> image = np.random.default_rng(0).random((8, 8, 1), dtype=np.float32)
+    >>> points = (np.array([0, 2]), np.array([5, 1]))
+    >>> got = compute_features_at(image, (slice(2, 5), slice(0, 8)), points, cfg)
+    >>> bool(np.array_equal(got, compute_features(image, cfg)[2:5][points].T))
+    True
+    """
+    ndim = _check_image(image)
+    sp = voxel_spacing(cfg, ndim, spacing)
+    padded, inner = _read_padded(image, core, cfg, sp)
+    local = tuple(np.asarray(p, dtype=np.intp) for p in points)
+    out = np.empty((n_features(cfg, image.shape[-1], ndim), len(local[0])), np.float32)
+    features_into(padded, inner, cfg, sp, out, points=local)
+    return out

@@ -3,7 +3,8 @@
 The filters themselves are described in :mod:`pixlearn.classical.features`, which owns the
 configuration, the feature names and the public entry points; this module computes them. At
 each scale the image is smoothed once, and every derivative feature takes finite differences of
-that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``).
+that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``). Smoothing
+and eigenvalues run on the threaded numba kernels of :mod:`pixlearn.classical.fast_filters`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from pixlearn.classical.eigen import eigenvalues_from_tensor
+from pixlearn.classical.fast_filters import Workers, eigenvalues, gaussian_filter, workers
 
 if TYPE_CHECKING:
     from pixlearn.classical.features import FeatureConfig
@@ -116,19 +116,18 @@ def _scale_features(
     cfg: FeatureConfig,
     sigma: float,
     sp: tuple[float, ...],
+    work: Workers,
 ) -> list[np.ndarray]:
     """Features of one channel at one scale; `x` holds the core plus enough context."""
     ndim = x.ndim
     names = [n for n, _ in scale_items(cfg, sigma, ndim)]
     sig_px = [sigma / s for s in sp]
-    smoothed = ndi.gaussian_filter(x, sig_px, mode="reflect", truncate=cfg.truncate, output=np.float32)
+    smoothed = gaussian_filter(x, sig_px, cfg.truncate, work=work)
     results: dict[str, list[np.ndarray]] = {}
     if "gaussian" in names:
         results["gaussian"] = [smoothed[core]]
     if "difference_of_gaussians" in names:
-        inner = ndi.gaussian_filter(
-            x, [cfg.dog_ratio * s for s in sig_px], mode="reflect", truncate=cfg.truncate, output=np.float32
-        )
+        inner = gaussian_filter(x, [cfg.dog_ratio * s for s in sig_px], cfg.truncate, work=work)
         dog = inner[core]
         dog -= smoothed[core]
         results["difference_of_gaussians"] = [dog]
@@ -161,11 +160,10 @@ def _scale_features(
             if st:
                 tensor = []
                 for a, b in itertools.combinations_with_replacement(range(ndim), 2):
-                    prod = np.multiply(grads[a], grads[b])
-                    ndi.gaussian_filter(prod, outer_px, mode="reflect", truncate=cfg.truncate, output=prod)
+                    prod = gaussian_filter(np.multiply(grads[a], grads[b]), outer_px, cfg.truncate, work=work)
                     tensor.append(prod[in_core])
                 del grads, prod
-                results["structure_tensor_eigenvalues"] = list(eigenvalues_from_tensor(tensor, ndim))
+                results["structure_tensor_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
             else:
                 del grads
         if "laplacian" in names or "hessian_eigenvalues" in names:
@@ -195,7 +193,7 @@ def _scale_features(
                 results["laplacian"] = [lap]
             if "hessian_eigenvalues" in names:
                 tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
-                results["hessian_eigenvalues"] = list(eigenvalues_from_tensor(tensor, ndim))
+                results["hessian_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
     return [arr for n in names for arr in results[n]]
 
 
@@ -205,6 +203,9 @@ def features_into(
     cfg: FeatureConfig,
     sp: tuple[float, ...],
     out: np.ndarray,
+    points: tuple[np.ndarray, ...] | None = None,
+    *,
+    n_threads: int | None = None,
 ) -> None:
     """Features of the `inner` region of a canonical padded block into `out`, feature-major.
 
@@ -217,8 +218,15 @@ def features_into(
     cfg : FeatureConfig
     sp : tuple of float
         Voxel spacing per spatial axis.
-    out : ndarray of shape (F,) + inner_shape, float32
+    out : ndarray of shape (F,) + inner_shape, or (F, n) with `points`, float32
         Written in place, in the order of :func:`pixlearn.classical.features.feature_names`.
+    points : tuple of ndarray of int, optional
+        Coordinates (relative to `inner`, one array per axis) of the only ``n`` pixels whose
+        features are kept: each feature is picked at them as soon as it is computed, so that
+        the features of the whole block are never held at once.
+    n_threads : int, optional
+        Threads of the smoothing and eigenvalue kernels (default: all cores); they do not change
+        the result.
 
     Raises
     ------
@@ -226,14 +234,45 @@ def features_into(
         `out` does not hold as many features as computed (an internal inconsistency).
     """
     k = 0
-    for c in range(padded.shape[-1]):
-        for sigma in cfg.sigmas:
-            halo = scale_halo(cfg, sigma, sp)
-            region = _grow(inner, halo, padded.shape[:-1])
-            x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
-            core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
-            for arr in _scale_features(x, core, cfg, sigma, sp):
-                out[k] = arr
-                k += 1
+    with workers(n_threads) as work:
+        for c in range(padded.shape[-1]):
+            for sigma in cfg.sigmas:
+                halo = scale_halo(cfg, sigma, sp)
+                region = _grow(inner, halo, padded.shape[:-1])
+                x = np.ascontiguousarray(padded[region + (c,)], dtype=np.float32)
+                core = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inner, region))
+                for arr in _scale_features(x, core, cfg, sigma, sp, work):
+                    out[k] = arr if points is None else arr[points]
+                    k += 1
     if k != out.shape[0]:  # internal consistency with feature_names
         raise RuntimeError(f"computed {k} features, expected {out.shape[0]}")
+
+
+def features_last(stack: np.ndarray, out: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
+    """Move the feature axis of a feature-major stack to the end, in cache-sized chunks.
+
+    Parameters
+    ----------
+    stack : ndarray of shape (F, ...)
+    out : ndarray of shape (..., F), optional
+        Written in place when given (reusing a buffer avoids page faults on big blocks).
+    chunk : int
+        Pixels per step.
+
+    Returns
+    -------
+    features : ndarray of shape (..., F), C-contiguous
+
+    Examples
+    --------
+    >>> features_last(np.arange(6.0).reshape(2, 3)).tolist()
+    [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
+    """
+    n_feat = stack.shape[0]
+    if out is None:
+        out = np.empty(stack.shape[1:] + (n_feat,), stack.dtype)
+    flat_in = stack.reshape(n_feat, -1)
+    flat_out = out.reshape(-1, n_feat)
+    for start in range(0, flat_out.shape[0], chunk):
+        flat_out[start : start + chunk] = flat_in[:, start : start + chunk].T
+    return out

@@ -1,9 +1,11 @@
 """Fitting a pixel classifier from the labelled pixels of images: :func:`fit_pixel_classifier`.
 
 The steps, in order: check the images and targets (:func:`_check_training_data`), name and count
-the classes (:func:`_classes`), pick the training pixels (:func:`_select_pixels`), compute their
-features block by block (:func:`_training_set`), subsample for the RBF SVM (:func:`_subsample`),
-fit (:func:`_fit_estimator`), and record what was done (:func:`_training_facts`).
+the classes (:func:`_classes`), warn about scales larger than an image (:func:`_warn_about_scales`),
+split the memory budget (:func:`_plan`: training pixels per class, :func:`_class_quotas`, and
+feature block shapes), pick the training pixels (:func:`_select_pixels`), compute their features
+block by block (:func:`_training_set`), subsample for the RBF SVM (:func:`_subsample`), fit
+(:func:`_fit_estimator`), and record what was done (:func:`_training_facts`).
 """
 
 from __future__ import annotations
@@ -16,40 +18,73 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from pixlearn.classical.budget import training_plan
 from pixlearn.classical.config import ClassifierConfig
 from pixlearn.classical.estimators import make_estimator, n_threads
-from pixlearn.classical.features import (
-    FeatureConfig,
-    compute_features_block,
-    default_block_shape,
-    n_features,
-)
+from pixlearn.classical.features import FeatureConfig, compute_features_at, feature_halo, n_features
 from pixlearn.classical.model import PixelClassifier
+from pixlearn.classical.scales import sigma_warnings
 from pixlearn.data.blocks import block_grid, block_numbers
 from pixlearn.data.labels import IGNORE
+from pixlearn.data.memory import default_memory_budget, format_bytes, resident_memory
 from pixlearn.data.normalize import NormalizeConfig, compute_normalization, normalized_view
 from pixlearn.errors import PixlearnError
 
 logger = logging.getLogger(__name__)
 
+_CHUNK = 2**22  # pixels of a target read at once when counting and choosing training pixels
+
+
+def _class_quotas(counts: np.ndarray, cap: int | None, total: int | None) -> np.ndarray:
+    """Training pixels per class: all labelled, at most `cap` each, and at most `total` in all,
+    shared out evenly (a class with fewer pixels than its share leaves the rest to the others).
+
+    Examples
+    --------
+    >>> _class_quotas(np.array([1000, 500, 30]), 400, 600).tolist()
+    [285, 285, 30]
+    """
+    quota = np.minimum(counts, cap) if cap is not None else counts.copy()
+    if total is None or quota.sum() <= total:
+        return quota
+    lo, hi = 0, int(quota.max())
+    while lo < hi:  # the largest level whose clipped quotas fit `total`
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(quota, mid).sum() <= total else (lo, mid - 1)
+    return np.minimum(quota, lo)
+
 
 def _select_pixels(
-    targets: list[np.ndarray], n_classes: int, cap: int | None, rng: np.random.Generator
+    targets: list[np.ndarray], quotas: np.ndarray, rng: np.random.Generator, chunk: int = _CHUNK
 ) -> list[np.ndarray]:
-    """Flat indices of the training pixels per image: labelled, at most `cap` per class."""
-    flat = [np.flatnonzero(t.reshape(-1) != IGNORE) for t in targets]
-    if cap is None:
-        return flat
-    image_of = np.concatenate([np.full(len(f), i, np.int64) for i, f in enumerate(flat)])
-    index = np.concatenate(flat)
-    classes = np.concatenate([t.reshape(-1)[f] for t, f in zip(targets, flat)])
-    keep = np.zeros(len(index), bool)
+    """Flat indices (sorted) of the training pixels of each image: a uniform random choice of
+    ``quotas[k]`` of the pixels of each class ``k`` over all images.
+
+    Targets are read in chunks of `chunk` pixels, so the memory this takes is bounded by the
+    chunk and the pixels chosen, never by the pixels labelled.
+    """
+    cells = [(i, start) for i, t in enumerate(targets) for start in range(0, t.size, chunk)]
+    n_classes = len(quotas)
+    counts = np.zeros((len(cells), n_classes), np.int64)
+    for c, (i, start) in enumerate(cells):
+        part = targets[i].reshape(-1)[start:start + chunk]
+        counts[c] = np.bincount(part[part >= 0], minlength=n_classes)[:n_classes]
+    # how many of each class every chunk gives: a uniform choice over all of them
+    take = np.zeros_like(counts)
     for k in range(n_classes):
-        members = np.flatnonzero(classes == k)
-        if len(members) > cap:
-            members = rng.choice(members, cap, replace=False)
-        keep[members] = True
-    return [np.sort(index[keep & (image_of == i)]) for i in range(len(targets))]
+        if quotas[k] >= counts[:, k].sum():
+            take[:, k] = counts[:, k]
+        elif quotas[k] > 0:
+            take[:, k] = rng.multivariate_hypergeometric(counts[:, k], int(quotas[k]))
+    chosen: list[list[np.ndarray]] = [[] for _ in targets]
+    for c, (i, start) in enumerate(cells):
+        part = targets[i].reshape(-1)[start:start + chunk]
+        for cls in np.flatnonzero(take[c]):
+            members = np.flatnonzero(part == cls)
+            if take[c, cls] < len(members):
+                members = rng.choice(members, int(take[c, cls]), replace=False)
+            chosen[i].append(members + start)
+    return [np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64) for parts in chosen]
 
 
 def _gather(
@@ -59,14 +94,13 @@ def _gather(
     selected: np.ndarray,
     feature_cfg: FeatureConfig,
     block_shape: Sequence[int],
-) -> np.ndarray:
-    """Features of the selected pixels (flat indices, sorted) of one image, block by block."""
+    rows: np.ndarray,
+) -> None:
+    """Features of the selected pixels (flat indices, sorted) of one image into `rows`, block by block."""
     spatial = tuple(image.shape[:-1])
     view = normalized_view(image, low, high)
-    n_feat = n_features(feature_cfg, image.shape[-1], len(spatial))
-    rows = np.empty((len(selected), n_feat), np.float32)
     if len(selected) == 0:
-        return rows
+        return
     coords = np.unravel_index(selected, spatial)
     grid = block_grid(spatial, block_shape)
     number = block_numbers(coords, spatial, block_shape)
@@ -75,11 +109,9 @@ def _gather(
     bounds = list(starts[1:]) + [len(order)]
     for block_id, lo, hi in zip(ids, starts, bounds):  # only the blocks that hold selected pixels
         core = grid[block_id].core
-        stack = compute_features_block(view, core, feature_cfg, feature_axis="first")
         members = order[lo:hi]
         local = tuple(c[members] - s.start for c, s in zip(coords, core))
-        rows[members] = stack[(slice(None),) + local].T
-    return rows
+        rows[members] = compute_features_at(view, core, local, feature_cfg).T
 
 
 def _stratified(y: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
@@ -130,7 +162,10 @@ def _classes(targets: list[np.ndarray], class_names: Sequence[str] | None) -> tu
     names = tuple(class_names) if class_names is not None else tuple(f"class_{k}" for k in range(n_classes))
     counts = np.zeros(n_classes, np.int64)
     for t in targets:
-        counts += np.bincount(t[t != IGNORE], minlength=n_classes)
+        flat = t.reshape(-1)
+        for start in range(0, flat.size, _CHUNK):  # chunks: no copy of a whole dense mask
+            part = flat[start:start + _CHUNK]
+            counts += np.bincount(part[part != IGNORE], minlength=n_classes)
     if int((counts > 0).sum()) < 2:
         raise PixlearnError(f"only one class is labelled ({names[int(np.argmax(counts))]}); label at least two")
     return names, counts
@@ -142,15 +177,19 @@ def _training_set(
     selected: list[np.ndarray],
     feature_cfg: FeatureConfig,
     normalization: NormalizeConfig,
-    block_shape: Sequence[int],
+    block_shapes: Sequence[Sequence[int]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features ``(n, F)`` float32 and classes ``(n,)`` int64 of the selected pixels of all images."""
-    rows, labels = [], []
-    for image, target, sel in zip(images, targets, selected):
+    n_feat = n_features(feature_cfg, images[0].shape[-1], images[0].ndim - 1)
+    x = np.empty((sum(len(s) for s in selected), n_feat), np.float32)
+    y = np.empty(len(x), np.int64)
+    start = 0
+    for image, target, sel, blocks in zip(images, targets, selected, block_shapes):
         low, high = compute_normalization(image, normalization)
-        rows.append(_gather(image, low, high, sel, feature_cfg, block_shape))
-        labels.append(target.reshape(-1)[sel])
-    return np.concatenate(rows), np.concatenate(labels).astype(np.int64)
+        _gather(image, low, high, sel, feature_cfg, blocks, x[start:start + len(sel)])
+        y[start:start + len(sel)] = target.reshape(-1)[sel]
+        start += len(sel)
+    return x, y
 
 
 def _subsample(
@@ -172,7 +211,8 @@ def _fit_estimator(x: np.ndarray, y: np.ndarray, clf_cfg: ClassifierConfig) -> A
 
 
 def _training_facts(
-    n_images: int, y: np.ndarray, counts: np.ndarray, n_feat: int, gather_s: float, fit_s: float
+    n_images: int, y: np.ndarray, counts: np.ndarray, n_feat: int, gather_s: float, fit_s: float,
+    budget: float, blocks: Sequence[Sequence[int]],
 ) -> dict[str, Any]:
     """JSON-safe facts about the fit, kept in the model file."""
     import sklearn
@@ -185,8 +225,38 @@ def _training_facts(
         "n_features": int(n_feat),
         "gather_seconds": round(gather_s, 3),
         "fit_seconds": round(fit_s, 3),
+        "memory_budget_bytes": int(budget),
+        "block_shapes": [list(map(int, b)) for b in blocks],
         "sklearn_version": sklearn.__version__,
     }
+
+
+def _plan(
+    images: list[Any], counts: np.ndarray, feature_cfg: FeatureConfig, clf_cfg: ClassifierConfig,
+    budget: float, block_shape: Sequence[int] | None,
+) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Training pixels per class and feature block shapes of each image that `budget` allows."""
+    ndim, n_channels = images[0].ndim - 1, images[0].shape[-1]
+    plan = training_plan(budget, resident_memory(), [im.shape[:-1] for im in images], feature_halo(feature_cfg, ndim),
+                         n_features(feature_cfg, n_channels, ndim), len(counts), clf_cfg, n_threads(clf_cfg.n_jobs))
+    quotas = _class_quotas(counts, clf_cfg.max_samples_per_class, plan.max_samples)
+    wanted = _class_quotas(counts, clf_cfg.max_samples_per_class, None)
+    if quotas.sum() < wanted.sum():
+        logger.warning("the memory budget of %s allows %d training pixels, fewer than the %d asked for; "
+                       "give a larger budget (--memory) for more", format_bytes(budget), int(quotas.sum()),
+                       int(wanted.sum()))
+    blocks = [tuple(block_shape)] * len(images) if block_shape is not None else list(plan.block_shapes)
+    return quotas, blocks
+
+
+def _warn_about_scales(images: list[Any], feature_cfg: FeatureConfig) -> None:
+    """Log each distinct :func:`~pixlearn.classical.scales.sigma_warnings` line of the images once."""
+    seen: set[str] = set()
+    for image in images:
+        for line in sigma_warnings(feature_cfg, image.shape[:-1]):
+            if line not in seen:
+                seen.add(line)
+                logger.warning("%s", line)
 
 
 def fit_pixel_classifier(
@@ -198,6 +268,7 @@ def fit_pixel_classifier(
     normalization: NormalizeConfig | None = None,
     class_names: Sequence[str] | None = None,
     block_shape: Sequence[int] | None = None,
+    memory_budget: float | None = None,
 ) -> PixelClassifier:
     """Fit a pixel classifier on one or more images with sparse or dense class targets.
 
@@ -214,7 +285,13 @@ def fit_pixel_classifier(
     class_names : sequence of str, optional
         ``K`` names; default ``"class_0".."class_{K-1}"`` with ``K`` = largest target + 1.
     block_shape : sequence of int, optional
-        Block size for the feature computation.
+        Block size for the feature computation (default: from the memory budget).
+    memory_budget : float, optional
+        Bytes the process may hold at its peak while training (default:
+        :func:`pixlearn.data.memory.default_memory_budget`). It bounds the feature blocks and the
+        training pixels (:func:`pixlearn.classical.budget.training_plan`), never the images and
+        targets themselves, which are held as given; fewer training pixels than
+        ``clf_cfg.max_samples_per_class`` allows are taken when the budget says so (a warning).
 
     Returns
     -------
@@ -239,15 +316,18 @@ def fit_pixel_classifier(
     feature_cfg = feature_cfg or FeatureConfig()
     clf_cfg = clf_cfg or ClassifierConfig()
     normalization = normalization or NormalizeConfig()
+    budget = float(memory_budget) if memory_budget is not None else float(default_memory_budget())
     images, targets = list(images), [np.asarray(t) for t in targets]
     ndim, n_channels = _check_training_data(images, targets)
     names, counts = _classes(targets, class_names)
+    _warn_about_scales(images, feature_cfg)
 
     start = time.perf_counter()
     rng = np.random.default_rng(clf_cfg.seed)
-    selected = _select_pixels(targets, len(names), clf_cfg.max_samples_per_class, rng)
-    blocks = tuple(block_shape) if block_shape is not None else default_block_shape(ndim)
+    quotas, blocks = _plan(images, counts, feature_cfg, clf_cfg, budget, block_shape)
+    selected = _select_pixels(targets, quotas, rng)
     x, y = _training_set(images, targets, selected, feature_cfg, normalization, blocks)
+    del selected
     gather_s = time.perf_counter() - start
     x, y = _subsample(x, y, clf_cfg, rng)
     estimator = _fit_estimator(x, y, clf_cfg)
@@ -261,5 +341,5 @@ def fit_pixel_classifier(
         class_names=names,
         ndim=ndim,
         n_channels=n_channels,
-        training=_training_facts(len(images), y, counts, x.shape[1], gather_s, fit_s),
+        training=_training_facts(len(images), y, counts, x.shape[1], gather_s, fit_s, budget, blocks),
     )

@@ -31,7 +31,7 @@ from pixlearn.classical.features import (
     feature_halo,
     n_features,
 )
-from pixlearn.classical.predict import compile_forest_or_none, predict_stack
+from pixlearn.classical.predict import ScratchStack, compile_forest_or_none, predict_stack
 from pixlearn.data.blocks import block_grid
 from pixlearn.data.normalize import NormalizeConfig, compute_normalization, normalized_view
 from pixlearn.errors import PixlearnError
@@ -73,6 +73,8 @@ class PixelClassifier:
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
     # (estimator, CompiledForest or None): compiled on first prediction, never saved
     _forest: tuple[Any, Any] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    # the feature stack of the last block, reused by the next (never saved or pickled)
+    _scratch: ScratchStack = dataclasses.field(default_factory=ScratchStack, init=False, repr=False, compare=False)
 
     def _compiled_forest(self) -> Any | None:
         if self._forest is None or self._forest[0] is not self.estimator:
@@ -160,10 +162,11 @@ class PixelClassifier:
         """
         self._check(image)
         full = tuple(slice(0, n) for n in image.shape[:-1])
-        stack = compute_features_block(image, full, self.feature_cfg, feature_axis="first")
-        return predict_stack(
-            self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, compiled=self._compiled_forest()
-        )
+        with self._scratch.lend((self.n_features,) + tuple(image.shape[:-1])) as stack:
+            compute_features_block(image, full, self.feature_cfg, feature_axis="first", out=stack)
+            return predict_stack(
+                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, compiled=self._compiled_forest()
+            )
 
     def predict_probabilities(
         self,
@@ -232,16 +235,15 @@ class PixelClassifier:
         low, high = compute_normalization(image, self.normalization)
         view = normalized_view(image, low, high)
         shape = block_shape or default_block_shape(self.ndim)
-        stack = None
         for core in (block.core for block in block_grid(image.shape[:-1], shape)):
             want = (self.n_features,) + tuple(s.stop - s.start for s in core)
-            if stack is None or stack.shape != want:
-                stack = np.empty(want, np.float32)  # reused: fresh pages are slow to fault in
-            compute_features_block(view, core, self.feature_cfg, feature_axis="first", out=stack)
-            yield core, predict_stack(
-                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels,
-                compiled=self._compiled_forest(),
-            )
+            with self._scratch.lend(want) as stack:  # reused: fresh pages are slow to fault in
+                compute_features_block(view, core, self.feature_cfg, feature_axis="first", out=stack)
+                block = predict_stack(
+                    self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels,
+                    compiled=self._compiled_forest(),
+                )
+            yield core, block
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description of everything but the estimator.

@@ -1,8 +1,17 @@
-"""Predicting probability and label maps from feature stacks with a fitted estimator."""
+"""Predicting probability and label maps from feature stacks with a fitted estimator.
+
+:class:`ScratchStack` keeps one feature stack for reuse from tile to tile: a fresh array of a
+few hundred megabytes costs more to fault in, page by page, than the features take to compute
+on some machines (virtual machines especially).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,6 +23,51 @@ from pixlearn.classical.estimators import n_threads
 logger = logging.getLogger(__name__)
 
 _CHUNK = 8192  # pixels per prediction step: features of a chunk stay in cache
+
+
+class ScratchStack:
+    """A float32 buffer lent out for one feature stack at a time, grown to the largest asked for.
+
+    A caller that finds it lent out (another thread) gets a fresh array instead; it is never
+    pickled (a copy of a model gets an empty one).
+
+    Examples
+    --------
+    >>> scratch = ScratchStack()
+    >>> with scratch.lend((3, 4)) as a:
+    ...     a.shape, a.dtype
+    ((3, 4), dtype('float32'))
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flat: np.ndarray | None = None
+
+    @contextlib.contextmanager
+    def lend(self, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+        """An uninitialised float32 array of `shape`, the buffer's own while it is free."""
+        if not self._lock.acquire(blocking=False):
+            yield np.empty(shape, np.float32)
+            return
+        try:
+            size = math.prod(shape)
+            if self._flat is None or self._flat.size < size:
+                self._flat = None  # the old one goes first: never both at once
+                self._flat = np.empty(size, np.float32)
+            yield self._flat[:size].reshape(shape)
+        finally:
+            self._lock.release()
+
+    def release(self) -> None:
+        """Let the buffer go (it is made again when next lent)."""
+        with self._lock:
+            self._flat = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
 
 
 def _forest_tables(estimator: Any) -> list[tuple[Any, np.ndarray]] | None:

@@ -5,9 +5,10 @@ The room owns reading image files (:mod:`~.images`, through the input checks and
 (:mod:`~.writers`, :mod:`~.atomic`), finding image/annotation pairs in folders (:mod:`~.folders`,
 :mod:`~.pairs`), axes strings and the canonical ``(..., C)`` layout with its one lazy view,
 :class:`CanonicalView`, which can also transform each block it reads (:mod:`~.axes`), the one
-block grid (:mod:`~.blocks`), intensity normalisation (:mod:`~.normalize`), annotation kinds
-turned into class targets (:mod:`~.labels`), and images with one class each: folders per class,
-labels and prediction tables (:mod:`~.classes`).
+block grid and the core shapes a memory budget allows (:mod:`~.blocks`), memory budgets
+(:mod:`~.memory`), voxel spacing of files (:mod:`~.spacing`), intensity normalisation (:mod:`~.normalize`), annotation kinds
+turned into class targets and object sizes (:mod:`~.labels`), and images with one class each: folders
+per class, labels and prediction tables (:mod:`~.classes`).
 
 Imports: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy and the image-file libraries
 (tifffile, zarr, Pillow, inside the calls that need them). Never torch, nor any other room of
@@ -34,6 +35,7 @@ _HOMES = {
     "Block": "blocks",
     "block_grid": "blocks",
     "block_numbers": "blocks",
+    "core_shape_for_budget": "blocks",
     "pad_block": "blocks",
     "check_finite": "checks",
     "LabelledImages": "classes",
@@ -60,6 +62,8 @@ _HOMES = {
     "median_object_diameter": "labels",
     "object_diameters": "labels",
     "to_class_targets": "labels",
+    "default_memory_budget": "memory",
+    "parse_memory": "memory",
     "NormalizeConfig": "normalize",
     "check_ngff": "ngff",
     "physical_sizes": "ome",
@@ -68,6 +72,9 @@ _HOMES = {
     "compute_normalization": "normalize",
     "normalized_view": "normalize",
     "Pair": "pairs",
+    "file_spacing": "spacing",
+    "parse_spacing": "spacing",
+    "relative_spacing": "spacing",
     "load_pairs": "pairs",
     "to_grey": "pairs",
     "create_zarr": "writers",

@@ -4,12 +4,14 @@ Block-wise computations (the filter bank of :mod:`pixlearn.classical`, exact til
 :mod:`pixlearn.predict.tiling`) cut an image's spatial shape into disjoint *cores* in C order and
 read each with `halo` pixels of context on every side that is not an image border. For an
 operation whose output at a pixel depends only on the input within `halo` pixels, cropping the
-core out of the result gives the whole-image values exactly. Pure Python on shapes and slices.
+core out of the result gives the whole-image values exactly. :func:`core_shape_for_budget` picks
+the largest cores whose blocks fit a memory budget. Pure Python on shapes and slices.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 import typing
 from collections.abc import Sequence
@@ -17,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Block", "block_grid", "block_numbers", "pad_block"]
+__all__ = ["Block", "block_grid", "block_numbers", "core_shape_for_budget", "pad_block"]
 
 
 class Block(NamedTuple):
@@ -210,3 +212,80 @@ def block_numbers(coords: Sequence[np.ndarray], shape: Sequence[int], block_shap
         raise ValueError(f"block_shape {blocks} must be positive")
     grid = tuple(-(-n // b) for n, b in zip(shape, blocks))
     return np.ravel_multi_index(tuple(np.asarray(c) // b for c, b in zip(coords, blocks)), grid).astype(np.int64)
+
+
+def _block_extent(n: int, core: int, halo: int) -> int:
+    """Length of the largest block along an axis of length `n` cut into cores of `core`."""
+    return n if core >= n else min(n, core + 2 * halo)
+
+
+def core_shape_for_budget(
+    shape: Sequence[int],
+    halo: Sequence[int] | int,
+    budget_bytes: float,
+    bytes_per_pixel: float,
+    *,
+    divisor: Sequence[int] | int = 1,
+) -> tuple[int, ...]:
+    """The largest cube-like cores whose blocks (core and halo) fit a memory budget.
+
+    Every core has the same edge ``e`` (clipped to each axis, so that a short axis, such as the
+    few planes of a serial-section stack, is one core whole and needs no halo); ``e`` is the
+    largest multiple of `divisor` for which the largest block, ``min(n, e + 2 * halo)`` per axis,
+    needs at most `budget_bytes`. The cores are then evened out along each axis (1024 pixels in
+    cores of at most 700 become two of 512, not one of 700 and one of 324).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial shape of the image.
+    halo : int or sequence of int
+        Context a block reads on each side of its core.
+    budget_bytes : float
+        Memory that one block may take.
+    bytes_per_pixel : float
+        Memory per block pixel (context included).
+    divisor : int or sequence of int
+        Core lengths are multiples of it (but for the last core of an axis).
+
+    Returns
+    -------
+    core_shape : tuple of int
+        At least one `divisor` per axis, whatever the budget; the whole image when its one block
+        fits.
+
+    Examples
+    --------
+    >>> core_shape_for_budget((5, 1024, 1024), (5, 46, 46), 2**31, 400.0)  # planes whole, no halo
+    (5, 1024, 1024)
+    >>> core_shape_for_budget((5, 1024, 1024), (5, 46, 46), 2**29, 400.0)  # blocks of 5 x 434 x 434
+    (5, 342, 342)
+    >>> core_shape_for_budget((5, 1024, 1024), (5, 46, 46), 2**25, 400.0)
+    (5, 37, 37)
+    """
+    shape = tuple(int(s) for s in shape)
+    ndim = len(shape)
+    halos = per_axis(halo, ndim, "halo")
+    divisors = per_axis(divisor, ndim, "divisor")
+    pixels = budget_bytes / max(float(bytes_per_pixel), 1e-12)
+
+    def fits(edge: int) -> bool:
+        need = 1
+        for n, h, d in zip(shape, halos, divisors):
+            need *= _block_extent(n, max(d, edge // d * d), h)
+        return need <= pixels
+
+    lo, hi = 1, max(shape)
+    while lo < hi:  # the largest edge that fits (or 1)
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    cores = []
+    for n, d in zip(shape, divisors):
+        edge = max(d, lo // d * d)
+        if edge >= n:
+            cores.append(n)
+            continue
+        pieces = math.ceil(n / edge)
+        even = math.ceil(math.ceil(n / pieces) / d) * d  # n in `pieces` even cores, up to the divisor
+        cores.append(min(edge, even))
+    return tuple(cores)

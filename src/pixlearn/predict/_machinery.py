@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import math
 import os
 import shutil
@@ -28,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from pixlearn.data.blocks import core_shape_for_budget
+from pixlearn.data.memory import format_bytes, resident_memory
 from pixlearn.data.normalize import apply_normalization, compute_normalization
 from pixlearn.data.writers import create_zarr
 from pixlearn.errors import PixlearnError
@@ -38,6 +41,8 @@ from pixlearn.predict.stitch import label_tiled
 from pixlearn.predict.stream import PredictFn, Region, predict_stream, shape_of
 from pixlearn.predict.tiling import TileConfig, available_memory, choose_tile_shape, core_grid, per_axis
 from pixlearn.predict.tta import with_tta
+
+logger = logging.getLogger(__name__)
 
 INCOMPLETE = "incomplete"  # attribute of a Zarr output while it is being written
 #: Chunk edge of Zarr outputs: in-plane, and along the planes of a stack.
@@ -70,7 +75,11 @@ def make_setup(shape: tuple[int, ...], cfg: TileConfig, halo: Any, divisor: Any,
     halo_t = per_axis(halo, ndim, "halo")
     div_t = per_axis(divisor, ndim, "divisor")
     mode = "exact" if cfg.mode == "auto" else cfg.mode
-    if cfg.tile_shape is None:
+    if cfg.tile_shape is None and mode == "exact":  # the largest cores whose tiles fit the budget
+        budget = budget if budget is not None else default_budget(cfg)
+        cores = core_shape_for_budget(shape, halo_t, budget / cfg.batch_size, bytes_per_pixel, divisor=div_t)
+        tile = tuple(n if c >= n else min(n, c + 2 * h) for n, c, h in zip(shape, cores, halo_t))
+    elif cfg.tile_shape is None:
         budget = budget if budget is not None else default_budget(cfg)
         tile = choose_tile_shape(shape, budget, bytes_per_pixel, halo=halo_t, divisor=div_t,
                                  batch_size=cfg.batch_size)
@@ -97,6 +106,32 @@ def default_budget(cfg: TileConfig) -> float:
     if cfg.memory_budget_mib is not None:
         return cfg.memory_budget_mib * 2**20
     return min(available_memory() / 4, 2**30)
+
+
+#: Least memory left to one batch of tiles when the model and the outputs take all of a budget.
+MIN_TILE_BUDGET = 64 * 2**20
+
+
+def budget_tiles(job: Job, cfg: TileConfig, total: float | None, held: float) -> TileConfig:
+    """`cfg` with the memory of one batch of tiles set to what `total` leaves, when it is given and
+    the model runs in host memory (no tile shape, no tile budget, no device budget of the model).
+
+    The model is run once on a tiny block first, so that what it builds on its first prediction
+    (a compiled forest, kernels) is counted in the memory this process holds; that, and `held`
+    bytes of outputs still to be filled, are deducted from `total`.
+    """
+    model = job.model
+    if total is None or cfg.tile_shape is not None or cfg.memory_budget_mib is not None \
+            or model.memory_budget_bytes() is not None:
+        return cfg
+    side = max(1, int(model.size_divisor))
+    job.predict_fn()(np.zeros((1,) + (side,) * model.ndim + (model.n_channels,), np.float32))
+    left = float(total) - resident_memory() - float(held)
+    if left < MIN_TILE_BUDGET:
+        logger.warning("the model and the outputs take all of the %s memory budget; tiles get %s more",
+                       format_bytes(total), format_bytes(MIN_TILE_BUDGET))
+        left = MIN_TILE_BUDGET
+    return cfg.replace(memory_budget_mib=left / 2**20)
 
 
 def model_setup(model: PixelModel, image: Any, cfg: TileConfig, chunks: tuple[int, ...] | None) -> Setup:

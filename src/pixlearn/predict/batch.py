@@ -83,6 +83,13 @@ class PredictOptions(Config):
         Median diameter (px) of the objects in the images: each image is resized so that they
         reach the size the model was trained on (:func:`pixlearn.predict.rescale.scale_for`);
         ``"auto"`` estimates it per image from a first pass.
+    memory_budget : float, optional
+        Bytes a process predicting an image may hold at its peak (``pixlearn predict --memory``;
+        see :func:`pixlearn.data.memory.default_memory_budget` for the command's default). When
+        the tiles are not given and the model runs in host memory, they get what the budget
+        leaves once the model is loaded and the outputs held in memory (TIFF) are counted.
+        ``None``: tiles from ``tile`` alone (a quarter of the available memory, at most 1 GiB,
+        per batch).
     """
 
     tile: TileConfig = dataclasses.field(default_factory=TileConfig)
@@ -93,11 +100,14 @@ class PredictOptions(Config):
     objects: tuple[str, ...] = ()
     overwrite: bool = False
     diameter: float | str | None = None
+    memory_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.diameter is not None and self.diameter != "auto" and (
                 isinstance(self.diameter, str) or not self.diameter > 0):
             raise PixlearnError(f"diameter {self.diameter!r}: use a positive number of pixels or 'auto'")
+        if self.memory_budget is not None and not self.memory_budget > 0:
+            raise PixlearnError(f"memory budget must be positive, got {self.memory_budget}")
         if self.output_format not in OUTPUT_FORMATS:
             raise PixlearnError(f"output format {self.output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
         for kind in self.objects:
@@ -158,7 +168,7 @@ def predict_many(
     """
     wanted = PredictOptions() if options is None else options
     output_format, return_probabilities, overwrite = wanted.output_format, wanted.probabilities, wanted.overwrite
-    run = RunOptions(wanted.tile, wanted.axes, wanted.tta, wanted.diameter)
+    run = RunOptions(wanted.tile, wanted.axes, wanted.tta, wanted.memory_budget, wanted.diameter)
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)

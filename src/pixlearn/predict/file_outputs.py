@@ -23,7 +23,15 @@ from pixlearn.data.ome import create_ome_zarr, finish_ome_zarr, physical_sizes, 
 from pixlearn.data.writers import write_csv, write_geojson, write_image
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
-from pixlearn.predict._machinery import INCOMPLETE, apply_job, create_output, mark_complete, prepare_job
+from pixlearn.predict._machinery import (
+    INCOMPLETE,
+    apply_job,
+    budget_tiles,
+    create_output,
+    mark_complete,
+    output_bytes,
+    prepare_job,
+)
 from pixlearn.predict.files import canonical_input
 from pixlearn.predict.planewise import planewise_for
 from pixlearn.predict.rescale import scale_for
@@ -32,12 +40,14 @@ from pixlearn.predict.tiling import TileConfig
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """How every image of a run is predicted: tiles, input axes, test-time augmentation, and the
-    object diameter to rescale to (:func:`pixlearn.predict.rescale.scale_for`)."""
+    """How every image of a run is predicted: tiles, input axes, test-time augmentation, the memory
+    each process may hold (bytes; ``None``: tiles from ``tile_cfg`` alone), and the object diameter
+    to rescale to (:func:`pixlearn.predict.rescale.scale_for`)."""
 
     tile_cfg: TileConfig
     axes: str | None = None
     tta: bool = False
+    memory_budget: float | None = None
     diameter: float | str | None = None
 
 
@@ -103,6 +113,8 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
     probs_shape = spatial + (model.n_outputs,)
     ome = is_ome(task.target)
     sizes, unit = physical_sizes(task.source) if ome else ({}, None)
+    in_memory = 0 if task.target.suffix == ".zarr" else output_bytes(model, spatial, task.prob_target is not None)
+    tile_cfg = budget_tiles(job, options.tile_cfg, options.memory_budget, in_memory)
     with write_errors(task.target), contextlib.ExitStack() as stack:
         if task.target.suffix == ".zarr":
             labels_tmp = stack.enter_context(atomic_path(task.target))
@@ -111,7 +123,7 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
             if task.prob_target is not None:
                 prob_tmp = stack.enter_context(atomic_path(task.prob_target))
                 probs = create_tiled_output(prob_tmp, probs_shape, np.float32, model.ndim, ome)
-            apply_job(job, image, options.tile_cfg, labels_out, probs, progress=progress, scratch=task.target.parent)
+            apply_job(job, image, tile_cfg, labels_out, probs, progress=progress, scratch=task.target.parent)
             mark_complete(labels_out, probs)
             if ome:
                 finish_ome_zarr(labels_tmp, model.ndim, sizes, unit, labels=OME_LABEL_NAMES.get(model.task),
@@ -123,7 +135,7 @@ def predict_file(model: PixelModel, task: FileTask, options: RunOptions, *, prog
         else:
             labels_out = np.zeros(shape, dtype)
             probs = np.zeros(probs_shape, np.float32) if task.prob_target is not None else None
-            apply_job(job, image, options.tile_cfg, labels_out, probs, progress=progress, scratch=None)
+            apply_job(job, image, tile_cfg, labels_out, probs, progress=progress, scratch=None)
             spatial_axes = "ZYX" if model.ndim == 3 else "YX"
             if ome:
                 for target, array in ((task.prob_target, probs), (task.target, labels_out)):
