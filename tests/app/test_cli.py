@@ -136,8 +136,17 @@ def test_wrong_dimensionality_for_model(tmp_path, blobs_2d, blobs_3d):
     assert result.exit_code == 0, out
     write_image(tmp_path / "vol.tif", (blobs_3d[0] * 1000).astype(np.uint16))
     result, out = _run("predict", tmp_path / "m", tmp_path / "vol.tif", "-o", tmp_path / "pred")
-    _assert_bad_input(result, out, "vol.tif", "3D")
-    assert not list((tmp_path / "pred").glob("vol*"))
+    assert result.exit_code == 0, out  # a 2D model takes a stack plane by plane
+    stack = read_image(tmp_path / "pred" / "vol.tif")[0]
+    assert stack.shape == blobs_3d[0].shape
+    data3 = _dataset(tmp_path / "d3", blobs_3d)
+    result, out = _run("train", "--images", data3 / "images", "--labels", data3 / "labels", "-o", tmp_path / "m3",
+                       "--n-estimators", "5", "--sigmas", "1.0")
+    assert result.exit_code == 0, out
+    write_image(tmp_path / "flat.tif", (blobs_2d[0] * 1000).astype(np.uint16))
+    result, out = _run("predict", tmp_path / "m3", tmp_path / "flat.tif", "-o", tmp_path / "pred3")
+    _assert_bad_input(result, out, "flat.tif", "3D")  # but a 3D model no single plane
+    assert not list((tmp_path / "pred3").glob("flat*"))
 
 
 def test_corrupt_model(tmp_path, blobs_2d):
