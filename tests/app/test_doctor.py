@@ -100,8 +100,11 @@ def test_huge_lazy_image_checked_by_header_only(tmp_path):
 
 
 def test_images_checked_against_the_model(tmp_path, model):
-    np.save(tmp_path / "stack.npy", np.stack([tiny_image()] * 5))
+    np.save(tmp_path / "stack.npy", np.stack([tiny_image()] * 5))  # a stack: predicted plane by plane
     code, out = _doctor(model, tmp_path / "stack.npy")
+    assert code == 0 and "0 would be refused" in out, out
+    np.save(tmp_path / "narrow.npy", np.stack([tiny_image()[:, :6]] * 5))  # 6-pixel "planes": not a stack
+    code, out = _doctor(model, tmp_path / "narrow.npy")
     assert code == 2 and "2D images" in out, out
 
 

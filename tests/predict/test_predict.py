@@ -362,8 +362,11 @@ def test_apply_model_rejects_wrong_images(rng):
     model = FilterModel()
     with pytest.raises(PixlearnError, match="channel"):
         apply_model(model, rng.random((20, 20, 3)))
-    with pytest.raises(PixlearnError, match="3D"):
-        apply_model(model, rng.random((4, 20, 20, 1)))
+    with pytest.raises(PixlearnError, match="3D"):  # planes 3 pixels wide: not a stack of planes
+        apply_model(model, rng.random((4, 20, 3, 1)))
+    stack = rng.random((4, 20, 20, 1))  # a stack: plane by plane (normalised as one image, hence not exactly)
+    planes = np.stack([apply_model(model, p) for p in stack])
+    assert apply_model(model, stack).shape == planes.shape and (apply_model(model, stack) == planes).mean() > 0.9
 
 
 # ------------------------------------------------------------------------------------ instances

@@ -218,6 +218,11 @@ def progress_bar(enabled: bool, description: str) -> Iterator[Any]:
 # ------------------------------------------------------------------------------------ jobs
 
 
+#: A 2D model takes a 3D stack plane by plane only when its planes are at least this wide on both
+#: axes (a narrow "plane" is a colour or channel axis read as space: refused, not predicted).
+MIN_PLANE_PX = 8
+
+
 def check_image_for_model(model: PixelModel, shape: Sequence[int], path: Any = None) -> None:
     """Raise :class:`PixlearnError` if a canonical image shape does not fit the model.
 
@@ -226,12 +231,13 @@ def check_image_for_model(model: PixelModel, shape: Sequence[int], path: Any = N
     model : PixelModel
     shape : sequence of int
         Canonical shape ``(M, N, C)`` or ``(P, M, N, C)`` (a 2D model takes a 3D stack plane by
-        plane, :mod:`pixlearn.predict.planewise`).
+        plane, :mod:`pixlearn.predict.planewise`, when its planes are at least :data:`MIN_PLANE_PX`
+        on both axes).
     path : path-like, optional
         Named in the message.
     """
     spatial = len(shape) - 1
-    if spatial != model.ndim and not (model.ndim == 2 and spatial == 3):
+    if spatial != model.ndim and not (model.ndim == 2 and spatial == 3 and min(shape[1:3]) >= MIN_PLANE_PX):
         raise PixlearnError(
             f"the model takes {model.ndim}D images but this image is {spatial}D (canonical shape "
             f"{tuple(shape)}); pass axes= if they were inferred wrongly", path)
