@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pixlearn.errors import ModelFileError
-from pixlearn.models.validate import MAX_CHANNELS, MAX_CLASSES
+from pixlearn.models.validate import MAX_CHANNELS, MAX_CLASSES, meta_state_shapes
 
 MAX_CLASSIFIER_PARAMETERS = 1 << 28
 MAX_INPUT_SIDE = 1 << 16
@@ -82,13 +82,9 @@ def validate_classifier_meta(meta: Mapping[str, Any], path: str | os.PathLike[st
 
 def expected_classifier_shapes(net_config: Any) -> dict[str, tuple[int, ...]]:
     """Name and shape of every tensor of ``ResidualClassifier(net_config)``, without allocating it."""
-    import torch
-
     from pixlearn.nets.classifier import ResidualClassifier
 
-    with torch.device("meta"):
-        net = ResidualClassifier(net_config)
-    return {name: tuple(t.shape) for name, t in net.state_dict().items()}
+    return meta_state_shapes(ResidualClassifier, net_config)
 
 
 def validate_classifier_state(net_config: Any, state: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:

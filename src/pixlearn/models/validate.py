@@ -410,15 +410,21 @@ def validate_unet_config(unet: Any, path: str | os.PathLike[str] | None = None) 
         raise _fail(f"network has {count} weights, more than the limit {MAX_UNET_PARAMETERS}", path)
 
 
-def expected_state_shapes(unet: Any) -> dict[str, tuple[int, ...]]:
-    """Name and shape of every tensor of the state dict of ``UNet(unet)``, without allocating it."""
+def meta_state_shapes(build: Any, config: Any) -> dict[str, tuple[int, ...]]:
+    """Name and shape of every tensor of the state dict of ``build(config)`` (a torch module
+    class), built on the meta device: nothing is allocated."""
     import torch
 
+    with torch.device("meta"):
+        net = build(config)
+    return {name: tuple(t.shape) for name, t in net.state_dict().items()}
+
+
+def expected_state_shapes(unet: Any) -> dict[str, tuple[int, ...]]:
+    """Name and shape of every tensor of the state dict of ``UNet(unet)``, without allocating it."""
     from pixlearn.nets.unet import UNet
 
-    with torch.device("meta"):
-        net = UNet(unet)
-    return {name: tuple(t.shape) for name, t in net.state_dict().items()}
+    return meta_state_shapes(UNet, unet)
 
 
 def validate_state_shapes(unet: Any, state: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
