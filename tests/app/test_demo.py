@@ -54,7 +54,7 @@ def test_demo_writes_both_models_predictions_and_figures(demo_run) -> None:
 def test_demo_reports_instance_scores_of_both_methods(demo_run) -> None:
     out, printed = demo_run
     scores = json.loads((out / "instance_metrics.json").read_text())
-    assert set(scores) == {"random_forest_components", "unet"}
+    assert set(scores) == {"random_forest_components", "unet", "builtin_nuclei"}  # the built-in: no training
     for method in scores.values():
         assert set(SCORES) <= set(method)
         assert all(0.0 <= method[k] <= 1.0 for k in ("ap50", "ap75", "f1"))
@@ -65,7 +65,9 @@ def test_demo_reports_instance_scores_of_both_methods(demo_run) -> None:
     assert forest["separated_pairs"] < forest["touching_pairs"]
     assert unet["train_seconds"] > 0 and unet["epochs"] >= 1
     assert "training an instance U-Net for 3 s" in printed
-    for label, method in (("random forest + connected components", forest), ("U-Net (", unet)):
+    assert scores["builtin_nuclei"]["n_true"] == forest["n_true"] and scores["builtin_nuclei"]["n_pred"] > 0
+    for label, method in (("random forest + connected components", forest), ("U-Net (", unet),
+                          ("built-in nuclei (no training)", scores["builtin_nuclei"])):
         row = next(line for line in printed.splitlines() if label in line)
         assert f"{method['ap50']:.3f}" in row and f"{method['separated_pairs']} / {method['touching_pairs']}" in row
     assert "AP@0.5" in printed and "AP@0.75" in printed and "touching pairs separated" in printed
@@ -77,8 +79,8 @@ def test_without_the_unet_the_forest_is_still_scored_as_instances(demo_run, tmp_
     shutil.copytree(demo_run[0], out)
     split = json.loads((out / "data" / "split.json").read_text())
     lines, trained = compare_instances(out, split, unet_seconds=0, seed=0, progress=print)
-    assert not trained and len(lines) == 3 and "U-Net" not in "\n".join(lines)
-    assert set(json.loads((out / "instance_metrics.json").read_text())) == {"random_forest_components"}
+    assert not trained and len(lines) == 4 and "U-Net" not in "\n".join(lines)
+    assert set(json.loads((out / "instance_metrics.json").read_text())) == {"random_forest_components", "builtin_nuclei"}
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(demo_instances.importlib.util, "find_spec",

@@ -29,8 +29,8 @@ UNET_SECONDS = 60.0
 """Default training budget of the demo's instance U-Net, seconds of wall time."""
 CROP_PX = 96
 """Side of the crop that ``instances.png`` shows, pixels."""
-RF_KEY, UNET_KEY = "random_forest_components", "unet"
-TITLES = {RF_KEY: "random forest + components", UNET_KEY: "U-Net instances"}
+RF_KEY, UNET_KEY, BUILTIN_KEY = "random_forest_components", "unet", "builtin_nuclei"
+TITLES = {RF_KEY: "random forest + components", UNET_KEY: "U-Net instances", BUILTIN_KEY: "built-in nuclei"}
 
 
 def demo_unet_configs(seconds: float, seed: int = 0) -> tuple[UNetConfig, TrainConfig]:
@@ -131,6 +131,8 @@ def compare_instances(
     elif unet_seconds > 0:
         progress(f"training an instance U-Net for {unet_seconds:g} s on {len(split['train'])} images ...")
         methods[UNET_KEY], extra = _instance_unet(out, split, unet_seconds, seed)
+    if importlib.util.find_spec("torch") is not None:
+        methods[BUILTIN_KEY] = _builtin_nuclei(data, split["test"])
     scores = {key: instance_scores(truth, labels) for key, labels in methods.items()}
     if UNET_KEY in scores:
         scores[UNET_KEY].update(extra)
@@ -175,10 +177,20 @@ def _instance_unet(out: Path, split: dict[str, list[str]], seconds: float, seed:
     return [read_labels(out / "unet_predictions" / f"{name}.tif") for name in split["test"]], extra
 
 
+def _builtin_nuclei(data: Path, names: Sequence[str]) -> list[np.ndarray]:
+    """The built-in ``nuclei`` model (``pixlearn models``) on the test images, with no training."""
+    from pixlearn.data.images import read_canonical
+    from pixlearn.predict import apply_model
+    from pixlearn.zoo import load_model
+
+    model = load_model("nuclei")
+    return [np.asarray(apply_model(model, read_canonical(data / "images" / f"{name}.tif"))) for name in names]
+
+
 def _table(scores: dict[str, dict[str, Any]], extra: dict[str, Any]) -> list[str]:
     """The metric table: one row per method."""
     first = next(iter(scores.values()))
-    names = {RF_KEY: "random forest + connected components"}
+    names = {RF_KEY: "random forest + connected components", BUILTIN_KEY: "built-in nuclei (no training)"}
     if extra:
         epochs = extra["epochs"]
         names[UNET_KEY] = f"U-Net ({extra['train_seconds']:.0f} s, {epochs} epoch{'s' if epochs != 1 else ''})"
