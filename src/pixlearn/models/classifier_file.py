@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pixlearn.errors import ModelFileError
-from pixlearn.models.validate import MAX_CHANNELS, MAX_CLASSES, meta_state_shapes
+from pixlearn.models.validate import MAX_CHANNELS, MAX_CLASSES, check_state, meta_state_shapes
 
 MAX_CLASSIFIER_PARAMETERS = 1 << 28
 MAX_INPUT_SIDE = 1 << 16
@@ -96,19 +96,7 @@ def validate_classifier_state(net_config: Any, state: Mapping[str, Any], path: s
         Missing or extra tensors, another shape, a non-float dtype (but the batch counters), or
         values that are not finite.
     """
-    expected = expected_classifier_shapes(net_config)
-    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or extra:
-        raise _fail(f"weights do not fit the architecture (missing {missing[:5]}, unexpected {extra[:5]})", path)
-    for name, shape in expected.items():
-        tensor = state[name]
-        if tuple(tensor.shape) != shape:
-            raise _fail(f"weight {name} has shape {tuple(tensor.shape)}, the architecture needs {shape}", path)
-        counter = "num_batches" in name
-        if tensor.dtype.is_complex or (not tensor.dtype.is_floating_point and not counter):
-            raise _fail(f"weight {name} has dtype {tensor.dtype}", path)
-        if not counter and not bool(tensor.isfinite().all()):
-            raise _fail(f"weight {name} holds NaN or infinite values", path)
+    check_state(expected_classifier_shapes(net_config), state, path, finite=True)
 
 
 def load_image_classifier(meta: dict[str, Any], weights: bytes | None, path: str | os.PathLike[str],

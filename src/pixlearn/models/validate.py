@@ -435,14 +435,28 @@ def validate_state_shapes(unet: Any, state: Mapping[str, Any], path: str | os.Pa
     ModelFileError
         Missing or extra tensors, a different shape, or a non-numeric dtype.
     """
-    expected = expected_state_shapes(unet)
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+    check_state(expected_state_shapes(unet), state, path)
+
+
+def check_state(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any],
+                path: str | os.PathLike[str] | None = None, *, finite: bool = False) -> None:
+    """Check that `state` holds exactly the tensors `expected` names, with their shapes, in a
+    floating-point dtype (batch counters excepted) and, with `finite`, no NaN or infinite value.
+
+    Raises
+    ------
+    ModelFileError
+        The first tensor that is missing, unexpected, of another shape or dtype, or not finite.
+    """
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or extra:
         raise _fail(f"weights do not fit the architecture (missing {missing[:5]}, unexpected {extra[:5]})", path)
     for name, shape in expected.items():
         tensor = state[name]
         if tuple(tensor.shape) != shape:
             raise _fail(f"weight {name} has shape {tuple(tensor.shape)}, the architecture needs {shape}", path)
-        if tensor.dtype.is_complex or (not tensor.dtype.is_floating_point and "num_batches" not in name):
+        counter = "num_batches" in name
+        if tensor.dtype.is_complex or (not tensor.dtype.is_floating_point and not counter):
             raise _fail(f"weight {name} has dtype {tensor.dtype}", path)
+        if finite and not counter and not bool(tensor.isfinite().all()):
+            raise _fail(f"weight {name} holds NaN or infinite values", path)
