@@ -12,7 +12,7 @@ kernels in :mod:`~.forest_kernels`), :class:`PixelClassifier`, the model that ho
 (:mod:`~.model`), and the live preview while painting: the session (:mod:`~.interactive`), its
 forest settings (:mod:`~.preview`), the feature cache (:mod:`~.feature_cache`) and the pure
 uncertainty and suggestion functions (:mod:`~.annotation`). Objects: per-object measurements
-of an instance label image (:mod:`~.objects`) and the :class:`ObjectClassifier` fitted on them
+of an instance label image (:mod:`~.objects`; bounding boxes found tile by tile in :mod:`~.object_boxes`) and the :class:`ObjectClassifier` fitted on them
 (:mod:`~.object_model`).
 
 Imports: :mod:`pixlearn.data`, :mod:`pixlearn.config`, :mod:`pixlearn.errors`, NumPy, SciPy,
@@ -59,6 +59,8 @@ _HOMES = {
     "class_label_image": "object_model",
     "fit_object_classifier": "object_model",
     "objects_at_points": "object_model",
+    "ObjectBoxes": "object_boxes",
+    "find_object_boxes": "object_boxes",
     "ObjectFeatureConfig": "objects",
     "object_feature_names": "objects",
     "object_features": "objects",

@@ -166,7 +166,8 @@ class ObjectClassifier:
     ndim: int
     n_channels: int
 
-    kind = "object_classifier"
+    kind = "object-classifier"
+    task = "objects"
 
     def predict_table(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Classes and probabilities of rows of measurements.
@@ -240,6 +241,7 @@ class ObjectClassifier:
             "n_channels": self.n_channels,
             "class_names": list(self.class_names),
             "feature_names": list(self.feature_names),
+            "n_measurements": len(self.feature_names),
             "object_features": self.feature_cfg.to_dict(),
             "classifier": self.clf_cfg.to_dict(),
         }

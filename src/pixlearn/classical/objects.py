@@ -2,7 +2,7 @@
 
 :func:`object_features` measures every object (label ``> 0``) of `labels` on `image`:
 
-* shape (:func:`skimage.measure.regionprops_table`): area, perimeter (2D), equivalent
+* shape (:func:`skimage.measure.regionprops`): area, perimeter (2D), equivalent
   diameter, major and minor axis lengths, eccentricity (2D), solidity, extent, Euler number,
   Hu moments (2D) or the inertia-tensor eigenvalues (3D);
 * intensity per channel inside the object and in a ring of background pixels around it
@@ -17,16 +17,24 @@
 Rows follow :func:`object_ids` (increasing label values); columns are named by
 :func:`object_feature_names`. A value that is undefined (a ring with no background pixel, a
 lone object's nearest neighbour) is ``nan``. Lengths are in pixels.
+
+Large images are measured tile by tile: the objects' bounding boxes are found one tile at a time
+(:mod:`pixlearn.classical.object_boxes`), then each object on its own box plus margin, so that an
+object crossing tile borders is measured whole and once, and memory stays bounded by a tile or
+the largest object's crop; the arrays may be lazy (Zarr, memory maps).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from pixlearn.classical.object_boxes import find_object_boxes, padded_window
 from pixlearn.config import Config
 
 __all__ = ["ObjectFeatureConfig", "object_feature_names", "object_features", "object_ids"]
@@ -37,6 +45,8 @@ _SHAPE_3D = ("area", "equivalent_diameter_area", "axis_major_length", "axis_mino
              "solidity", "extent", "euler_number")
 _GLCM_PROPS = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
 _GLCM_ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
+#: Objects measured per batch by :func:`object_features`.
+BATCH_OBJECTS = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,13 +100,15 @@ class ObjectFeatureConfig(Config):
             raise ValueError(f"neighbour_radius_px must be > 0, got {self.neighbour_radius_px}")
 
 
-def object_ids(labels: np.ndarray) -> np.ndarray:
+def object_ids(labels: Any, tile_shape: Sequence[int] | None = None) -> np.ndarray:
     """Label values of the objects of `labels`, increasing (the row order of the tables).
 
     Parameters
     ----------
-    labels : ndarray of shape (M, N) or (P, M, N), integer
-        0 is background.
+    labels : array-like of shape (M, N) or (P, M, N), integer
+        0 is background; read tile by tile (see
+        :func:`~pixlearn.classical.object_boxes.find_object_boxes`).
+    tile_shape : sequence of int, optional
 
     Returns
     -------
@@ -107,8 +119,7 @@ def object_ids(labels: np.ndarray) -> np.ndarray:
     >>> object_ids(np.array([[0, 3], [3, 1]])).tolist()
     [1, 3]
     """
-    ids = np.unique(np.asarray(labels))
-    return ids[ids > 0].astype(np.int64)
+    return find_object_boxes(_as_array(labels), tile_shape).ids
 
 
 def _intensity_names(prefix: str, n_channels: int, percentiles: tuple[float, ...]) -> list[str]:
@@ -151,17 +162,18 @@ def object_feature_names(ndim: int, n_channels: int, config: ObjectFeatureConfig
     return names
 
 
-def _check(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _channel_count(image: Any, labels: Any) -> int:
+    """Channels of `image` (0: no channel axis, one value per pixel), after the shape checks."""
     if labels.ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integer, got {labels.dtype}")
-    if image.shape == labels.shape:
-        image = image[..., None]
-    if image.shape[:-1] != labels.shape:
+    if tuple(image.shape) == tuple(labels.shape):
+        return 0
+    if tuple(image.shape[:-1]) != tuple(labels.shape):
         raise ValueError(f"image of shape {image.shape} does not match labels of shape {labels.shape} "
                          "(expected the same spatial shape, channels last)")
-    return image.astype(np.float64, copy=False)
+    return int(image.shape[-1])
 
 
 def _stats(values: np.ndarray, percentiles: tuple[float, ...]) -> list[float]:
@@ -217,20 +229,78 @@ def _lbp_histogram(grey: np.ndarray, mask: np.ndarray, cfg: ObjectFeatureConfig)
     return (hist / max(hist.sum(), 1.0)).tolist()
 
 
+def _as_array(value: Any) -> Any:
+    """`value` itself when it is array-like (NumPy, Zarr, a memory map: sliced lazily), else an ndarray."""
+    return value if hasattr(value, "shape") and hasattr(value, "dtype") else np.asarray(value)
+
+
+def _measure_object(image: Any, labels: Any, label_value: int, window: tuple[slice, ...], channels: int,
+                    cfg: ObjectFeatureConfig) -> tuple[list[float], list[float]]:
+    """Shape, intensity and texture row and centroid of one object, read on its own window."""
+    from skimage.measure import regionprops
+
+    local = np.asarray(labels[window])
+    mask = local == label_value
+    values = np.asarray(image[window], np.float64)
+    values = values[..., None] if channels == 0 else values
+    region = regionprops(mask.astype(np.uint8))[0]
+    shape_props = _SHAPE_2D + ("moments_hu",) if local.ndim == 2 else _SHAPE_3D + ("inertia_tensor_eigvals",)
+    row = [float(v) for name in shape_props for v in np.ravel(getattr(region, name))]
+    row += _stats(values[mask], cfg.percentiles)
+    if cfg.ring_px > 0:
+        near = ndimage.distance_transform_edt(~mask) <= cfg.ring_px
+        row += _stats(values[near & (local == 0)], cfg.percentiles)
+    if cfg.texture:
+        grey = values.mean(axis=-1)
+        row += _glcm_features(grey, mask, cfg)
+        if local.ndim == 2:
+            row += _lbp_histogram(grey, mask, cfg)
+    centroid = [float(c) + w.start for c, w in zip(region.centroid, window, strict=True)]
+    return row, centroid
+
+
+def _neighbour_columns(centroids: np.ndarray, radius: float) -> np.ndarray:
+    """Distance to the nearest other centroid (``nan`` for a lone object) and neighbours within `radius`."""
+    tree = cKDTree(centroids)
+    if centroids.shape[0] > 1:
+        distances, _ = tree.query(centroids, k=2)
+        nearest = distances[:, 1]
+    else:
+        nearest = np.full(1, np.nan)
+    counts = np.array([len(n) - 1 for n in tree.query_ball_point(centroids, radius)], np.float64)
+    return np.stack([nearest, counts], axis=1)
+
+
 def object_features(
-    image: np.ndarray,
-    labels: np.ndarray,
+    image: Any,
+    labels: Any,
     config: ObjectFeatureConfig | None = None,
+    *,
+    tile_shape: Sequence[int] | None = None,
+    batch_size: int = BATCH_OBJECTS,
 ) -> tuple[list[str], np.ndarray]:
-    """Measure every object of `labels` on `image`.
+    """Measure every object of `labels` on `image`, each on its own bounding-box crop.
+
+    The objects and their boxes are found tile by tile
+    (:func:`~pixlearn.classical.object_boxes.find_object_boxes`: an object crossing tile borders gets
+    one box around all of it); then each object is measured, in batches of `batch_size`, on its
+    box grown by the ring (and texture) margin, read from `labels` and `image`. Neither array is
+    read whole: the memory needed is one tile or one object's crop (the largest box plus its
+    margin) at a time, plus the table. The result does not depend on `tile_shape` or `batch_size`.
 
     Parameters
     ----------
-    image : ndarray of shape (M, N), (M, N, C), (P, M, N) or (P, M, N, C)
-        Intensities (any real dtype); channels last, spatial shape that of `labels`.
-    labels : ndarray of shape (M, N) or (P, M, N), integer
-        Instance labels, 0 is background.
+    image : array-like of shape (M, N), (M, N, C), (P, M, N) or (P, M, N, C)
+        Intensities (any real dtype); channels last, spatial shape that of `labels`. May be lazy
+        (Zarr, memory map): only crops are read.
+    labels : array-like of shape (M, N) or (P, M, N), integer
+        Instance labels, 0 is background; may be lazy.
     config : ObjectFeatureConfig, optional
+    tile_shape : sequence of int, optional
+        Tiles of the box search (default
+        :func:`~pixlearn.classical.object_boxes.default_tile_shape`).
+    batch_size : int
+        Objects measured per batch.
 
     Returns
     -------
@@ -251,48 +321,25 @@ def object_features(
     >>> table.shape[0], table[:, names.index("area")].tolist()
     (2, [9.0, 20.0])
     """
-    from skimage.measure import regionprops_table
-
     cfg = config or ObjectFeatureConfig()
-    labels = np.asarray(labels)
-    image = _check(np.asarray(image), labels)
-    ndim, n_channels = labels.ndim, image.shape[-1]
-    names = object_feature_names(ndim, n_channels, cfg)
-    ids = object_ids(labels)
-    if ids.size == 0:
+    labels, image = _as_array(labels), _as_array(image)
+    channels = _channel_count(image, labels)
+    names = object_feature_names(labels.ndim, max(channels, 1), cfg)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    boxes = find_object_boxes(labels, tile_shape)
+    if boxes.ids.size == 0:
         return names, np.zeros((0, len(names)))
-    shape_props = (list(_SHAPE_2D) + ["moments_hu"]) if ndim == 2 else (list(_SHAPE_3D) + ["inertia_tensor_eigvals"])
-    props = regionprops_table(labels, properties=["label", "centroid", "slice"] + shape_props)
-    order = np.argsort(props["label"])  # regionprops runs in label order; make it explicit
-    columns = [np.asarray(props[key], np.float64)[order] for key in props
-               if key != "label" and key != "slice" and not key.startswith("centroid")]
-    shape_table = np.stack(columns, axis=1)
-    centroids = np.stack([np.asarray(props[f"centroid-{a}"], np.float64)[order] for a in range(ndim)], axis=1)
-    grey = image.mean(axis=-1)
-    rows = []
-    for label_value, bbox in zip(ids, np.asarray(props["slice"], dtype=object)[order], strict=True):
-        pad = max(cfg.ring_px, int(np.ceil(cfg.lbp_points / 8.0)) if cfg.texture else 0)
-        window = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(bbox, labels.shape, strict=True))
-        local = labels[window]
-        mask = local == label_value
-        values = image[window]
-        row = _stats(values[mask], cfg.percentiles)
-        if cfg.ring_px > 0:
-            near = ndimage.distance_transform_edt(~mask) <= cfg.ring_px
-            row += _stats(values[near & (local == 0)], cfg.percentiles)
-        if cfg.texture:
-            row += _glcm_features(grey[window], mask, cfg)
-            if ndim == 2:
-                row += _lbp_histogram(grey[window], mask, cfg)
-        rows.append(row)
-    tree = cKDTree(centroids)
-    if ids.size > 1:
-        distances, _ = tree.query(centroids, k=2)
-        nearest = distances[:, 1]
-    else:
-        nearest = np.full(1, np.nan)
-    counts = np.array([len(n) - 1 for n in tree.query_ball_point(centroids, cfg.neighbour_radius_px)], np.float64)
-    table = np.concatenate([shape_table, np.asarray(rows, np.float64), nearest[:, None], counts[:, None]], axis=1)
+    pad = max(cfg.ring_px, int(np.ceil(cfg.lbp_points / 8.0)) if cfg.texture else 0)
+    rows, centroids = [], []
+    for first in range(0, boxes.ids.size, batch_size):
+        for index in range(first, min(first + batch_size, boxes.ids.size)):
+            window = padded_window(boxes.box(index), labels.shape, pad)
+            row, centroid = _measure_object(image, labels, int(boxes.ids[index]), window, channels, cfg)
+            rows.append(row)
+            centroids.append(centroid)
+    neighbours = _neighbour_columns(np.asarray(centroids, np.float64), cfg.neighbour_radius_px)
+    table = np.concatenate([np.asarray(rows, np.float64), neighbours], axis=1)
     if table.shape[1] != len(names):  # a bug, not a user error
         raise RuntimeError(f"object table has {table.shape[1]} columns for {len(names)} names")
     return names, table

@@ -6,7 +6,7 @@ Layout::
                                 metadata (task, axes, channels, normalisation, classes, configs,
                                 training history) and, when given, the resolved experiment
                                 configuration ("experiment"; older files have none)
-           classifier.safetensors  classical models: the scikit-learn estimator as plain arrays
+           classifier.safetensors  classical models and object classifiers: the scikit-learn estimator as plain arrays
                                 (described by "estimator" in model.json; schema 1 files hold
                                 classifier.skops instead, still read)
            weights.safetensors  networks and image classifiers: tensors only
@@ -15,7 +15,8 @@ Layout::
 Loading never executes code from the file: JSON is parsed with :mod:`json`, tensors and arrays
 with safetensors, and every array, tree and network shape is checked before it is used
 (:mod:`pixlearn.models.validate`, :mod:`pixlearn.classical.estimator_arrays`, and for image
-classifiers :mod:`pixlearn.models.classifier_file`); schema 1
+classifiers :mod:`pixlearn.models.classifier_file`, for object classifiers
+:mod:`pixlearn.models.object_file`); schema 1
 estimators go through :mod:`pixlearn.models.skops_legacy`. Anything else is refused with
 :class:`~pixlearn.errors.ModelFileError`. A path ending in ``.zip`` is written as one zip file
 with the same members; both forms load the same way. Loading a classical model never imports
@@ -62,8 +63,9 @@ CLASSIFIER = "classifier.safetensors"
 WEIGHTS = "weights.safetensors"
 THRESHOLDS = "thresholds.json"
 MEMBERS = (MODEL_JSON, CLASSIFIER, CLASSIFIER_SKOPS, WEIGHTS, THRESHOLDS)
-#: Model kinds: pixel classifiers (``classical``), U-Nets (``network``), whole-image CNN classifiers.
-KINDS = ("classical", "network", "image-classifier")
+#: Model kinds: pixel classifiers (``classical``), U-Nets (``network``), whole-image CNN classifiers,
+#: classifiers of segmented objects by their measurements (``object-classifier``).
+KINDS = ("classical", "network", "image-classifier", "object-classifier")
 
 
 
@@ -135,8 +137,9 @@ def save_model(model: SavableModel, path: str | os.PathLike[str], *, experiment:
     Parameters
     ----------
     model : SavableModel
-        A :class:`~pixlearn.classical.model.PixelClassifier`, :class:`~pixlearn.nets.model.NetworkModel`
-        or :class:`~pixlearn.nets.classifier_model.ImageClassifierModel`.
+        A :class:`~pixlearn.classical.model.PixelClassifier`, :class:`~pixlearn.nets.model.NetworkModel`,
+        :class:`~pixlearn.nets.classifier_model.ImageClassifierModel` or
+        :class:`~pixlearn.classical.object_model.ObjectClassifier`.
     path : path-like
     experiment : Config, optional
         The resolved :class:`pixlearn.experiment.ExperimentConfig` the model was trained with,
@@ -180,7 +183,7 @@ def _serialise(model: SavableModel, experiment: Config | None = None) -> dict[st
     meta = model.to_metadata()
     members: dict[str, bytes] = {}
     header: dict[str, Any] = {}
-    if model.kind == "classical":
+    if model.kind in ("classical", "object-classifier"):
         from pixlearn.classical.estimator_arrays import save_estimator_bytes
 
         header["estimator"], members[CLASSIFIER] = save_estimator_bytes(model.estimator)  # type: ignore[attr-defined]
@@ -274,7 +277,8 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
     model : PixelModel
         Or, for a file of kind ``"image-classifier"``, an
         :class:`~pixlearn.nets.classifier_model.ImageClassifierModel` (one class per image, not a
-        :class:`PixelModel`: check ``model.kind`` before tiling).
+        :class:`PixelModel`: check ``model.kind`` before tiling); for ``"object-classifier"`` an
+        :class:`~pixlearn.classical.object_model.ObjectClassifier` (one class per object).
 
     Raises
     ------
@@ -296,6 +300,10 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> PixelMode
             from pixlearn.models.classifier_file import load_image_classifier
 
             return load_image_classifier(meta, members.get(WEIGHTS), path, device)
+        if header["kind"] == "object-classifier":
+            from pixlearn.models.object_file import load_object_classifier
+
+            return load_object_classifier(header, meta, members.get(CLASSIFIER), path)
         return _load_network(meta, members, path, device)
     except ModelFileError:
         raise
