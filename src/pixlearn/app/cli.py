@@ -45,6 +45,8 @@ logger = logging.getLogger("pixlearn")
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+SEGMENT_HELP = ("--task objects / object classifiers: make the instance labels with this model instead of --labels: "
+                "a pixlearn instance model file or a built-in name (nuclei).")
 
 
 def _usage_message(exc: typer.TyperException) -> str:
@@ -132,9 +134,12 @@ def _set_threads(threads: int | None, seed: int | None = None) -> None:
 def train(
     images: Annotated[Path, typer.Option(help="Folder of raw images.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write (or a .zip file).")],
-    labels: Annotated[Path | None, typer.Option(help="Folder of annotations, matched to images by file name; --task classify: a labels table (CSV name,class), else --images holds one subfolder per class.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Folder of annotations, matched to images by file name; --task classify: a labels table (CSV name,class), else --images holds one subfolder per class; --task objects: the instance label images.")] = None,
     method: Annotated[Method | None, typer.Option(help="rf, svm, hgb (classical), unet (network) or cnn (image classifier). Default: rf, or unet with --init.")] = None,
-    task: Annotated[Task | None, typer.Option(help="semantic | instances | restore (networks) | classify (--method cnn: one class per image). Default: semantic, or the --init model's.")] = None,
+    task: Annotated[Task | None, typer.Option(help="semantic | instances | restore (networks) | classify (--method cnn: one class per image) | objects (rf, svm, hgb: one class per segmented object). Default: semantic, or the --init model's.")] = None,
+    classes: Annotated[Path | None, typer.Option(help="--task objects: a table (CSV image,object_id,class) of annotated objects.")] = None,
+    points: Annotated[Path | None, typer.Option(help="--task objects: a table (CSV image,y,x[,z],class) of points, each on an annotated object.")] = None,
+    segment: Annotated[str | None, typer.Option(metavar="MODEL", help=SEGMENT_HELP)] = None,
     init: Annotated[str | None, typer.Option(metavar="MODEL", help="Fine-tune: start the network from this model, a model file or folder or a built-in name (pixlearn models; a path that exists wins). Keeps its architecture, task and normalisation (unless --config has a normalization section); trains at lr x train.init_lr_factor (default a tenth) after a short warm-up; instance thresholds re-tuned, its own kept unless others do better.")] = None,
     label_kind: Annotated[
         LabelKind | None,
@@ -167,6 +172,15 @@ def train(
     initial = initial_model(init, device) if init is not None else None
     method_name, task_name = fine_tune_choices(method and method.value, task and task.value, initial)
     method, task = Method(method_name), Task(task_name)
+    if task == Task.objects:
+        from pixlearn.app.classify_objects import train_objects_command
+
+        typer.echo(train_objects_command(images, output, method.value, labels=labels, segment=segment, classes=classes,
+                                         points=points, config=config, n_estimators=n_estimators, seed=seed, axes=axes,
+                                         device=device, overwrite=overwrite))
+        return
+    if classes is not None or points is not None or segment is not None:
+        raise PixlearnError("--classes, --points and --segment: only for --task objects")
     classify = method == Method.cnn or task == Task.classify
     if classify and (method != Method.cnn or task != Task.classify):
         raise PixlearnError("image classification is --method cnn --task classify (both)")
@@ -241,17 +255,29 @@ def predict(
     precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that are already finished (never a file pixlearn did not write).")] = False,
     explain: Annotated[str | None, typer.Option(help="Image classifiers: also write a saliency PNG per image: gradcam or occlusion.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Object classifiers: folder of the instance label images, matched to the inputs by file name.")] = None,
+    segment: Annotated[str | None, typer.Option(metavar="MODEL", help=SEGMENT_HELP)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Apply a trained model, or a built-in one (e.g. nuclei), to images of any size; an image classifier
-    writes a table (OUT/predictions.csv, or OUT if it ends in .csv)."""
+    writes a table (OUT/predictions.csv, or OUT if it ends in .csv); an object classifier (with --labels
+    or --segment) OUT/<name>.objects.csv, OUT/<name>.classes.tif and OUT/summary.csv."""
     _setup_logging(verbose)
     _set_threads(threads)
     from pixlearn.app.jobs import warn_about_inputs
     from pixlearn.data.folders import list_images
     from pixlearn.models.model_file import read_header
 
-    if model_path.exists() and read_header(model_path).get("kind") == "image-classifier":
+    kind = read_header(model_path).get("kind") if model_path.exists() else None
+    if kind == "object-classifier":
+        from pixlearn.app.classify_objects import predict_objects_command
+
+        typer.echo(predict_objects_command(model_path, inputs, output, labels=labels, segment=segment, axes=axes,
+                                           device=device, overwrite=overwrite))
+        return
+    if labels is not None or segment is not None:
+        raise PixlearnError("--labels and --segment: only object classifiers (--task objects) take instance labels")
+    if kind == "image-classifier":
         from pixlearn.app.classify import predict_command
 
         typer.echo(predict_command(model_path, inputs, output, explain=explain, axes=axes, device=device,
@@ -294,8 +320,8 @@ def predict(
 
 @app.command()
 def evaluate(
-    pred: Annotated[Path, typer.Option(help="Folder of predictions (classify: the prediction table or its folder).")],
-    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name (classify: a labels table or a folder per class).")],
+    pred: Annotated[Path, typer.Option(help="Folder of predictions (classify: the prediction table or its folder, or a folder of object predictions).")],
+    truth: Annotated[Path, typer.Option(help="Folder of ground truth, matched by file name (classify: a labels table or a folder per class; objects: a table image,object_id,class).")],
     kind: Annotated[str, typer.Option(help="semantic, instances, restore or classify.")] = "semantic",
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes (semantic; default: from the data).")] = None,
     scale_invariant: Annotated[bool, typer.Option(help="Restore: put each prediction on its truth's normalised scale before PSNR/SSIM.")] = False,

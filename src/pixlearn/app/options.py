@@ -30,12 +30,13 @@ class Method(str, Enum):
 
 
 class Task(str, Enum):
-    """What a network learns (classical models: semantic only)."""
+    """What a model learns: classical pixel models semantic only; objects: classes of segmented objects."""
 
     semantic = "semantic"
     instances = "instances"
     restore = "restore"
     classify = "classify"
+    objects = "objects"
 
 
 class LabelKind(str, Enum):

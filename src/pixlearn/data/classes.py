@@ -119,7 +119,8 @@ def read_class_folders(root: str | os.PathLike[str], class_names: Sequence[str] 
     return LabelledImages(tuple(paths), labels, names)
 
 
-def _open_table(path: Path) -> list[list[str]]:
+def read_table_rows(path: Path) -> list[list[str]]:
+    """The non-empty rows of a CSV table (header first), at least one below the header."""
     if not path.is_file():
         raise PixlearnError("no such file", path)
     try:
@@ -137,7 +138,8 @@ def _open_table(path: Path) -> list[list[str]]:
     return rows
 
 
-def _column(header: list[str], options: tuple[str, ...], what: str, path: Path) -> int:
+def table_column(header: list[str], options: tuple[str, ...], what: str, path: Path) -> int:
+    """Index of the first of `options` among the (case-insensitive) column names of `header`."""
     lowered = [h.strip().lower() for h in header]
     for option in options:
         if option in lowered:
@@ -156,9 +158,9 @@ def read_class_table(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
         name or class, or a name listed twice (naming the line).
     """
     path = Path(path)
-    rows = _open_table(path)
-    name_col = _column(rows[0], NAME_COLUMNS, "name", path)
-    class_col = _column(rows[0], CLASS_COLUMNS, "class", path)
+    rows = read_table_rows(path)
+    name_col = table_column(rows[0], NAME_COLUMNS, "name", path)
+    class_col = table_column(rows[0], CLASS_COLUMNS, "class", path)
     table: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
@@ -263,8 +265,18 @@ def _probability(text: str, line: int, path: Path) -> float:
     return value
 
 
-def read_class_predictions(path: str | os.PathLike[str]) -> ClassPredictions:
+def read_class_predictions(path: str | os.PathLike[str], *, name_columns: tuple[str, ...] = NAME_COLUMNS,
+                           prefix: str = "") -> ClassPredictions:
     """Read a table written by :func:`write_class_predictions`.
+
+    Parameters
+    ----------
+    path : path-like
+    name_columns : tuple of str
+        The column naming the rows (the first found); e.g. ``("object_id",)`` for the object
+        tables of ``pixlearn predict`` with an object classifier.
+    prefix : str
+        Put before every name (e.g. ``"<image>/"`` for object ids).
 
     Raises
     ------
@@ -274,9 +286,9 @@ def read_class_predictions(path: str | os.PathLike[str]) -> ClassPredictions:
         listed twice.
     """
     path = Path(path)
-    rows = _open_table(path)
+    rows = read_table_rows(path)
     header = [h.strip() for h in rows[0]]
-    name_col = _column(header, NAME_COLUMNS, "name", path)
+    name_col = table_column(header, name_columns, "name", path)
     prob_cols = [i for i, h in enumerate(header) if h.startswith(PROBABILITY_PREFIX)]
     if len(prob_cols) < 2:
         raise PixlearnError(f"needs one {PROBABILITY_PREFIX}<class> column per class, at least two", path)
@@ -290,7 +302,7 @@ def read_class_predictions(path: str | os.PathLike[str]) -> ClassPredictions:
         label = row[class_col].strip() if class_col is not None else class_names[int(np.argmax(values))]
         if label not in class_names:
             raise PixlearnError(f"line {line}: class {label!r} has no {PROBABILITY_PREFIX}{label} column", path)
-        names.append(row[name_col].strip())
+        names.append(prefix + row[name_col].strip())
         predicted.append(class_names.index(label))
         probabilities.append(values)
     twice = [n for n, count in collections.Counter(names).items() if count > 1]
@@ -311,5 +323,7 @@ __all__ = [
     "read_class_predictions",
     "read_class_table",
     "read_labelled_images",
+    "read_table_rows",
+    "table_column",
     "write_class_predictions",
 ]

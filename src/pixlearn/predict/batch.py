@@ -173,9 +173,9 @@ def predict_many(
     paths = [Path(p) for p in inputs]
     _check_out_dir(out_dir, paths)
     tasks = _plan_tasks(model, paths, out_dir, run, output_format, return_probabilities, wanted.objects)
-    _refuse_foreign_outputs(tasks, _made_by_pixlearn(out_dir, claims=True))
+    _refuse_foreign_outputs(tasks, made_by_pixlearn(out_dir, claims=True))
     created = _prepare_out_dir(out_dir)
-    finished = _made_by_pixlearn(out_dir, claims=False)
+    finished = made_by_pixlearn(out_dir, claims=False)
     tasks = [task for task in tasks if overwrite or not _skip_finished(task, finished)]
     manifest = out_dir / MANIFEST
     name = model_name or type(model).__name__
@@ -183,7 +183,7 @@ def predict_many(
     try:
         if tasks:  # before anything is written: what a killed run leaves is still known as ours
             claimed = [p.relative_to(out_dir).as_posix() for task in tasks for p in _targets(task)]
-            _append_manifest(manifest, {"claimed": claimed})
+            append_manifest(manifest, {"claimed": claimed})
         seconds: Iterable[float]  # local: lazily, so that each image enters the manifest when done
         if dask_address:
             seconds = predict_tasks_dask(model, tasks, run, dask_address, progress=progress)
@@ -196,7 +196,7 @@ def predict_many(
                 record["probabilities"] = str(task.prob_target)
             if task.objects:
                 record["objects"] = [str(p) for p in task.objects]
-            _append_manifest(manifest, record)
+            append_manifest(manifest, record)
             done += 1
     except BaseException:
         if created and done == 0 and not any(os.path.lexists(p) for task in tasks for p in _targets(task)):
@@ -312,7 +312,7 @@ def _check_output_memory(model: PixelModel, shape: tuple[int, ...], probabilitie
             f"{MAX_IN_MEMORY_OUTPUT_BYTES // 2**30} GiB); use --format zarr (written tile by tile)", path)
 
 
-def _made_by_pixlearn(out_dir: Path, claims: bool) -> set[Path]:
+def made_by_pixlearn(out_dir: Path, claims: bool) -> set[Path]:
     """The outputs the manifest of `out_dir` names as finished, and also those it claims if
     `claims` (resolved paths; also where they are now if the folder was moved since)."""
     made: set[Path] = set()
@@ -385,7 +385,7 @@ def _predict_tasks_local(model: PixelModel, tasks: list[FileTask], options: RunO
                 advance(1)
 
 
-def _append_manifest(manifest: Path, record: dict[str, Any]) -> None:
+def append_manifest(manifest: Path, record: dict[str, Any]) -> None:
     with write_errors(manifest), open(manifest, "a+b") as fh:
         if fh.tell() > 0:  # a line cut short by a killed run: start on a fresh line
             fh.seek(-1, os.SEEK_END)
