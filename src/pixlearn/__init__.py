@@ -2,7 +2,8 @@
 
 Classical pixel classifiers (filter bank + random forest, SVM, gradient boosting) and fully
 convolutional networks (U-Net, 2D and 3D) for semantic segmentation, instance segmentation and
-restoration, saved as one portable model and applied to images of any size.
+restoration, saved as one portable model and applied to images of any size; classifiers of whole
+images (a CNN) and of segmented objects (their measurements and a random forest).
 
 The public API is importable from here; each name is imported on first use, so
 ``import pixlearn`` is cheap and never imports torch (only the network names do).
@@ -41,6 +42,15 @@ _API: dict[str, str] = {
     "ClassifierConfig": "pixlearn.classical.config",
     "PixelClassifier": "pixlearn.classical.model",
     "fit_pixel_classifier": "pixlearn.classical.fit",
+    # objects of instance label images: measurements, a classifier of them, and the file-level jobs
+    "ObjectFeatureConfig": "pixlearn.classical.objects",
+    "object_features": "pixlearn.classical.objects",
+    "ObjectClassifier": "pixlearn.classical.object_model",
+    "ObjectPredictions": "pixlearn.classical.object_model",
+    "fit_object_classifier": "pixlearn.classical.object_model",
+    "objects_at_points": "pixlearn.classical.object_model",
+    "train_object_classifier": "pixlearn.app.classify_objects",
+    "classify_object_files": "pixlearn.app.classify_objects",
     # networks (these import torch)
     "UNetConfig": "pixlearn.nets.unet",
     "TrainConfig": "pixlearn.nets.training",
@@ -82,6 +92,9 @@ __all__ = [
     "InstanceThresholds",
     "NetworkModel",
     "NormalizeConfig",
+    "ObjectClassifier",
+    "ObjectFeatureConfig",
+    "ObjectPredictions",
     "PredictOptions",
     "PixelClassifier",
     "SyntheticConfig",
@@ -90,16 +103,20 @@ __all__ = [
     "UNetConfig",
     "apply_model",
     "builtin_models",
+    "classify_object_files",
     "describe",
     "evaluate_folders",
     "fit_image_classifier",
     "fit_network",
+    "fit_object_classifier",
     "fit_pixel_classifier",
     "instances_from_outputs",
     "load_model",
     "load_pairs",
     "make_nuclei",
     "matching",
+    "object_features",
+    "objects_at_points",
     "predict_many",
     "predict_tiled",
     "read_canonical",
@@ -107,14 +124,23 @@ __all__ = [
     "read_labels",
     "save_model",
     "semantic_scores",
+    "train_object_classifier",
     "write_image",
 ]
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
+    from pixlearn.app.classify_objects import classify_object_files, train_object_classifier
     from pixlearn.classical.config import ClassifierConfig
     from pixlearn.classical.features import FeatureConfig
     from pixlearn.classical.fit import fit_pixel_classifier
     from pixlearn.classical.model import PixelClassifier
+    from pixlearn.classical.object_model import (
+        ObjectClassifier,
+        ObjectPredictions,
+        fit_object_classifier,
+        objects_at_points,
+    )
+    from pixlearn.classical.objects import ObjectFeatureConfig, object_features
     from pixlearn.data.images import read_canonical, read_image, read_labels
     from pixlearn.data.normalize import NormalizeConfig
     from pixlearn.data.pairs import load_pairs

@@ -185,3 +185,27 @@ def test_segment_makes_the_labels_in_the_same_command(data, model, tmp_path) -> 
     refused = runner.invoke(app, ["predict", str(model), str(data["test"]), "--segment",
                                   str(FIXTURES / "rf_v1.zip"), "-o", str(tmp_path / "x")])
     assert refused.exit_code == 2 and "an instance model is needed" in refused.output
+
+
+def test_the_python_api_trains_and_predicts_objects(data, tmp_path) -> None:
+    import pixlearn
+
+    train = [_blobs(seed) for seed in (0, 1)]
+    model = pixlearn.fit_object_classifier([im for im, _, _ in train], [lab for _, lab, _ in train],
+                                           [{i: CLASSES.index(k) for i, k in kinds.items()} for _, _, kinds in train],
+                                           class_names=CLASSES)
+    image, labels, kinds = _blobs(12)
+    predictions = model.predict_objects(image, labels)
+    assert isinstance(predictions, pixlearn.ObjectPredictions)
+    truth = np.array([CLASSES.index(kinds[i]) for i in predictions.ids])
+    assert np.mean(predictions.classes == truth) >= 0.9
+    pixlearn.save_model(model, tmp_path / "m.zip")
+    again = pixlearn.load_model(tmp_path / "m.zip")
+    assert isinstance(again, pixlearn.ObjectClassifier)
+    np.testing.assert_array_equal(again.predict_objects(image, labels).probabilities, predictions.probabilities)
+    from pixlearn.app.object_inputs import LabelSource
+
+    fitted = pixlearn.train_object_classifier(data["train"], labels=data["train_labels"], classes=data["classes"])
+    result = pixlearn.classify_object_files(fitted, sorted(data["test"].iterdir()), tmp_path / "out",
+                                            source=LabelSource.open(data["test_labels"], None))
+    assert sum(result.counts.values()) == 32 and result.summary.is_file()

@@ -46,6 +46,19 @@ def fit_tiny_classical(method: str = "rf", n_classes: int = 2, **clf: Any) -> An
     )
 
 
+def fit_tiny_object_classifier() -> Any:
+    """A fitted :class:`ObjectClassifier` on the two squares of :func:`tiny_image` (one class each)."""
+    from scipy import ndimage
+
+    from pixlearn.classical.config import ClassifierConfig
+    from pixlearn.classical.object_model import fit_object_classifier
+
+    image = tiny_image()
+    labels, _ = ndimage.label(image > 0.5)
+    config = ClassifierConfig().with_overrides({"rf": {"n_estimators": 3}, "seed": 1, "n_jobs": 1})
+    return fit_object_classifier([image], [labels], [{1: 0, 2: 1}], class_names=["a", "b"], clf_cfg=config)
+
+
 def read_members(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as zf:
         return {name: zf.read(name) for name in zf.namelist()}

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from badinput.crafting import (
     fit_tiny_classical,
+    fit_tiny_object_classifier,
     legacy_members,
     read_members,
     tiny_image,
@@ -412,6 +413,61 @@ ARRAY_CASES = {
     "arrays without their description": Case(_model_from(_header(lambda h: h.pop("estimator"))), "estimator"),
 }
 MODEL_CASES.update(ARRAY_CASES)
+
+
+# object classifiers (kind "object-classifier") ---------------------------------------------------
+
+
+def _object_model(edit: Callable[[dict[str, bytes], dict], object]) -> Callable[[Path, Path], list[str]]:
+    """Predict with a copy of a tiny object classifier with ``edit(members, header)`` applied."""
+    def build(tmp: Path, model: Path) -> list[str]:
+        source = save_model(fit_tiny_object_classifier(), tmp / "objects.zip")
+        members = read_members(source)
+        source.unlink()
+        header = json.loads(members["model.json"])
+        edit(members, header)
+        members["model.json"] = json.dumps(header).encode()
+        np.save(tmp / "in.npy", tiny_image())
+        return ["predict", str(write_members(tmp / "bad.zip", members)), str(tmp / "in.npy"), "--labels", str(tmp),
+                "-o", str(tmp / "out")]
+
+    return build
+
+
+def _object_meta(key: str, value: object, section: str | None = None):
+    def edit(members: dict[str, bytes], header: dict) -> None:
+        (header["model"][section] if section else header["model"])[key] = value
+
+    return _object_model(edit)
+
+
+def _object_estimator_of_pixels(members: dict[str, bytes], header: dict) -> None:
+    from safetensors.numpy import save
+
+    from pixlearn.classical.estimator_arrays import estimator_to_arrays
+
+    header["estimator"], arrays = estimator_to_arrays(fit_tiny_classical("rf", 2).estimator)
+    members["classifier.safetensors"] = save(arrays)
+
+
+OBJECT_CASES: dict[str, Case] = {
+    "object model repeated class names": Case(_object_meta("class_names", ["a", "a"]), "distinct"),
+    "object model one class": Case(_object_meta("class_names", ["a"]), "class_names"),
+    "object model tampered measurement names": Case(_object_meta("feature_names", ["area"]), "feature_names"),
+    "object model n_measurements wrong": Case(_object_meta("n_measurements", 3), "n_measurements"),
+    "object model ndim 7": Case(_object_meta("ndim", 7), "ndim"),
+    "object model huge lbp_points": Case(_object_meta("lbp_points", 10**6, "object_features"), "exceeds the limit"),
+    "object model huge ring": Case(_object_meta("ring_px", 10**9, "object_features"), "exceeds the limit"),
+    "object model unknown setting": Case(_object_meta("exec", "rm -rf /", "object_features"), "unknown keys"),
+    "object model settings not a mapping": Case(_object_meta("object_features", "x"), "object_features"),
+    "object model bad classifier settings": Case(_object_meta("classifier", {"method": "magic"}), "classifier"),
+    "object model without estimator": Case(_object_model(lambda m, h: m.pop("classifier.safetensors")), "without"),
+    "object model pickled estimator": Case(
+        _object_model(lambda m, h: m.update({"classifier.safetensors": pickle.dumps(_Reduce())})), "safetensors"),
+    "object model estimator of other features": Case(_object_model(_object_estimator_of_pixels), "features"),
+    "object model without estimator description": Case(_object_model(lambda m, h: h.pop("estimator")), "without"),
+}
+MODEL_CASES.update(OBJECT_CASES)
 
 
 # command-line misuse ----------------------------------------------------------------------------

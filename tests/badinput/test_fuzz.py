@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from badinput.crafting import fit_tiny_classical
+from badinput.crafting import fit_tiny_classical, fit_tiny_object_classifier
 from pixlearn.errors import PixlearnError
 from pixlearn.models.model_file import load_model, save_model
 
@@ -16,6 +16,11 @@ from pixlearn.models.model_file import load_model, save_model
 @pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory):
     return save_model(fit_tiny_classical("rf", 2), tmp_path_factory.mktemp("fz") / "m.zip").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def object_model_bytes(tmp_path_factory):
+    return save_model(fit_tiny_object_classifier(), tmp_path_factory.mktemp("fz") / "o.zip").read_bytes()
 
 
 def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
@@ -43,6 +48,12 @@ _FLIPS = st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 255)), min_siz
 @given(flips=_FLIPS)
 def test_byte_flips_raise_only_model_file_errors(tmp_path, model_bytes, flips):
     _check(tmp_path, _flip(model_bytes, flips))
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=_FLIPS)
+def test_object_classifier_byte_flips_raise_only_model_file_errors(tmp_path, object_model_bytes, flips):
+    _check(tmp_path, _flip(object_model_bytes, flips))
 
 
 @pytest.mark.slow

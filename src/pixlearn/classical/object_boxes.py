@@ -100,7 +100,9 @@ def find_object_boxes(labels: Any, tile_shape: Sequence[int] | None = None) -> O
     found_ids, found_starts, found_stops = [], [], []
     for tile in tiles:
         ids, starts, stops = _tile_boxes(np.asarray(labels[tile.core]), [s.start for s in tile.core])
-        found_ids.append(ids), found_starts.append(starts), found_stops.append(stops)
+        found_ids.append(ids)
+        found_starts.append(starts)
+        found_stops.append(stops)
     ids = np.concatenate(found_ids)
     starts, stops = np.concatenate(found_starts), np.concatenate(found_stops)
     unique, first = np.unique(ids, return_inverse=True)
