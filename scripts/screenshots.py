@@ -155,7 +155,7 @@ def _objects_step(args: argparse.Namespace) -> None:
     config = SyntheticConfig(shape=(args.size, args.size), brightness=(0.25, 1.0), coverage=0.25)
     image, _ = make_nuclei(config, np.random.default_rng(11))
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1280, 980)
+    viewer.window._qt_window.resize(1280, 860)
     viewer.add_image(image, name="synthetic nuclei", metadata={"pixlearn_axes": "YX"})
     _, widget = viewer.window.add_plugin_dock_widget("pixlearn", "Pixel classification")
     widget.apply_builtin("nuclei")
@@ -175,8 +175,14 @@ def _objects_step(args: argparse.Namespace) -> None:
     viewer.layers["nuclei result"].visible = False
     viewer.layers[W.OBJECT_CLASSES].opacity = 0.5
     viewer.reset_view()
+    viewer.camera.zoom *= 1.8  # the middle of the image: nuclei large enough to see the clicks
+    bar = widget.scroll_area.verticalScrollBar()
+    bar.setValue(bar.maximum())  # the object classes at the bottom of the widget
     _wait(lambda: True)
     _save(viewer, args.out / "napari_5_objects.png")
+    classes = viewer.layers[W.OBJECT_CLASSES].data
+    for k, name in enumerate(("dim", "bright")):
+        print(f"{name}: median of the objects' mean intensity {np.median(means[np.isin(ids, np.unique(objects[classes == k + 1]))]):.0f}")
     print(f"objects: {widget.object_counts.text()}")
     viewer.close()
 

@@ -111,7 +111,7 @@ class ObjectsPanel(WidgetPart):
             objects = self.objects_layer
             if objects is None:
                 raise ValueError("choose a Labels layer of objects first")
-            layer = self.viewer.add_points(np.empty((0, objects.ndim)), ndim=objects.ndim, size=7,
+            layer = self.viewer.add_points(np.empty((0, objects.ndim)), ndim=objects.ndim, size=9, border_width=0.2,
                                            name=CLICKS_PREFIX + self.object_class_names[k],
                                            face_color=class_color(k + 1), border_color="white",
                                            scale=objects.scale, translate=objects.translate)

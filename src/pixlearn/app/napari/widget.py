@@ -32,8 +32,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt, Signal
+from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from pixlearn.app.napari.files_panel import FilesPanel
 from pixlearn.app.napari.image_panel import (
@@ -115,16 +115,25 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, ObjectsPan
     # ------------------------------------------------------------------ layout
 
     def _build(self, debounce_ms: int) -> None:
-        layout = QVBoxLayout(self)
+        """The parts, one under the other, in a vertical scroll area (the widget is taller than
+        many screens); the status line stays in view under it."""
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        parts = QWidget()
+        layout = QVBoxLayout(parts)
         self._build_image_panel(layout)
         self._build_preview_panel(layout, debounce_ms)
         self._build_unet_panel(layout)
         self._build_files_panel(layout)
         self._build_objects_panel(layout)
+        layout.addStretch(1)
+        self.scroll_area = _VerticalScrollArea()
+        self.scroll_area.setWidget(parts)
+        outer.addWidget(self.scroll_area, 1)
         self.status = QLabel("paint two classes on the scribbles layer")
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        self.status.setContentsMargins(6, 0, 6, 6)
+        outer.addWidget(self.status)
 
     # ------------------------------------------------------------------ workers
 
@@ -162,6 +171,26 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, ObjectsPan
         logger.warning("pixlearn job failed: %s", exc, exc_info=exc)
         self.status.setText(f"error: {exc}")
         self.failed.emit(str(exc))
+
+
+class _VerticalScrollArea(QScrollArea):
+    """Scrolls its widget up and down only, and stays as wide as the widget needs (napari's style
+    is applied after construction, so the width is set again whenever the widget's layout changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.widget() and event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Resize):
+            self.setMinimumWidth(watched.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+        return super().eventFilter(watched, event)
 
 
 __all__ = [
