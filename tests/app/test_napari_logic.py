@@ -40,6 +40,8 @@ def test_points_outside_the_image_and_on_the_background_are_ignored():
     assert clicked_objects(labels, [np.array([[0.0, 1.0]]), np.array([[0.0, 2.0]])]) == {1: 1}  # last wins
     with pytest.raises(ValueError, match="do not fit a 2D image"):
         points_in_image(np.zeros((1, 3)), labels.shape)
+    stack = np.stack([labels, labels + 10 * (labels > 0)])  # 3D: (plane, row, column) clicks
+    assert clicked_objects(stack, [np.array([[1.0, 1.0, 0.0]]), np.array([[0.0, 0.0, 2.0]])]) == {12: 0, 1: 1}
 
 
 def test_clicked_bright_and_dim_objects_classify_the_others(bright_dim_objects):

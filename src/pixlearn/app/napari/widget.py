@@ -183,13 +183,16 @@ class _VerticalScrollArea(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+    def setWidget(self, widget: QWidget | None) -> None:  # noqa: N802 - Qt's name
         super().setWidget(widget)
-        widget.installEventFilter(self)
+        if widget is not None:
+            widget.installEventFilter(self)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
-        if watched is self.widget() and event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Resize):
-            self.setMinimumWidth(watched.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+        inner, bar = self.widget(), self.verticalScrollBar()
+        if inner is not None and bar is not None and watched is inner and event.type() in (
+                QEvent.Type.LayoutRequest, QEvent.Type.Resize):
+            self.setMinimumWidth(inner.minimumSizeHint().width() + bar.sizeHint().width())
         return super().eventFilter(watched, event)
 
 
