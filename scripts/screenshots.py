@@ -1,12 +1,14 @@
 """Screenshots of the napari plugin at each step, for the README, from the synthetic nuclei.
 
 Steps: ``scribbles`` (strokes on the image), ``preview`` (the live random-forest preview),
-``uncertainty`` (with the suggested regions), ``unet`` (the U-Net trained on the same strokes).
+``uncertainty`` (with the suggested regions), ``unet`` (the U-Net trained on the same strokes),
+and ``objects`` (the built-in ``nuclei`` model applied with no training, then bright and dim
+nuclei clicked and every nucleus classified: the object-class layer and the counts).
 Each is a PNG of the whole napari window (canvas and the docked widget) in ``docs/images/``.
 
 Run (needs the gui extra and a display; headless: under Xvfb)::
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py [--out docs/images] [--epochs 8]
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [--out docs/images] [--epochs 8] [--only objects]
 """
 
 from __future__ import annotations
@@ -66,9 +68,18 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--size", type=int, default=384, help="side of the synthetic image, pixels")
     parser.add_argument("--epochs", type=int, default=8, help="U-Net epochs (of 10 steps)")
+    parser.add_argument("--only", choices=("pixels", "objects"), help="only the pixel steps (1-4) or the objects step (5)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only != "objects":
+        _pixel_steps(args)
+    if args.only != "pixels":
+        _objects_step(args)
+    return 0
 
+
+def _pixel_steps(args: argparse.Namespace) -> None:
+    """Screenshots 1-4: scribbles, live preview, uncertainty with suggestions, U-Net."""
     import napari
 
     from pixlearn.app.napari import widget as W
@@ -130,7 +141,50 @@ def main() -> int:
         data = viewer.layers[name].data
         print(f"{name}: pixel accuracy vs truth {np.mean(data == truth):.3f}")
     viewer.close()
-    return 0
+
+
+def _objects_step(args: argparse.Namespace) -> None:
+    """Screenshot 5: built-in nuclei model, then the 4 brightest and 4 dimmest nuclei clicked."""
+    import napari
+    from scipy import ndimage as ndi
+
+    from pixlearn.app.napari import widget as W
+    from pixlearn.app.napari.objects_panel import CLICKS_PREFIX
+    from pixlearn.synthetic import SyntheticConfig, make_nuclei
+
+    config = SyntheticConfig(shape=(args.size, args.size), brightness=(0.25, 1.0), coverage=0.25)
+    image, _ = make_nuclei(config, np.random.default_rng(11))
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1280, 860)
+    viewer.add_image(image, name="synthetic nuclei", metadata={"pixlearn_axes": "YX"})
+    _, widget = viewer.window.add_plugin_dock_widget("pixlearn", "Pixel classification")
+    widget.apply_builtin("nuclei")
+    _wait(lambda: "nuclei result" in viewer.layers and not widget.busy)
+    objects = np.asarray(viewer.layers["nuclei result"].data)
+    ids = np.unique(objects[objects > 0])
+    means = np.asarray(ndi.mean(image, objects, ids))
+    order = ids[np.argsort(means)]
+    for k, (name, chosen) in enumerate((("dim", order[:4]), ("bright", order[-4:]))):
+        widget.object_class_list.setCurrentRow(k)
+        widget.object_class_list.item(k).setText(name)
+        layer = viewer.layers[CLICKS_PREFIX + name]
+        for centre in ndi.center_of_mass(objects > 0, objects, list(chosen)):
+            layer.add(np.asarray(centre))
+    widget.train_objects()
+    _wait(lambda: W.OBJECT_CLASSES in viewer.layers and not widget.busy)
+    viewer.layers["nuclei result"].visible = False
+    viewer.layers[W.OBJECT_CLASSES].opacity = 0.5
+    viewer.reset_view()
+    viewer.camera.zoom *= 1.8  # the middle of the image: nuclei large enough to see the clicks
+    bar = widget.scroll_area.verticalScrollBar()
+    bar.setValue(bar.maximum())  # the object classes at the bottom of the widget
+    _wait(lambda: True)
+    _save(viewer, args.out / "napari_5_objects.png")
+    classes = viewer.layers[W.OBJECT_CLASSES].data
+    for k, name in enumerate(("dim", "bright")):
+        print(f"{name}: median of the objects' mean intensity {np.median(means[np.isin(ids, np.unique(objects[classes == k + 1]))]):.0f}")
+    print(f"objects: {widget.object_counts.text()}")
+    viewer.close()
 
 
 if __name__ == "__main__":

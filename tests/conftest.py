@@ -91,3 +91,22 @@ def discs_and_squares(n: int, seed: int, size: int = 24):
 def shapes_2d():
     """(train, test) sets of :func:`discs_and_squares`: 120 and 40 images of 24x24 pixels."""
     return discs_and_squares(120, seed=0), discs_and_squares(40, seed=1)
+
+
+@pytest.fixture
+def bright_dim_objects():
+    """(image float32 (144, 144), instance labels int32, class per object id: 1 bright, 0 dim):
+    a 6x6 grid of discs of random radius 5-9 px, each bright or dim at random, on noise."""
+    rng = np.random.default_rng(21)
+    size, n, step = 144, 6, 24
+    grid = np.indices((size, size))
+    image = rng.normal(20.0, 4.0, (size, size))
+    labels = np.zeros((size, size), np.int32)
+    classes = {}
+    for k, (i, j) in enumerate(np.ndindex(n, n), start=1):
+        centre = np.array([i, j]) * step + step // 2 + rng.integers(-2, 3, 2)
+        mask = ((grid - centre[:, None, None]) ** 2).sum(axis=0) <= rng.uniform(5.0, 9.0) ** 2
+        classes[k] = int(rng.random() < 0.5)
+        labels[mask] = k
+        image[mask] += rng.normal(180.0 if classes[k] else 70.0, 10.0, int(mask.sum()))
+    return image.astype(np.float32), labels, classes

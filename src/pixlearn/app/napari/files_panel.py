@@ -1,9 +1,11 @@
-"""The files part of the dock widget: apply, save and load models, save and load scribbles.
+"""The files part of the dock widget: apply built-in models and model files, save and load scribbles.
 
-Models go through :func:`pixlearn.models.model_file.save_model` / ``load_model`` and
-:func:`pixlearn.predict.apply_model` in the widget's job queue; scribbles are written with their
-settings beside them. :class:`FilesPanel` is one of the parts of
-:class:`pixlearn.app.napari.widget.PixlearnWidget`.
+Models are loaded by :func:`pixlearn.zoo.load_model` (a built-in model by name, e.g. ``"nuclei"``,
+or a model file) and applied by :func:`pixlearn.predict.apply_model` in the widget's job queue; a
+model the plugin cannot apply (an image classifier) is refused with one line
+(:func:`~pixlearn.app.napari.model_choice.refusal`). Models are saved by
+:func:`pixlearn.models.model_file.save_model`; scribbles are written with their settings beside
+them. :class:`FilesPanel` is one of the parts of :class:`pixlearn.app.napari.widget.PixlearnWidget`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
@@ -26,6 +30,7 @@ from pixlearn.app.napari.layers import (
     canonical_image,
     label_colormap,
 )
+from pixlearn.app.napari.model_choice import builtin_choices, refusal
 from pixlearn.classical.features import FeatureConfig
 from pixlearn.classical.preview import PreviewConfig
 
@@ -34,24 +39,69 @@ class FilesPanel(WidgetPart):
     """Models and scribbles in and out, with thin file dialogs (a part of the widget)."""
 
     def _build_files_panel(self, layout: QVBoxLayout) -> None:
-        files = QGroupBox("files")
-        fl = QHBoxLayout(files)
-        for text, slot in (("apply model...", self._apply_dialog), ("apply to folder...", self._apply_folder_dialog),
-                           ("save scribbles...", self._save_scribbles_dialog),
-                           ("load scribbles...", self._load_scribbles_dialog)):
-            button = QPushButton(text)
-            button.clicked.connect(slot)
-            fl.addWidget(button)
+        files = QGroupBox("models and files")
+        fl = QVBoxLayout(files)
+        row = QHBoxLayout()
+        self.builtin_combo = QComboBox()
+        self.builtin_combo.setToolTip("built-in models (pixlearn models): apply with no training")
+        for i, choice in enumerate(builtin_choices()):
+            self.builtin_combo.addItem(choice.label, choice.name)
+            self.builtin_combo.setItemData(i, choice.summary, Qt.ItemDataRole.ToolTipRole)
+        self.apply_builtin_button = QPushButton("apply built-in")
+        self.apply_builtin_button.setEnabled(self.builtin_combo.count() > 0)
+        self.apply_builtin_button.clicked.connect(lambda: self.apply_builtin())
+        row.addWidget(self.builtin_combo, 1)
+        row.addWidget(self.apply_builtin_button)
+        fl.addLayout(row)
+        for buttons in ((("apply model file...", self._apply_dialog), ("apply to folder...", self._apply_folder_dialog)),
+                        (("save scribbles...", self._save_scribbles_dialog),
+                         ("load scribbles...", self._load_scribbles_dialog))):
+            row = QHBoxLayout()
+            for text, slot in buttons:
+                button = QPushButton(text)
+                button.clicked.connect(slot)
+                row.addWidget(button)
+            fl.addLayout(row)
         layout.addWidget(files)
 
     # ------------------------------------------------------------------ models and files
 
     def set_model(self, model: Any, path: Path | None = None) -> None:
-        """Take a loaded model (e.g. from the reader) and apply it to the current image."""
+        """Take a loaded model (e.g. from the reader) and apply it to the current image.
+
+        A model the plugin cannot apply (an image classifier) is refused: one line in the status
+        and ``model_refused(message)``, nothing applied.
+        """
+        name = path.name if path else "the model"
+        problem = refusal(model, name)
+        if problem is not None:
+            self.status.setText(problem)
+            self.model_refused.emit(problem)
+            return
         self.loaded_model = model
-        self.status.setText(f"model {path.name if path else ''} loaded ({model.kind}, {model.task})")
+        self.status.setText(f"model {name} loaded ({model.kind}, {model.task})")
         if self.image_layer is not None:
             self.apply_model(model, name=f"{path.stem if path else 'model'} result")
+
+    def apply_builtin(self, name: str | None = None) -> None:
+        """Load a built-in model (default: the chooser's) and apply it to the current image."""
+        name = self.builtin_combo.currentData() if name is None else name
+        if name:
+            self.apply_model_source(name)
+
+    def apply_model_source(self, source: str | Path) -> None:
+        """Load a model file or a built-in model by name in the background, then :meth:`set_model`."""
+        if self.image_layer is None:
+            self.status.setText("open an image to apply a model to")
+            return
+        self.status.setText(f"loading {Path(source).name}...")
+
+        def job() -> Any:
+            from pixlearn.zoo import load_model
+
+            return load_model(source)
+
+        self._run(job, lambda model: self.set_model(model, Path(source)))
 
     def apply_model(self, model: Any, *, name: str = "pixlearn result") -> None:
         """Apply a model to the current image in the background (tiled, as the command line does)."""
@@ -59,8 +109,9 @@ class FilesPanel(WidgetPart):
 
         def job() -> Any:
             from pixlearn.predict import apply_model
+            from pixlearn.predict.planewise import planewise_for
 
-            return model, apply_model(model, image)
+            return model, apply_model(planewise_for(model, image.shape), image)  # 2D models plane by plane
 
         def done(returned: Any) -> None:
             model, result = returned
@@ -101,11 +152,8 @@ class FilesPanel(WidgetPart):
         self._run(job, done)
 
     def apply_model_file(self, path: str | Path) -> None:
-        """Load a pixlearn model file and apply it to the current image."""
-        from pixlearn.models.model_file import load_model
-
-        path = Path(path)
-        self.set_model(load_model(path), path)
+        """Load a pixlearn model file and apply it to the current image (in the background)."""
+        self.apply_model_source(Path(path))
 
     def save_model(self, path: str | Path, which: str = "rf") -> None:
         """Save the random forest (fitted on the strokes with the regular settings) or the U-Net."""

@@ -9,7 +9,10 @@ each; the widget only moves arrays between napari layers and the library:
 * U-Net: :func:`pixlearn.nets.fit.fit_network` (semantic, unlabelled pixels ignored) with a
   per-epoch callback for progress and the stop button (the best weights are kept), then
   :func:`pixlearn.predict.apply_model`;
-* models: :func:`pixlearn.models.model_file.save_model` / ``load_model`` and ``apply_model``.
+* models: :func:`pixlearn.models.model_file.save_model`, :func:`pixlearn.zoo.load_model` (model
+  files and the built-in models by name) and ``apply_model``; image classifiers are refused;
+* object classes: :func:`pixlearn.classical.object_model.fit_object_classifier` on the objects
+  clicked on a Labels layer, then every object classified.
 
 Torch is imported only inside the U-Net and model workers.
 
@@ -17,8 +20,9 @@ The widget is one object made of parts, one module each, that share its state an
 (:meth:`PixlearnWidget._run`, here): the image, classes and layer helpers
 (:mod:`~pixlearn.app.napari.image_panel`), the live preview and suggestions
 (:mod:`~pixlearn.app.napari.preview_panel`), the U-Net with its worker and loss curve
-(:mod:`~pixlearn.app.napari.unet_panel`), and models and scribbles in and out
-(:mod:`~pixlearn.app.napari.files_panel`). The layer names are importable from here.
+(:mod:`~pixlearn.app.napari.unet_panel`), models and scribbles in and out
+(:mod:`~pixlearn.app.napari.files_panel`), and object classes by clicking
+(:mod:`~pixlearn.app.napari.objects_panel`). The layer names are importable from here.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt, Signal
+from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from pixlearn.app.napari.files_panel import FilesPanel
 from pixlearn.app.napari.image_panel import (
@@ -41,15 +45,17 @@ from pixlearn.app.napari.image_panel import (
     UNET,
     ImagePanel,
 )
+from pixlearn.app.napari.objects_panel import OBJECT_CLASSES, ObjectsPanel
 from pixlearn.app.napari.preview_panel import PreviewPanel
 from pixlearn.app.napari.unet_panel import LossCurve, ProgressBridge, UNetPanel
+from pixlearn.classical.config import ClassifierConfig
 from pixlearn.classical.features import FeatureConfig
 from pixlearn.classical.preview import PreviewConfig
 
 logger = logging.getLogger(__name__)
 
 
-class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
+class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, ObjectsPanel, QWidget):
     """Dock widget of the pixlearn plugin (see the module docstring).
 
     Parameters
@@ -58,6 +64,8 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
     feature_cfg : FeatureConfig, optional
         Filter bank of the preview and of the saved random forest.
     preview_cfg : PreviewConfig, optional
+    object_clf_cfg : ClassifierConfig, optional
+        Classifier of the object classes (default: a class-balanced random forest).
     debounce_ms : int
         Quiet time after a stroke (or a pan) before the preview is updated.
     """
@@ -69,14 +77,19 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
     model_applied = Signal(object)
     folder_applied = Signal(object)
     model_saved = Signal(object)
+    model_refused = Signal(str)
+    objects_trained = Signal(object)
     failed = Signal(str)
 
     def __init__(self, napari_viewer: Any, *, feature_cfg: FeatureConfig | None = None,
-                 preview_cfg: PreviewConfig | None = None, debounce_ms: int = 300) -> None:
+                 preview_cfg: PreviewConfig | None = None, object_clf_cfg: ClassifierConfig | None = None,
+                 debounce_ms: int = 300) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.feature_cfg = feature_cfg or FeatureConfig()
         self.preview_cfg = preview_cfg or PreviewConfig()
+        self.object_clf_cfg = object_clf_cfg or ClassifierConfig()
+        self.object_model: Any | None = None
         self.session = None
         self._session_key = None
         self.rf_model: Any | None = None
@@ -102,15 +115,25 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
     # ------------------------------------------------------------------ layout
 
     def _build(self, debounce_ms: int) -> None:
-        layout = QVBoxLayout(self)
+        """The parts, one under the other, in a vertical scroll area (the widget is taller than
+        many screens); the status line stays in view under it."""
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        parts = QWidget()
+        layout = QVBoxLayout(parts)
         self._build_image_panel(layout)
         self._build_preview_panel(layout, debounce_ms)
         self._build_unet_panel(layout)
         self._build_files_panel(layout)
+        self._build_objects_panel(layout)
+        layout.addStretch(1)
+        self.scroll_area = _VerticalScrollArea()
+        self.scroll_area.setWidget(parts)
+        outer.addWidget(self.scroll_area, 1)
         self.status = QLabel("paint two classes on the scribbles layer")
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        self.status.setContentsMargins(6, 0, 6, 6)
+        outer.addWidget(self.status)
 
     # ------------------------------------------------------------------ workers
 
@@ -150,8 +173,32 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, QWidget):
         self.failed.emit(str(exc))
 
 
+class _VerticalScrollArea(QScrollArea):
+    """Scrolls its widget up and down only, and stays as wide as the widget needs (napari's style
+    is applied after construction, so the width is set again whenever the widget's layout changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def setWidget(self, widget: QWidget | None) -> None:  # noqa: N802 - Qt's name
+        super().setWidget(widget)
+        if widget is not None:
+            widget.installEventFilter(self)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+        inner, bar = self.widget(), self.verticalScrollBar()
+        if inner is not None and bar is not None and watched is inner and event.type() in (
+                QEvent.Type.LayoutRequest, QEvent.Type.Resize):
+            self.setMinimumWidth(inner.minimumSizeHint().width() + bar.sizeHint().width())
+        return super().eventFilter(watched, event)
+
+
 __all__ = [
     "DEFAULT_CLASSES",
+    "OBJECT_CLASSES",
     "PREVIEW",
     "SCRIBBLES",
     "SUGGESTIONS",
