@@ -26,6 +26,7 @@ from pixlearn.app.builtin import models
 from pixlearn.app.export import export
 from pixlearn.app.gui import gui
 from pixlearn.app.options import (
+    OBJECT_DIAMETER_HELP,
     PRECISION_HELP,
     LabelKind,
     Method,
@@ -37,6 +38,7 @@ from pixlearn.app.options import (
     parse_ints,
     parse_memory_option,
     parse_spacing_option,
+    with_object_diameter,
 )
 from pixlearn.app.options import parse_duration as parse_duration  # re-exported (tests, scripts)
 from pixlearn.errors import PixlearnError
@@ -163,6 +165,7 @@ def train(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
     precision: Annotated[Precision | None, typer.Option(help=PRECISION_HELP)] = None,
+    object_diameter: Annotated[str | None, typer.Option(metavar="N|auto", help=OBJECT_DIAMETER_HELP)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model from pairs of raw images and annotations, or an image classifier from labelled images."""
@@ -191,6 +194,7 @@ def train(
                                          time_limit=time_limit, seed=seed, precision=precision)
     if initial is not None:
         experiment = fine_tune_experiment(experiment, config, initial)
+    experiment = with_object_diameter(experiment, method, object_diameter)
     voxel_size, budget = parse_spacing_option(spacing), parse_memory_option(memory)
     _set_threads(threads, seed={Method.unet: experiment.train.seed, Method.cnn: experiment.classify.train.seed}.get(
         method, seed or 0))

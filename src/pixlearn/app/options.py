@@ -84,8 +84,8 @@ def parse_ints(text: str, option: str) -> tuple[int, ...]:
         raise PixlearnError(f"{option}: cannot read {text!r}; use whole numbers separated by commas, e.g. 512,512") from None
 
 
-def parse_diameter(text: str | None) -> float | str | None:
-    """``--diameter``: a positive number of pixels, ``"auto"`` or nothing."""
+def parse_diameter(text: str | None, option: str = "--diameter") -> float | str | None:
+    """``--diameter`` (or the `option` named): a positive number of pixels, ``"auto"`` or nothing."""
     if text is None or text == "auto":
         return text
     try:
@@ -93,8 +93,32 @@ def parse_diameter(text: str | None) -> float | str | None:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise PixlearnError(f"--diameter: cannot read {text!r}; use a positive number of pixels or 'auto'")
+        raise PixlearnError(f"{option}: cannot read {text!r}; use a positive number of pixels or 'auto'")
     return value
+
+
+OBJECT_DIAMETER_HELP = (
+    "Scale normalisation (--method unet, instances or semantic): resize each training image so that its objects' "
+    "median diameter becomes N px ('auto': the median over the training set), with a random zoom of each patch "
+    "(train.scale_jitter, default x1.25). The model records N, so predict --diameter auto|D brings other images "
+    "to it."
+)
+
+
+def with_object_diameter(experiment: Any, method: Method, text: str | None) -> Any:
+    """`experiment` with ``--object-diameter`` as ``train.target_diameter`` (unchanged without it).
+
+    Raises
+    ------
+    PixlearnError
+        A value that cannot be read, or a method other than ``unet``.
+    """
+    target = parse_diameter(text, option="--object-diameter")
+    if target is None:
+        return experiment
+    if method != Method.unet:
+        raise PixlearnError(f"--object-diameter trains networks only; use --method unet, not {method.value}")
+    return dataclasses.replace(experiment, train=experiment.train.replace(target_diameter=target))
 
 
 def check_model_output(output: Path, *, overwrite: bool, data: Sequence[Path | None]) -> None:
@@ -202,5 +226,6 @@ def parse_spacing_option(text: str | None) -> tuple[float, ...] | None:
         raise PixlearnError(f"--spacing: {exc}") from None
 
 
-__all__ = ["PRECISION_HELP", "LabelKind", "Method", "Precision", "Task", "check_model_output", "experiment_from_options",
-           "parse_diameter", "parse_duration", "parse_ints", "parse_memory_option", "parse_spacing_option"]
+__all__ = ["OBJECT_DIAMETER_HELP", "PRECISION_HELP", "LabelKind", "Method", "Precision", "Task", "check_model_output", "experiment_from_options",
+           "parse_diameter", "parse_duration", "parse_ints", "parse_memory_option", "parse_spacing_option",
+           "with_object_diameter"]

@@ -6,7 +6,8 @@ inference (:mod:`~pixlearn.nets.precision`, measured by :mod:`~pixlearn.nets.pre
 the training loop (:mod:`~pixlearn.nets.training`), its progress and learning-rate schedule and stopping rule
 (:mod:`~pixlearn.nets.schedule`), the record of a run (:mod:`~pixlearn.nets.history`), training
 in several processes (:mod:`~pixlearn.nets.distributed`, local processes :mod:`~pixlearn.nets.spawn`),
-training patches and augmentation (:mod:`~pixlearn.nets.patches`),
+training patches and augmentation (:mod:`~pixlearn.nets.patches`, colour jitter :mod:`~pixlearn.nets.colour`),
+training-time scale normalisation (:mod:`~pixlearn.nets.scaling`),
 per-task training targets (:mod:`~pixlearn.nets.targets`), self-configuration from the data
 (:mod:`~pixlearn.nets.autoconfig`), checkpoints and resumption (:mod:`~pixlearn.nets.checkpoints`), the
 eval-only inference copy (:mod:`~pixlearn.nets.inference`), the trained :class:`NetworkModel`
@@ -17,7 +18,8 @@ data and augmentation (:mod:`~pixlearn.nets.classify_data`), loop and losses
 (:mod:`~pixlearn.nets.classify_training`), fitting (:mod:`~pixlearn.nets.classify_fit`), the
 :class:`ImageClassifierModel` (:mod:`~pixlearn.nets.classifier_model`) and its saliency maps
 (:mod:`~pixlearn.nets.saliency`). The configuration dataclasses live in
-:mod:`~pixlearn.nets.config` and :mod:`~pixlearn.nets.classify_config`, which do not import torch.
+:mod:`~pixlearn.nets.config` (augmentation: :mod:`~pixlearn.nets.augment_config`) and
+:mod:`~pixlearn.nets.classify_config`, which do not import torch.
 
 Imports allowed: :mod:`pixlearn.config`, :mod:`pixlearn.errors`, :mod:`pixlearn.data`,
 :mod:`pixlearn.postprocess`, :mod:`pixlearn.metrics` and :mod:`pixlearn.models.protocol`; never
@@ -33,6 +35,7 @@ from pixlearn.lazy import lazy_exports
 
 _PUBLIC: dict[str, str] = {
     "AugmentConfig": "pixlearn.nets.config",
+    "ColourAugmentConfig": "pixlearn.nets.config",
     "TrainConfig": "pixlearn.nets.config",
     "UNetConfig": "pixlearn.nets.config",
     "ClassifierNetConfig": "pixlearn.nets.classify_config",

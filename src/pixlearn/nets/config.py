@@ -16,6 +16,9 @@ from typing import Any
 from typing_extensions import Self
 
 from pixlearn.config import Config
+from pixlearn.nets.augment_config import NO_AUGMENT as NO_AUGMENT  # re-exported from its own module
+from pixlearn.nets.augment_config import AugmentConfig as AugmentConfig
+from pixlearn.nets.augment_config import ColourAugmentConfig as ColourAugmentConfig
 
 LOSS_NAMES: tuple[str, ...] = ("ce", "ce_dice", "bce", "bce_dice", "l1", "mse", "instance")
 """Names of the losses of :data:`pixlearn.nets.losses.LOSSES` (a test checks they agree)."""
@@ -154,53 +157,6 @@ class UNetConfig(Config):
 
 
 
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig(Config):
-    """Random augmentation of training patches (see :func:`augment`).
-
-    Parameters
-    ----------
-    flips : bool
-        Flip each spatial axis with probability 1/2.
-    rotations : bool
-        Rotate by a random multiple of 90 degrees in the row/column plane (square patches only;
-        others get 0 or 180 degrees).
-    intensity : bool
-        Random intensity scale, shift and gamma, and Gaussian noise, on the image only. Turn off
-        for restoration, where the target's intensities must follow the input's.
-    scale_range, shift_range, gamma_range : tuple of float
-        ``image * scale + shift``; gamma applied on the patch's min..max range.
-    noise_std : float
-        Largest standard deviation of additive noise (drawn uniformly in 0..noise_std).
-    elastic : bool
-        Smooth random elastic deformation (slower).
-    elastic_alpha_px, elastic_sigma_px : float
-        Displacement amplitude and smoothness of the deformation, in pixels.
-    """
-
-    flips: bool = True
-    rotations: bool = True
-    intensity: bool = True
-    scale_range: tuple[float, float] = (0.8, 1.25)
-    shift_range: tuple[float, float] = (-0.1, 0.1)
-    gamma_range: tuple[float, float] = (0.75, 1.33)
-    noise_std: float = 0.03
-    elastic: bool = False
-    elastic_alpha_px: float = 8.0
-    elastic_sigma_px: float = 6.0
-
-    def __post_init__(self) -> None:
-        for name in ("scale_range", "shift_range", "gamma_range"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"AugmentConfig.{name}: low {low} > high {high}")
-        if self.scale_range[0] <= 0 or self.gamma_range[0] <= 0:
-            raise ValueError("AugmentConfig: scale and gamma ranges must be positive")
-        if self.noise_std < 0 or self.elastic_alpha_px < 0 or self.elastic_sigma_px <= 0:
-            raise ValueError("AugmentConfig: noise_std, elastic_alpha_px must be >= 0, elastic_sigma_px > 0")
-
-
-NO_AUGMENT = AugmentConfig(flips=False, rotations=False, intensity=False, elastic=False)
 
 
 SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
@@ -296,6 +252,15 @@ class TrainConfig(Config):
         ``pixlearn train --init``) runs at ``lr * init_lr_factor``: a tenth by default, so that
         the first steps do not undo what the model knows. Ignored from scratch. The model's
         resolved configuration holds the learning rate used, with a factor of 1.
+    target_diameter : float, "auto" or None
+        Scale normalisation (:mod:`pixlearn.nets.scaling`): each training image is resized so
+        that the median diameter of its objects becomes this many pixels (``"auto"``: the median
+        over the training set; images without objects keep their scale), and the model records
+        it as its ``object_diameter`` for ``predict --diameter``. ``None`` (default): off. The
+        resolved configuration holds the number.
+    scale_jitter : float
+        With a `target_diameter`, each training patch is zoomed by a random factor in
+        ``[1/scale_jitter, scale_jitter]`` (log-uniform); 1 disables. Ignored without one.
     """
 
     epochs: int | None = None
@@ -322,6 +287,8 @@ class TrainConfig(Config):
     num_workers: int = 0
     warmup_steps: int | None = None
     init_lr_factor: float = 0.1
+    target_diameter: float | str | None = None
+    scale_jitter: float = 1.25
 
     def __post_init__(self) -> None:
         if self.patch_shape is not None:
@@ -357,6 +324,13 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig.warmup_steps must be None or >= 0, got {self.warmup_steps}")
         if not 0.0 < self.init_lr_factor <= 1.0:
             raise ValueError(f"TrainConfig.init_lr_factor must be in (0, 1], got {self.init_lr_factor}")
+        target = self.target_diameter
+        if target is not None and target != "auto" and (isinstance(target, (str, bool)) or not target > 0):
+            raise ValueError(f"TrainConfig.target_diameter must be None, 'auto' or positive, got {target!r}")
+        if isinstance(target, int):
+            object.__setattr__(self, "target_diameter", float(target))
+        if not self.scale_jitter >= 1.0:
+            raise ValueError(f"TrainConfig.scale_jitter must be >= 1, got {self.scale_jitter}")
 
     @property
     def max_epochs(self) -> int | None:
@@ -425,6 +399,7 @@ __all__ = [
     "SWITCHES",
     "UPSAMPLES",
     "AugmentConfig",
+    "ColourAugmentConfig",
     "TrainConfig",
     "UNetConfig",
 ]

@@ -1,6 +1,7 @@
 """Fitting a U-Net to image/annotation pairs: :func:`fit_network`, in named steps.
 
-The steps, in order: check the pairs, make the per-task targets, resolve the set-up
+The steps, in order: check the pairs, bring their objects to one size when asked
+(``TrainConfig.target_diameter``, :mod:`pixlearn.nets.scaling`), make the per-task targets, resolve the set-up
 (:func:`resolve_setup`: what the caller left ``None`` is chosen from the data by
 :func:`pixlearn.nets.autoconfig.auto_config`, what the caller gave is kept), normalise and split
 train/validation, build the patch datasets, train (:func:`pixlearn.nets.training.train`) from
@@ -28,14 +29,15 @@ import torch
 from pixlearn.data.labels import IGNORE, median_object_diameter
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
-from pixlearn.models.protocol import TASKS
-from pixlearn.nets.autoconfig import auto_config, choose_batch_size, choose_layout
+from pixlearn.nets.autoconfig import auto_config, choose_batch_size
 from pixlearn.nets.distributed import World, joined, process_device
 from pixlearn.nets.finetune import as_model_channels, fine_tune_schedule, model_outputs, start_from, threshold_grid
+from pixlearn.nets.fit_inputs import check_inputs, planes_if_2d
 from pixlearn.nets.history import History
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
 from pixlearn.nets.precision import resolve_device
+from pixlearn.nets.scaling import pad_pairs, pad_to_shape, scale_training_pairs
 from pixlearn.nets.targets import task_targets
 from pixlearn.nets.training import TrainConfig, train
 from pixlearn.nets.unet import UNet, UNetConfig, size_divisor
@@ -47,29 +49,6 @@ TASK_LOSSES: dict[str, tuple[str, ...]] = {
     "instances": ("instance",),
     "restore": ("l1", "mse"),
 }
-
-
-def _check_pairs(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], task: str) -> None:
-    if len(images) != len(labels):
-        raise PixlearnError(f"{len(images)} images but {len(labels)} label images")
-    if not images:
-        raise PixlearnError("no training images")
-    channels = {im.shape[-1] for im in images}
-    if len(channels) > 1:
-        raise PixlearnError(f"training images have different channel counts {sorted(channels)}")
-    ndims = {im.ndim for im in images}
-    if len(ndims) > 1 or ndims - {3, 4}:
-        raise PixlearnError(f"images must all be canonical 2D (M, N, C) or 3D (P, M, N, C), got dimensions {sorted(ndims)}")
-    for i, (image, label) in enumerate(zip(images, labels)):
-        spatial = image.shape[:-1]
-        if task == "restore":
-            if label.ndim != image.ndim or label.shape[:-1] != spatial:
-                raise PixlearnError(
-                    f"restore pair {i}: input of shape {image.shape} and target of shape {label.shape} differ "
-                    "(both must be canonical (..., C) with the same spatial shape)"
-                )
-        elif label.shape != spatial:
-            raise PixlearnError(f"pair {i}: image of spatial shape {spatial} but labels of shape {label.shape}")
 
 
 def _fit_patch(patch: tuple[int, ...], images: Sequence[np.ndarray], divisor: tuple[int, ...]) -> tuple[int, ...]:
@@ -168,7 +147,9 @@ def fit_network(
     train_config : TrainConfig, optional
         Its ``None`` fields (`patch_shape`, `batch_size`) are chosen from the data; given values
         are kept (see :func:`resolve_setup`). A loss that does not fit the task is replaced by
-        the task's default.
+        the task's default. With a `target_diameter`, the pairs (validation pairs too) are first
+        resized so that their objects reach it (:mod:`pixlearn.nets.scaling`), and the model
+        records it as its ``object_diameter``.
     normalization : NormalizeConfig, optional
         Default percentile 1..99.8.
     validation : (images, labels), optional
@@ -201,14 +182,16 @@ def fit_network(
     """
     options = FitOptions() if options is None else options
     world = World() if options.world is None else options.world
-    images, labels, validation = _check_inputs(images, labels, task, validation)
-    images, labels, validation = _planes_if_2d(images, labels, validation, unet if init is None else init.unet)
+    images, labels, validation = check_inputs(images, labels, task, validation)
+    images, labels, validation = planes_if_2d(images, labels, validation, unet if init is None else init.unet)
     if init is not None:
         start = start_from(init, task, unet=unet, normalization=normalization, class_names=class_names)
         unet, normalization, class_names = start.unet, start.normalization, start.class_names
         images = as_model_channels(init, images)
         validation = None if validation is None else (as_model_channels(init, validation[0]), validation[1])
     normalization = NormalizeConfig() if normalization is None else normalization
+    images, labels, validation, train_config = scale_training_pairs(
+        images, labels, validation, TrainConfig() if train_config is None else train_config, task)
     device = process_device(world, resolve_device(options.device))
     targets, masks, n_outputs = task_targets(labels, task)
     if init is not None:
@@ -220,10 +203,12 @@ def fit_network(
         cfg = fine_tune_schedule(cfg) if init is not None else cfg.replace(warmup_steps=cfg.warmup_steps or 0)
         data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
         patch, _ = _patch_and_batch(cfg)
+        data = _padded(data, patch, task) if cfg.target_diameter is not None else data
         cfg = cfg.replace(patch_shape=_fit_patch(patch, data.images + data.val_images, size_divisor(unet)))
         train_set, val_set = _datasets(data, cfg, task)
         net, history = _train_network(unet, (train_set, val_set), cfg, options, device, world, init)
     diameter = median_object_diameter(labels) if task == "instances" else None
+    diameter = diameter if cfg.target_diameter is None else float(cfg.target_diameter)
     model = NetworkModel(unet, task, net, normalization=normalization, class_names=class_names,
                          history=history.summary(), train_config=cfg, object_diameter=diameter, device=device)
     if task == "instances" and world.is_main:
@@ -237,44 +222,6 @@ def _agreed(world: World, unet: UNetConfig, cfg: TrainConfig) -> tuple[UNetConfi
         return unet, cfg
     unet_dict, cfg_dict = world.broadcast_object((unet.to_dict(), cfg.to_dict()))
     return UNetConfig.from_dict(unet_dict), TrainConfig.from_dict(cfg_dict)
-
-
-Pairs = tuple[list[np.ndarray], list[np.ndarray]]
-
-
-def _planes_if_2d(
-    images: list[np.ndarray], labels: list[np.ndarray], validation: Pairs | None, unet: UNetConfig | None
-) -> tuple[list[np.ndarray], list[np.ndarray], Pairs | None]:
-    """Stacks as their planes when a 2D network trains on them: one given (`unet`), or the rule of
-    :func:`pixlearn.nets.autoconfig.choose_layout` (thin or strongly anisotropic stacks)."""
-    if images[0].ndim != 4 or (unet.ndim if unet is not None else choose_layout([im.shape for im in images])) != 2:
-        return images, labels, validation
-    logger.info("training a 2D network on the planes of %d stack(s)", len(images))
-
-    def planes(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return [plane for array in arrays for plane in array]
-
-    if validation is not None:
-        validation = (planes(validation[0]), planes(validation[1]))
-    return planes(images), planes(labels), validation
-
-
-def _check_inputs(
-    images: Sequence[np.ndarray],
-    labels: Sequence[np.ndarray],
-    task: str,
-    validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None,
-) -> tuple[list[np.ndarray], list[np.ndarray], tuple[list[np.ndarray], list[np.ndarray]] | None]:
-    """The pairs (and validation pairs) as arrays, checked for the task."""
-    if task not in TASKS:
-        raise PixlearnError(f"task {task!r} is not one of {TASKS}")
-    images = [np.asarray(im) for im in images]
-    labels = [np.asarray(lab) for lab in labels]
-    _check_pairs(images, labels, task)
-    if validation is not None:
-        validation = ([np.asarray(v) for v in validation[0]], [np.asarray(v) for v in validation[1]])
-        _check_pairs(validation[0], validation[1], task)
-    return images, labels, validation
 
 
 def resolve_setup(
@@ -383,6 +330,15 @@ def _split_data(
                  val_targets=val_targets, val_labels=validation[1])
 
 
+def _padded(data: _Data, patch: tuple[int, ...], task: str) -> _Data:
+    """`data` with the images that scale normalisation made smaller than the patch padded to it."""
+    images, targets = pad_pairs(data.images, data.targets, patch, task)
+    val_images, val_targets = pad_pairs(data.val_images, data.val_targets, patch, task)
+    fill = IGNORE if task == "semantic" else 0
+    return _Data(images, targets, [None if m is None else pad_to_shape(m, patch, False) for m in data.masks],
+                 val_images, val_targets, [pad_to_shape(lab, patch, fill) for lab in data.val_labels])
+
+
 def _patch_and_batch(cfg: TrainConfig) -> tuple[tuple[int, ...], int]:
     """The patch shape and batch size of a resolved set-up (:func:`resolve_setup` fills both)."""
     if cfg.patch_shape is None or cfg.batch_size is None:
@@ -400,7 +356,8 @@ def _datasets(data: _Data, cfg: TrainConfig, task: str) -> tuple[PatchDataset, P
             fraction = max(fraction, 0.9)
     train_set = PatchDataset(data.images, data.targets, patch, cfg.steps_per_epoch * batch,
                              seed=cfg.seed, augmentation=cfg.augmentation, foreground=data.masks,
-                             foreground_fraction=fraction)
+                             foreground_fraction=fraction,
+                             scale_jitter=cfg.scale_jitter if cfg.target_diameter is not None else 1.0)
     val_set = PatchDataset(data.val_images, data.val_targets, patch, cfg.val_patches, seed=cfg.seed + 1,
                            augmentation=NO_AUGMENT, foreground_fraction=0.0)
     return train_set, val_set

@@ -23,8 +23,10 @@ from pixlearn.data.normalize import (
     compute_normalization,
 )
 from pixlearn.errors import PixlearnError
+from pixlearn.nets.colour import jitter_colour
 from pixlearn.nets.config import NO_AUGMENT as NO_AUGMENT  # re-exported from its new home
 from pixlearn.nets.config import AugmentConfig
+from pixlearn.nets.scaling import draw_zoom, resize_patch, zoomed_region
 
 
 def normalize_images(images: Sequence[np.ndarray], cfg: NormalizeConfig) -> list[np.ndarray]:
@@ -75,18 +77,21 @@ def _draw_patch(
     rng: np.random.Generator,
     foreground: Sequence[np.ndarray | None],
     foreground_fraction: float,
+    zoom: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One patch: pick an image (by size), then a random or a foreground-centred position."""
+    """One patch: pick an image (by size), then a random or a foreground-centred position; with a
+    `zoom` other than 1, a region of about ``patch_shape / zoom`` resized to the patch."""
     sizes = np.array([np.prod(im.shape[:-1]) for im in images], dtype=np.float64)
     i = int(rng.choice(len(images), p=sizes / sizes.sum()))
     spatial = images[i].shape[:-1]
+    region = patch_shape if zoom == 1.0 else zoomed_region(patch_shape, spatial, zoom)
     fg = foreground[i]
     centre = None
     if fg is not None and len(fg) and rng.random() < foreground_fraction:
         centre = np.asarray(np.unravel_index(int(fg[rng.integers(len(fg))]), spatial))
-    start = _patch_start(spatial, patch_shape, rng, centre)
-    box = tuple(slice(a, a + p) for a, p in zip(start, patch_shape))
-    return images[i][box], targets[i][box]
+    start = _patch_start(spatial, region, rng, centre)
+    box = tuple(slice(a, a + p) for a, p in zip(start, region))
+    return resize_patch(images[i][box], targets[i][box], patch_shape)
 
 
 def _foreground_indices(masks: Sequence[np.ndarray | None] | None, n: int) -> list[np.ndarray | None]:
@@ -176,7 +181,7 @@ def _elastic(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, cf
 def augment(
     image: np.ndarray, target: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Randomly flip, rotate, deform and change the intensities of one training pair.
+    """Randomly flip, rotate, deform and change the intensities (and colours) of one training pair.
 
     Parameters
     ----------
@@ -185,7 +190,8 @@ def augment(
         Transformed geometrically like `image`; intensities are left alone.
     rng : numpy.random.Generator
     cfg : AugmentConfig, optional
-        Default ``AugmentConfig()``.
+        Default ``AugmentConfig()``. Its `colour` section runs
+        :func:`pixlearn.nets.colour.jitter_colour` after the geometric changes.
 
     Returns
     -------
@@ -215,6 +221,8 @@ def augment(
     if cfg.elastic:
         image, target = _elastic(np.ascontiguousarray(image), np.ascontiguousarray(target), rng, cfg)
     image = np.array(image, dtype=np.float32)  # copy: never hand back a view of the input
+    if cfg.colour.enabled:
+        image = jitter_colour(image, rng, cfg.colour)
     if cfg.intensity:
         low, high = float(image.min()), float(image.max())
         if high > low:
@@ -248,6 +256,10 @@ class PatchDataset:
     foreground : sequence of bool ndarray or None, optional
         See :func:`sample_patches`.
     foreground_fraction : float
+    scale_jitter : float
+        Each patch is cut at a zoom drawn log-uniformly in ``[1/scale_jitter, scale_jitter]``
+        (:func:`pixlearn.nets.scaling.draw_zoom`, a region resized to `patch_shape`); 1 (the
+        default) cuts patches as they are.
 
     Raises
     ------
@@ -266,6 +278,7 @@ class PatchDataset:
         augmentation: AugmentConfig | None = None,
         foreground: Sequence[np.ndarray | None] | None = None,
         foreground_fraction: float = 0.33,
+        scale_jitter: float = 1.0,
     ) -> None:
         self.patch_shape = tuple(int(p) for p in patch_shape)
         if len(images) != len(targets) or not images:
@@ -279,6 +292,7 @@ class PatchDataset:
         self.augmentation = augmentation
         self.foreground = _foreground_indices(foreground, len(self.images))
         self.foreground_fraction = float(foreground_fraction)
+        self.scale_jitter = float(scale_jitter)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -292,8 +306,9 @@ class PatchDataset:
         import torch
 
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        zoom = draw_zoom(rng, self.scale_jitter)
         image, target = _draw_patch(
-            self.images, self.targets, self.patch_shape, rng, self.foreground, self.foreground_fraction
+            self.images, self.targets, self.patch_shape, rng, self.foreground, self.foreground_fraction, zoom
         )
         if self.augmentation is not None:
             image, target = augment(image, target, rng, self.augmentation)
