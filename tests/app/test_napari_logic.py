@@ -9,6 +9,7 @@ import pytest
 
 from pixlearn.app.napari.model_choice import builtin_choices, refusal
 from pixlearn.app.napari.object_classes import (
+    classify_label_objects,
     clicked_objects,
     counts_text,
     points_in_image,
@@ -63,6 +64,23 @@ def test_clicked_bright_and_dim_objects_classify_the_others(bright_dim_objects):
     assert counts_text(counts, training.n_clicked).endswith("(36 objects, 10 clicked)")
 
 
+def test_a_saved_object_model_classifies_the_same_after_loading(bright_dim_objects, tmp_path):
+    from pixlearn.models.model_file import load_model, save_model
+
+    image, labels, truth = bright_dim_objects
+    clicked = clicked_objects(labels, [centres(labels, ids) for ids in first_of_each(truth, 5)])
+    training = train_object_classes(image, labels, clicked, ("dim", "bright"), clf_cfg=ONE_JOB)
+    loaded = load_model(save_model(training.model, tmp_path / "objects.zip"))
+    assert loaded.kind == "object-classifier" and loaded.class_names == ("dim", "bright")
+    applied = classify_label_objects(loaded, image, labels.astype(np.float64))  # float labels are taken too
+    np.testing.assert_array_equal(applied.class_image, training.class_image)
+    np.testing.assert_allclose(applied.predictions.probabilities, training.predictions.probabilities)
+    assert applied.n_clicked is None
+    assert counts_text(applied.predictions.counts(), applied.n_clicked).endswith("(36 objects)")
+    with pytest.raises(PixlearnError, match="takes 2D labels"):
+        classify_label_objects(loaded, image[None], labels[None])
+
+
 def test_one_class_of_clicks_is_refused(bright_dim_objects):
     image, labels, truth = bright_dim_objects
     clicked = clicked_objects(labels, [centres(labels, first_of_each(truth, 3)[0]), np.empty((0, 2))])
@@ -77,3 +95,12 @@ def test_the_builtin_nuclei_is_offered_and_image_classifiers_are_refused():
     message = refusal(SimpleNamespace(kind="image-classifier", task="classify"), "rbc.zip")
     assert message.startswith("rbc.zip is an image classifier") and "\n" not in message
     assert "task 'table'" in refusal(SimpleNamespace(kind="other", task="table"))
+
+
+def test_the_examples_in_the_logic_modules_hold():
+    import doctest
+
+    from pixlearn.app.napari import model_choice, object_classes
+
+    results = [doctest.testmod(module) for module in (object_classes, model_choice)]
+    assert all(r.failed == 0 for r in results) and sum(r.attempted for r in results) >= 5

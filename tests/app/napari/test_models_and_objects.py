@@ -1,4 +1,5 @@
-"""The napari plugin, driven for real: built-in models, refused models, object classes by clicking.
+"""The napari plugin, driven for real: built-in models, refused models, object classes by clicking,
+the object model saved, loaded and applied.
 
 Needs napari + Qt (``pip install 'pixlearn[gui]'``) and a display (``xvfb-run -a pytest ...``).
 """
@@ -10,6 +11,8 @@ import pytest
 
 napari = pytest.importorskip("napari", reason="the GUI tests need napari: pip install 'pixlearn[gui]'")
 pytest.importorskip("pytestqt", reason="the GUI tests need pytest-qt")
+
+from qtpy.QtWidgets import QFileDialog  # noqa: E402
 
 from pixlearn.app.napari import widget as W  # noqa: E402
 from pixlearn.app.napari.objects_panel import CLICKS_PREFIX  # noqa: E402
@@ -127,3 +130,100 @@ def test_training_objects_needs_two_clicked_classes(viewer_and_widget, qtbot, br
     widget.train_objects()
     assert "at least two classes" in widget.status.text() and not widget.busy
     assert W.OBJECT_CLASSES not in viewer.layers
+
+
+def click_dim_and_bright(viewer, widget, labels, truth, n: int = 5) -> None:
+    """Name the two object classes "dim" and "bright" and click `n` objects of each."""
+    for k, name in enumerate(("dim", "bright")):
+        widget.object_class_list.setCurrentRow(k)
+        widget.object_class_list.item(k).setText(name)
+        for point in centres(labels, [i for i, c in sorted(truth.items()) if c == k][:n]):
+            viewer.layers[CLICKS_PREFIX + name].add(point)
+
+
+def test_a_saved_object_model_loads_into_a_fresh_widget_and_gives_the_same_classes(
+        viewer_and_widget, qtbot, tmp_path, monkeypatch, bright_dim_objects):
+    from pixlearn.models.model_file import read_header
+
+    viewer, widget = viewer_and_widget
+    image, labels, truth = bright_dim_objects
+    viewer.add_image(image, name="blobs")
+    viewer.add_labels(labels, name="blob objects")
+    assert not widget.save_object_model_button.isEnabled() and not widget.classify_objects_button.isEnabled()
+    click_dim_and_bright(viewer, widget, labels, truth)
+    with qtbot.waitSignal(widget.objects_trained, timeout=TIMEOUT_MS):
+        widget.train_objects_button.click()
+    before = np.array(viewer.layers[W.OBJECT_CLASSES].data)
+    counts = widget.object_counts.text().replace(", 10 clicked", "")
+    assert widget.save_object_model_button.isEnabled()
+    path = tmp_path / "blob classes.zip"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *args: (str(path), "")))
+    with qtbot.waitSignal(widget.model_saved, timeout=TIMEOUT_MS) as blocker:
+        widget.save_object_model_button.click()
+    assert blocker.args[0] == path and read_header(path)["kind"] == "object-classifier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary left
+    for name in (W.OBJECT_CLASSES, CLICKS_PREFIX + "dim", CLICKS_PREFIX + "bright"):
+        viewer.layers.remove(name)  # a new session: objects and image only
+
+    # dropped on the window (the reader): the plugin's dock widget takes it into its object panel
+    _, docked = viewer.window.add_plugin_dock_widget("pixlearn", "Pixel classification")
+    refused: list[str] = []
+    docked.model_refused.connect(refused.append)
+    assert docked.object_model is None and viewer.open(str(path), plugin="pixlearn") == []
+    assert docked.object_model.class_names == ("dim", "bright") and docked.object_class_names[:2] == ("dim", "bright")
+    assert docked.classify_objects_button.isEnabled() and docked.loaded_model is None and not refused
+    assert "blob classes.zip" in docked.status.text() and W.OBJECT_CLASSES not in viewer.layers
+    assert docked.objects_combo.currentText() == "blob objects"
+    with qtbot.waitSignal(docked.objects_classified, timeout=TIMEOUT_MS) as blocker:
+        docked.classify_objects_button.click()
+    assert blocker.args[0].n_clicked is None
+    np.testing.assert_array_equal(viewer.layers[W.OBJECT_CLASSES].data, before)
+    assert docked.object_counts.text() == counts
+    viewer.layers.remove(W.OBJECT_CLASSES)
+
+    # through the file button's path (apply model file...): the same, nothing applied as pixels
+    fresh = W.PixlearnWidget(viewer, debounce_ms=50)
+    failures: list[str] = []
+    fresh.failed.connect(failures.append)
+    fresh.apply_model_file(path)
+    qtbot.waitUntil(lambda: fresh.object_model is not None, timeout=TIMEOUT_MS)
+    assert fresh.loaded_model is None and not failures
+    assert [layer.name for layer in viewer.layers] == ["blobs", "blob objects"]
+    with qtbot.waitSignal(fresh.objects_classified, timeout=TIMEOUT_MS):
+        fresh.classify_objects()
+    np.testing.assert_array_equal(viewer.layers[W.OBJECT_CLASSES].data, before)
+
+
+def test_saving_the_object_model_never_replaces_a_file_pixlearn_did_not_write(
+        viewer_and_widget, qtbot, tmp_path, bright_dim_objects):
+    from pixlearn.app.napari.object_classes import clicked_objects, train_object_classes
+    from pixlearn.models.model_file import load_model
+
+    viewer, widget = viewer_and_widget
+    image, labels, truth = bright_dim_objects
+    with pytest.raises(ValueError, match="no object classifier trained yet"):
+        widget.save_model(tmp_path / "early.zip", "objects")
+    widget.classify_objects()
+    assert "train or load an object model first" in widget.status.text()
+    ids = [[i for i, c in sorted(truth.items()) if c == k][:3] for k in (0, 1)]
+    clicked = clicked_objects(labels, [centres(labels, group) for group in ids])
+    model = train_object_classes(image, labels, clicked, ("dim", "bright"), clf_cfg=ClassifierConfig(n_jobs=1)).model
+    widget.set_object_model(model)
+    assert widget.save_object_model_button.isEnabled()
+    mine = tmp_path / "notes.zip"
+    mine.write_bytes(b"my notes, not a model")
+    with qtbot.waitSignal(widget.failed, timeout=TIMEOUT_MS) as blocker:
+        widget.save_model(mine, "objects")
+    assert "not a pixlearn model" in blocker.args[0] and mine.read_bytes() == b"my notes, not a model"
+    assert widget.status.text() == f"not saved: {blocker.args[0]}" and not widget.busy
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.zip"]
+    # a pixlearn model there is replaced (as for pixel models), only once complete
+    target = tmp_path / "objects.zip"
+    for _ in range(2):
+        with qtbot.waitSignal(widget.model_saved, timeout=TIMEOUT_MS):
+            widget.save_model(target, "objects")
+    assert load_model(target).class_names == ("dim", "bright")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.zip", "objects.zip"]
+    # classifying without an image or objects says so
+    widget.classify_objects()
+    assert "choose a Labels layer of objects first" in widget.status.text() and not widget.busy

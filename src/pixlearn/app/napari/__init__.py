@@ -9,6 +9,7 @@ models offered, models refused; :mod:`.object_classes`: object classes from clic
 computes is done by the library: the live preview by
 :class:`pixlearn.classical.interactive.InteractiveSession`, networks by
 :func:`pixlearn.nets.fit.fit_network`, applying models by :func:`pixlearn.predict.apply_model`,
-object classes by :func:`pixlearn.classical.object_model.fit_object_classifier`.
+object classes by :func:`pixlearn.classical.object_model.fit_object_classifier` (saved and loaded
+as ``object-classifier`` model files by :mod:`pixlearn.models.model_file`).
 Importing this package imports neither Qt nor napari; its modules do.
 """

@@ -3,9 +3,11 @@
 Models are loaded by :func:`pixlearn.zoo.load_model` (a built-in model by name, e.g. ``"nuclei"``,
 or a model file) and applied by :func:`pixlearn.predict.apply_model` in the widget's job queue; a
 model the plugin cannot apply (an image classifier) is refused with one line
-(:func:`~pixlearn.app.napari.model_choice.refusal`). Models are saved by
-:func:`pixlearn.models.model_file.save_model`; scribbles are written with their settings beside
-them. :class:`FilesPanel` is one of the parts of :class:`pixlearn.app.napari.widget.PixlearnWidget`.
+(:func:`~pixlearn.app.napari.model_choice.refusal`); an object classifier goes to the objects part
+(:meth:`~pixlearn.app.napari.objects_panel.ObjectsPanel.set_object_model`). Models (pixel models
+and the object classifier) are saved by :func:`pixlearn.models.model_file.save_model`: written under a
+temporary name, then renamed, replacing nothing but a pixlearn model; scribbles are written with
+their settings beside them. :class:`FilesPanel` is one of the parts of :class:`pixlearn.app.napari.widget.PixlearnWidget`.
 """
 
 from __future__ import annotations
@@ -69,9 +71,13 @@ class FilesPanel(WidgetPart):
     def set_model(self, model: Any, path: Path | None = None) -> None:
         """Take a loaded model (e.g. from the reader) and apply it to the current image.
 
+        An object classifier goes to the objects part, to classify the objects of a Labels layer.
         A model the plugin cannot apply (an image classifier) is refused: one line in the status
         and ``model_refused(message)``, nothing applied.
         """
+        if getattr(model, "kind", None) == "object-classifier":
+            self.set_object_model(model, path)
+            return
         name = path.name if path else "the model"
         problem = refusal(model, name)
         if problem is not None:
@@ -156,12 +162,31 @@ class FilesPanel(WidgetPart):
         self.apply_model_source(Path(path))
 
     def save_model(self, path: str | Path, which: str = "rf") -> None:
-        """Save the random forest (fitted on the strokes with the regular settings) or the U-Net."""
+        """Save a model in the background; emits ``model_saved(path)``.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.zip`` file or a folder. A file or folder that is not a pixlearn model is never
+            replaced: one line in the status and ``failed(message)``, nothing written
+            (:func:`~pixlearn.models.model_file.check_model_target`, checked again when writing).
+        which : {"rf", "unet", "objects"}
+            The random forest (fitted on the strokes with the regular settings), the U-Net, or
+            the object classifier (``object_model``).
+
+        Raises
+        ------
+        ValueError
+            No U-Net or object classifier trained (or loaded) yet.
+        """
         path = Path(path)
-        if which == "unet":
-            if self.unet_model is None:
-                raise ValueError("no U-Net trained yet")
-            model = self.unet_model
+        trained = {"unet": ("U-Net", self.unet_model), "objects": ("object classifier", self.object_model)}
+        what, model = trained.get(which, ("random forest", None))
+        if which in trained and model is None:
+            raise ValueError(f"no {what} trained yet")
+        if not self._may_save_model(path):
+            return
+        if model is not None:
 
             def job() -> Any:
                 from pixlearn.models.model_file import save_model
@@ -183,6 +208,19 @@ class FilesPanel(WidgetPart):
             return save_model(self.rf_model, path)
 
         self._run(fit_and_save, self._saved)
+
+    def _may_save_model(self, path: Path) -> bool:
+        """Whether a model may be written at `path`; if not, why in the status and ``failed``."""
+        from pixlearn.errors import ModelFileError
+        from pixlearn.models.model_file import check_model_target
+
+        try:
+            check_model_target(path, overwrite=True)
+        except ModelFileError as exc:
+            self.status.setText(f"not saved: {exc}")
+            self.failed.emit(str(exc))
+            return False
+        return True
 
     def _saved(self, path: Any) -> None:
         self.status.setText(f"saved {path}")

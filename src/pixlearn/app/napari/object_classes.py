@@ -5,7 +5,9 @@ Points layer each, in the labels' data coordinates). :func:`clicked_objects` map
 the objects under them, :func:`train_object_classes` fits
 :func:`pixlearn.classical.object_model.fit_object_classifier` on those objects and classifies
 every object of the image (:class:`ObjectTraining`: the model, the predictions and the class
-image, ``class index + 1`` on each object), and :func:`counts_text` is the summary the panel shows.
+image, ``class index + 1`` on each object), :func:`classify_label_objects` does the same with a
+model trained before (e.g. loaded from an ``object-classifier`` model file), and
+:func:`counts_text` is the summary the panel shows.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from pixlearn.classical.object_model import (
 from pixlearn.classical.objects import ObjectFeatureConfig
 from pixlearn.errors import PixlearnError
 
-__all__ = ["ObjectTraining", "clicked_objects", "counts_text", "points_in_image", "train_object_classes"]
+__all__ = [
+    "ObjectTraining",
+    "classify_label_objects",
+    "clicked_objects",
+    "counts_text",
+    "points_in_image",
+    "train_object_classes",
+]
 
 
 def points_in_image(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -103,14 +112,15 @@ class ObjectTraining:
         Every object of the label image (ids, measurements, classes, probabilities).
     class_image : ndarray, shape of the labels, uint16
         ``class index + 1`` on each object, 0 on the background.
-    n_clicked : int
-        Objects the model was fitted on.
+    n_clicked : int or None
+        Objects the model was fitted on; ``None`` for a model trained before
+        (:func:`classify_label_objects`).
     """
 
     model: ObjectClassifier
     predictions: ObjectPredictions
     class_image: np.ndarray
-    n_clicked: int
+    n_clicked: int | None
 
 
 def train_object_classes(
@@ -145,8 +155,7 @@ def train_object_classes(
     PixlearnError
         Fewer than two classes among the clicked objects.
     """
-    labels = np.asarray(labels)
-    labels = labels if np.issubdtype(labels.dtype, np.integer) else labels.astype(np.int64)
+    labels = _integer_labels(labels)
     if len(set(clicked.values())) < 2:
         raise PixlearnError(f"click objects of at least two classes ({len(clicked)} objects clicked so far)")
     model = fit_object_classifier([image], [labels], [clicked], class_names=tuple(class_names),
@@ -156,13 +165,49 @@ def train_object_classes(
     return ObjectTraining(model, predictions, class_image, len(clicked))
 
 
-def counts_text(counts: dict[str, int], n_clicked: int) -> str:
+def classify_label_objects(model: ObjectClassifier, image: np.ndarray, labels: np.ndarray) -> ObjectTraining:
+    """Classify every object of `labels` with a model trained before (saved, then loaded).
+
+    Parameters
+    ----------
+    model : ObjectClassifier
+        E.g. from :func:`pixlearn.models.model_file.load_model` on an ``object-classifier`` file.
+    image : ndarray of shape (M, N[, C]) or (P, M, N[, C])
+    labels : ndarray of shape (M, N) or (P, M, N), integer
+        Instance labels of `image`.
+
+    Returns
+    -------
+    classes : ObjectTraining
+        With ``n_clicked=None`` (nothing was fitted here).
+
+    Raises
+    ------
+    PixlearnError
+        Labels of another dimensionality than the model's, or an image giving other
+        measurements (another number of channels).
+    """
+    labels = _integer_labels(labels)
+    predictions = model.predict_objects(image, labels)
+    class_image = class_label_image(labels, predictions.ids, predictions.classes)
+    return ObjectTraining(model, predictions, class_image, None)
+
+
+def _integer_labels(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    return labels if np.issubdtype(labels.dtype, np.integer) else labels.astype(np.int64)
+
+
+def counts_text(counts: dict[str, int], n_clicked: int | None) -> str:
     """One line for the panel: objects per class, the total and how many were clicked.
 
     Examples
     --------
     >>> counts_text({"dim": 3, "bright": 5}, 4)
     'dim: 3, bright: 5 (8 objects, 4 clicked)'
+    >>> counts_text({"dim": 3, "bright": 5}, None)  # a model trained before
+    'dim: 3, bright: 5 (8 objects)'
     """
     per_class = ", ".join(f"{name}: {count}" for name, count in counts.items())
-    return f"{per_class} ({sum(counts.values())} objects, {n_clicked} clicked)"
+    clicked = "" if n_clicked is None else f", {n_clicked} clicked"
+    return f"{per_class} ({sum(counts.values())} objects{clicked})"

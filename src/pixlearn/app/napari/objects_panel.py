@@ -6,13 +6,19 @@ layer (``pixlearn objects: <class>``, in the class's colour, in add mode while i
 chosen). "train objects" maps the clicks to objects and fits a random forest on their
 measurements (:func:`~pixlearn.app.napari.object_classes.train_object_classes`) in the widget's
 job queue, then shows every object coloured by its class (the Labels layer
-``pixlearn object classes``, class ``k`` as ``k + 1``) and the counts per class. The logic is in
+``pixlearn object classes``, class ``k`` as ``k + 1``) and the counts per class. The trained
+model (``object_model``) is saved as an ``object-classifier`` model file ("save object model...",
+through :meth:`~pixlearn.app.napari.files_panel.FilesPanel.save_model`); such a file, opened with
+the file button or dropped on the window, becomes ``object_model`` again
+(:meth:`ObjectsPanel.set_object_model`), and "classify objects" applies it to the chosen Labels
+layer: the same class layer and counts. The logic is in
 :mod:`~pixlearn.app.napari.object_classes`; this part only reads layers and shows results.
 :class:`ObjectsPanel` is one of the parts of :class:`pixlearn.app.napari.widget.PixlearnWidget`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +26,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -32,7 +39,12 @@ from qtpy.QtWidgets import (
 
 from pixlearn.app.napari.image_panel import WidgetPart
 from pixlearn.app.napari.layers import canonical_image, class_color, label_colormap
-from pixlearn.app.napari.object_classes import clicked_objects, counts_text, train_object_classes
+from pixlearn.app.napari.object_classes import (
+    classify_label_objects,
+    clicked_objects,
+    counts_text,
+    train_object_classes,
+)
 
 OBJECT_CLASSES = "pixlearn object classes"
 CLICKS_PREFIX = "pixlearn objects: "
@@ -63,6 +75,16 @@ class ObjectsPanel(WidgetPart):
         self.train_objects_button.clicked.connect(lambda: self.train_objects())
         row.addWidget(add)
         row.addWidget(self.train_objects_button)
+        ol.addLayout(row)
+        row = QHBoxLayout()
+        self.classify_objects_button = QPushButton("classify objects")
+        self.classify_objects_button.setToolTip("apply the object model (trained or loaded) to the chosen objects")
+        self.classify_objects_button.clicked.connect(lambda: self.classify_objects())
+        self.save_object_model_button = QPushButton("save object model...")
+        self.save_object_model_button.clicked.connect(self._save_object_model_dialog)
+        for button in (self.classify_objects_button, self.save_object_model_button):
+            button.setEnabled(False)  # until a model is trained or loaded
+            row.addWidget(button)
         ol.addLayout(row)
         self.object_counts = QLabel("")
         self.object_counts.setWordWrap(True)
@@ -145,17 +167,26 @@ class ObjectsPanel(WidgetPart):
 
     # ------------------------------------------------------------------ training
 
-    def train_objects(self) -> None:
-        """Fit the object classifier on the clicked objects in the background; every object gets
-        its class on the ``pixlearn object classes`` layer and the counts are shown."""
+    def _objects_input(self) -> tuple[Any, np.ndarray, np.ndarray] | None:
+        """The objects layer, its labels and the image; ``None`` (and why, in the status) when
+        they are missing or do not fit."""
         objects = self.objects_layer
         if objects is None or self.image_layer is None:
             self.status.setText("open an image and choose a Labels layer of objects first")
-            return
+            return None
         labels = np.asarray(objects.data)
         if labels.shape != tuple(self.spatial):
             self.status.setText(f"'{objects.name}' has shape {labels.shape}, the image {self.spatial}")
+            return None
+        return objects, labels, np.asarray(canonical_image(self.image_layer, self.axes))
+
+    def train_objects(self) -> None:
+        """Fit the object classifier on the clicked objects in the background; every object gets
+        its class on the ``pixlearn object classes`` layer and the counts are shown."""
+        chosen = self._objects_input()
+        if chosen is None:
             return
+        objects, labels, image = chosen
         names = self.object_class_names
         points = [np.asarray(layer.data) if (layer := self.clicks_layer(k)) is not None else np.empty((0, labels.ndim))
                   for k in range(len(names))]
@@ -163,14 +194,59 @@ class ObjectsPanel(WidgetPart):
         if len(set(clicked.values())) < 2:
             self.status.setText(f"click objects of at least two classes ({len(clicked)} objects clicked so far)")
             return
-        image = np.asarray(canonical_image(self.image_layer, self.axes))
         clf_cfg = self.object_clf_cfg
         self.status.setText(f"training on {len(clicked)} clicked objects...")
         self._run(lambda: train_object_classes(image, labels, clicked, names, clf_cfg=clf_cfg),
                   lambda training: self._show_object_classes(training, objects))
 
+    # ------------------------------------------------------------------ a model trained before
+
+    def set_object_model(self, model: Any, path: Path | None = None) -> None:
+        """Take an object classifier (e.g. loaded from a model file): its class names become the
+        object classes, and "classify objects" applies it to the chosen Labels layer."""
+        self.object_model = model
+        self.set_object_class_names(model.class_names)
+        self._enable_object_model_buttons()
+        name = path.name if path else "the object classifier"
+        self.status.setText(f"object classifier {name} loaded ({', '.join(model.class_names)}): "
+                            "choose a Labels layer of objects, then classify objects")
+
+    def set_object_class_names(self, names: tuple[str, ...] | list[str]) -> None:
+        """Rename the first object classes to `names` (their clicks layers too), adding any missing."""
+        for k, name in enumerate(names):
+            item = self.object_class_list.item(k)
+            if item is None:
+                self.add_object_class(name)
+            else:
+                item.setText(name)
+
+    def classify_objects(self) -> None:
+        """Apply ``object_model`` to the chosen Labels layer in the background: the class layer
+        and counts, as after training; emits ``objects_classified``."""
+        model = self.object_model
+        if model is None:
+            self.status.setText("train or load an object model first")
+            return
+        chosen = self._objects_input()
+        if chosen is None:
+            return
+        objects, labels, image = chosen
+        self.status.setText(f"classifying the objects of '{objects.name}'...")
+        self._run(lambda: classify_label_objects(model, image, labels),
+                  lambda classes: self._show_object_classes(classes, objects))
+
+    def _enable_object_model_buttons(self) -> None:
+        for button in (self.classify_objects_button, self.save_object_model_button):
+            button.setEnabled(self.object_model is not None)
+
+    def _save_object_model_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save object classifier", "", "pixlearn model (*.zip)")
+        if path:
+            self.save_model(path, "objects")
+
     def _show_object_classes(self, training: Any, objects: Any) -> None:
         self.object_model = training.model
+        self._enable_object_model_buttons()
         n_classes = len(training.model.class_names)
         if OBJECT_CLASSES in self.viewer.layers:
             self.viewer.layers.remove(OBJECT_CLASSES)
@@ -185,4 +261,4 @@ class ObjectsPanel(WidgetPart):
         text = counts_text(training.predictions.counts(), training.n_clicked)
         self.object_counts.setText(text)
         self.status.setText(f"object classes: {text}")
-        self.objects_trained.emit(training)
+        (self.objects_classified if training.n_clicked is None else self.objects_trained).emit(training)

@@ -12,7 +12,8 @@ each; the widget only moves arrays between napari layers and the library:
 * models: :func:`pixlearn.models.model_file.save_model`, :func:`pixlearn.zoo.load_model` (model
   files and the built-in models by name) and ``apply_model``; image classifiers are refused;
 * object classes: :func:`pixlearn.classical.object_model.fit_object_classifier` on the objects
-  clicked on a Labels layer, then every object classified.
+  clicked on a Labels layer, then every object classified; the object classifier is saved and
+  loaded as an ``object-classifier`` model file and applied to any Labels layer of objects.
 
 Torch is imported only inside the U-Net and model workers.
 
@@ -79,6 +80,7 @@ class PixlearnWidget(ImagePanel, PreviewPanel, UNetPanel, FilesPanel, ObjectsPan
     model_saved = Signal(object)
     model_refused = Signal(str)
     objects_trained = Signal(object)
+    objects_classified = Signal(object)
     failed = Signal(str)
 
     def __init__(self, napari_viewer: Any, *, feature_cfg: FeatureConfig | None = None,
