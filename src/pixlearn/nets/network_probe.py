@@ -29,6 +29,7 @@ from torch import nn
 from pixlearn.nets.inference import inference_copy
 from pixlearn.nets.onnx_engine import build_engine, onnxruntime_version
 from pixlearn.nets.precision import (
+    DEFAULT_MARGIN,
     PrecisionPath,
     choose_inference_path,
     cpu_candidates,
@@ -140,12 +141,13 @@ def _torch_step(net: nn.Module, ndim: int, x: torch.Tensor, path: PrecisionPath)
 
 
 def measure_network(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor: Sequence[int],
-                    paths: Sequence[str], *, budget_s: float = BUDGET_S) -> dict[str, list[float]]:
+                    paths: Sequence[str], *, baseline: str, budget_s: float = BUDGET_S) -> dict[str, list[float]]:
     """Seconds per batch of `net` along `paths` (:func:`pixlearn.nets.precision_probe.measure_paths`:
-    interleaved rounds, hopeless paths dropped after one, at most :data:`ROUNDS` within `budget_s`)."""
+    interleaved rounds, at most :data:`ROUNDS` within `budget_s`; a path is timed again only while
+    it can still beat `baseline` by the margin of :func:`pixlearn.nets.precision.choose_precision`)."""
     steps = network_steps(net, ndim, batch_shape, divisor, paths)
     return measure_paths("inference", paths=tuple(steps), prepare=lambda mode, name: steps[name], rounds=ROUNDS,
-                         budget_s=budget_s)
+                         budget_s=budget_s, baseline=baseline, margin=DEFAULT_MARGIN)
 
 
 def detect_network_timings(
@@ -227,7 +229,8 @@ def network_path(net: nn.Module, architecture: Mapping[str, Any], precision: str
     def detect(paths: Sequence[str]) -> tuple[dict[str, list[float]], str]:
         baseline = network_candidates(ndim, flags=(), onnxruntime=False)[1]
         return detect_network_timings(architecture, shape, paths,
-                                      lambda todo: measure_network(net, ndim, shape, divisor, todo),
+                                      lambda todo: measure_network(net, ndim, shape, divisor, todo,
+                                                                   baseline=baseline),
                                       baseline=baseline)
 
     return resolve_network_path(precision, device, ndim=ndim, detect=detect)

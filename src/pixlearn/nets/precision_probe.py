@@ -127,6 +127,8 @@ def measure_paths(
     prepare: Callable[[str, str], Callable[[], None]] | None = None,
     rounds: int = _ROUNDS,
     budget_s: float = _BUDGET_S,
+    baseline: str | None = None,
+    margin: float = 0.10,
 ) -> dict[str, list[float]]:
     """Seconds of one step of the workload along each path, one sample per round.
 
@@ -134,8 +136,11 @@ def measure_paths(
     interleaved rounds, so that load from other processes hits every path alike. The fp32 paths
     (the baselines of :func:`pixlearn.nets.precision.choose_precision`) are timed in every
     round; another path more than 3x slower than the fastest fp32 one after the first round is
-    not timed again (it cannot be chosen; bf16 without native support is often 10x slower). No
-    round starts once `budget_s` is spent (on a busy machine).
+    not timed again (it cannot be chosen; bf16 without native support is often 10x slower). With
+    a `baseline`, only that path is timed in every round, and another one is dropped as soon as
+    it can no longer be chosen by :func:`pixlearn.nets.precision.choose_precision`'s rule (its
+    slowest sample times ``1 + margin`` above the baseline's fastest). No round starts once
+    `budget_s` is spent (on a busy machine).
 
     Parameters
     ----------
@@ -152,6 +157,10 @@ def measure_paths(
         Most rounds (at least one is timed).
     budget_s : float
         Seconds (of `clock`, warm-up included) after which no new round starts.
+    baseline : str, optional
+        A name of `paths`: drop the others once they cannot beat it by `margin` (see above).
+    margin : float
+        The least speed-up over `baseline` that a path must still be able to show.
 
     Returns
     -------
@@ -163,6 +172,8 @@ def measure_paths(
     unknown = sorted(set(paths) - set(ENGINE_PATHS))
     if unknown or rounds < 1 or not paths:
         raise ValueError(f"paths must be among {ENGINE_PATHS} and rounds >= 1, got {list(paths)}, {rounds}")
+    if baseline is not None and baseline not in paths:
+        raise ValueError(f"the baseline {baseline!r} is not among the paths {list(paths)}")
     prepare = conv_workload if prepare is None else prepare
     started = clock()
     steps = {name: prepare(mode, name) for name in paths}
@@ -176,9 +187,20 @@ def measure_paths(
             start = clock()
             step()
             samples[name].append(clock() - start)
-        fp32 = [min(samples[n]) for n in samples if n.startswith("fp32")] or [min(min(s) for s in samples.values())]
-        steps = {n: s for n, s in steps.items() if n.startswith("fp32") or min(samples[n]) <= _HOPELESS * min(fp32)}
+        kept = _contenders(samples, baseline, margin)
+        steps = {n: s for n, s in steps.items() if n in kept}
     return samples
+
+
+def _contenders(samples: Mapping[str, Sequence[float]], baseline: str | None, margin: float) -> set[str]:
+    """The paths worth another round: every fp32 one and those within 3x of the fastest fp32
+    one; with a `baseline`, it and those whose slowest sample still beats its fastest by `margin`."""
+    timed = {n: s for n, s in samples.items() if s}
+    if baseline is not None:
+        best = min(timed[baseline])
+        return {n for n, s in timed.items() if n == baseline or max(s) * (1.0 + margin) <= best}
+    fp32 = [min(s) for n, s in timed.items() if n.startswith("fp32")] or [min(min(s) for s in timed.values())]
+    return {n for n, s in timed.items() if n.startswith("fp32") or min(s) <= _HOPELESS * min(fp32)}
 
 
 def conv_workload(mode: str, path: str) -> Callable[[], None]:
