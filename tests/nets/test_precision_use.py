@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from pixlearn.nets import UNet, UNetConfig
+from pixlearn.nets import UNet, UNetConfig, network_probe
 from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.model import NetworkModel
+from pixlearn.nets.network_probe import CACHE_MODE, network_key
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset
 from pixlearn.nets.precision import BF16_TOLERANCE
-from pixlearn.nets import network_probe
-from pixlearn.nets.network_probe import CACHE_MODE, network_key
 from pixlearn.nets.precision_probe import PATHS, cache_file, machine_key, write_timings
 from pixlearn.nets.training import History, train
 

@@ -263,6 +263,8 @@ class NetworkModel:
         path = self.precision_path
         x = x.to(self._device).contiguous(memory_format=path.memory_format(self.ndim))
         net = self._inference_net()
+        if not isinstance(net, torch.nn.Module):
+            raise RuntimeError(f"the {path.name} path has no torch module")  # a bug, never a user's mistake
         with torch.inference_mode(), path.autocast(self._device):
             return net(x).float()
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from pixlearn.nets.inference import inference_copy
-from pixlearn.nets.onnx_engine import build_engine, onnxruntime_version
+from pixlearn.nets.onnx_engine import OnnxEngine, build_engine, onnxruntime_version
 from pixlearn.nets.precision import (
     DEFAULT_MARGIN,
     PrecisionPath,
@@ -121,11 +121,17 @@ def network_steps(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor
         if name == ONNX_PATH:
             engine = build_engine(net, ndim, int(batch_shape[1]), divisor)
             if engine is not None:
-                array = x.numpy()
-                steps[name] = lambda engine=engine, array=array: engine(array)
+                steps[name] = _onnx_step(engine, x.numpy())
             continue
         steps[name] = _torch_step(net, ndim, x, named_path(name, "measured"))
     return steps
+
+
+def _onnx_step(engine: OnnxEngine, x: np.ndarray) -> Callable[[], None]:
+    def step() -> None:
+        engine(x)
+
+    return step
 
 
 def _torch_step(net: nn.Module, ndim: int, x: torch.Tensor, path: PrecisionPath) -> Callable[[], None]:
