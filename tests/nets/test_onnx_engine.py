@@ -142,3 +142,11 @@ def test_a_failed_engine_is_left_out_of_the_measurement(monkeypatch, caplog):
                                         ("fp32+channels_last", ONNX_PATH))
     assert set(steps) == {"fp32+channels_last"} and "ZeroDivisionError" in caplog.text
     steps["fp32+channels_last"]()  # the torch step runs
+    monkeypatch.undo()
+
+    def fail(self, x):
+        raise RuntimeError("onnxruntime: invalid dimensions")
+
+    monkeypatch.setattr(OnnxEngine, "__call__", fail)
+    steps = network_probe.network_steps(_net(cfg), 2, (1, 1, 16, 16), size_divisor(cfg), (ONNX_PATH,))
+    assert steps == {} and "invalid dimensions" in caplog.text

@@ -111,8 +111,8 @@ def network_candidates(ndim: int, *, flags: Sequence[str], onnxruntime: bool) ->
 
 def network_steps(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor: Sequence[int],
                   paths: Sequence[str]) -> dict[str, Callable[[], None]]:
-    """One batch of `net`'s prediction along each path that can run (a failed onnxruntime
-    engine is left out, with the warning of :func:`pixlearn.nets.onnx_engine.build_engine`)."""
+    """One batch of `net`'s prediction along each path that can run (an onnxruntime engine that
+    cannot be built or fails on one sample of the batch is left out, with a warning)."""
     with torch.random.fork_rng(devices=[]):  # no draw from the caller's random stream
         torch.manual_seed(0)
         x = torch.randn(*batch_shape)
@@ -120,11 +120,21 @@ def network_steps(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor
     for name in paths:
         if name == ONNX_PATH:
             engine = build_engine(net, ndim, int(batch_shape[1]), divisor)
-            if engine is not None:
+            if engine is not None and _runs(engine, x.numpy()[:1]):
                 steps[name] = _onnx_step(engine, x.numpy())
             continue
         steps[name] = _torch_step(net, ndim, x, named_path(name, "measured"))
     return steps
+
+
+def _runs(engine: OnnxEngine, x: np.ndarray) -> bool:
+    """Whether `engine` runs on `x` (else a warning: the path is not measured)."""
+    try:
+        engine(x)
+    except Exception as exc:  # onnxruntime's errors have no common base class
+        logger.warning("onnxruntime failed on this network (%s: %s); not a candidate", type(exc).__name__, exc)
+        return False
+    return True
 
 
 def _onnx_step(engine: OnnxEngine, x: np.ndarray) -> Callable[[], None]:

@@ -88,7 +88,8 @@ def export_onnx(module: nn.Module, ndim: int, in_channels: int, divisor: Sequenc
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about the shape checks of forward
-        torch.onnx.export(fast, (example,), buffer, dynamo=False,  # type: ignore[arg-type]  # a file object input_names=["x"], output_names=["y"],
+        torch.onnx.export(fast, (example,), buffer,  # type: ignore[arg-type]  # torch takes file objects too
+                          dynamo=False, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": dynamic, "y": dynamic}, opset_version=ONNX_OPSET)
     return buffer.getvalue()
 
