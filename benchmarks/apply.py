@@ -2,14 +2,13 @@
 
 1. Speed against MONAI's ``sliding_window_inference`` with the same network (pixlearn's 2D U-Net,
    channels 16..256, random weights, eval mode), the same tiles (256, overlap 0.25), the same
-   Gaussian blending, in one process with interleaved repeats (the fastest of each counts):
-   MPix/s, max abs difference of the outputs, achieved GFLOP/s beside a measured conv2d peak.
-   pixlearn runs what users get: ``predict_tiled`` with ``NetworkModel.predict_batch`` (batch
-   norms folded into the convolutions, channels-last memory; :mod:`pixlearn.nets.inference`) in
-   the precision of ``--precision`` (default fp32, as MONAI; ``auto``: what the detector of
-   :mod:`pixlearn.nets.precision` picks on this machine). Peak RSS of each engine in its own
-   forked process. bf16 (``NetworkModel(precision="bf16")``) is measured on one tile. The JSON
-   records the precision path that ran (``precision``) and the CPU's flags (``cpu_flags``).
+   Gaussian blending (``_monai_speed``): MPix/s of MONAI and of every pixlearn precision path (fp32
+   and bf16 in torch, fp32 in onnxruntime), max abs difference of each from MONAI's outputs within
+   its path's tolerance, achieved GFLOP/s beside a measured conv2d peak of the path's arithmetic
+   (``percent_of_peak``). ``NetworkModel.predict_batch`` runs in the precision of ``--precision``
+   (default fp32, as MONAI; ``auto``: the path the detector measures fastest for this network on
+   this machine, printed with its ratio). Peak RSS of each engine in its own forked process. The
+   JSON records the path that ran (``precision``) and the CPU's flags (``cpu_flags``).
 2. Out of core: a 32768x32768 uint16 image and a 512x2048x2048 uint16 stack, written chunk by
    chunk as Zarr under bench_output/ (git-ignored), predicted Zarr-to-Zarr by ``predict_many``
    with a tiny random forest and a tiny U-Net (depth 1, 4 base channels, 2x space-to-depth stem),
@@ -34,156 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, cpu_facts, print_table, run_isolated, write_results
+from _monai_speed import run_part as monai_part
 
 BENCH_DIR = ROOT / "bench_output" / "apply"
-TILE, OVERLAP = 256, 0.25
-
-
-# ------------------------------------------------------------------------------- networks
-
-
-def _bench_net(ndim: int = 2, seed: int = 0) -> Any:
-    """pixlearn's U-Net with random weights and non-trivial batch-norm statistics, in eval mode."""
-    import torch
-
-    from pixlearn.nets.unet import UNet, UNetConfig
-
-    cfg = UNetConfig(ndim=ndim, in_channels=1, out_channels=2, depth=4, base_channels=16)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = UNet(cfg)
-        for module in net.modules():
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.8, 1.2)
-    return cfg, net.eval()
-
-
-# ------------------------------------------------------------------------------- 1. MONAI
-
-
-def _image(size: int) -> np.ndarray:
-    rng = np.random.default_rng(1)
-    return rng.normal(size=(size, size)).astype(np.float32)
-
-
-def _monai_run(net: Any, image: np.ndarray, sw_batch: int) -> np.ndarray:
-    import torch
-    from monai.inferers import sliding_window_inference
-
-    x = torch.from_numpy(image)[None, None]
-    with torch.inference_mode():
-        y = sliding_window_inference(x, (TILE, TILE), sw_batch, net, overlap=OVERLAP, mode="gaussian")
-    return y[0].permute(1, 2, 0).numpy()
-
-
-def _pixlearn_run(predict_fn: Any, image: np.ndarray, batch: int, divisor: int = 16) -> np.ndarray:
-    from pixlearn.predict import predict_tiled
-    from pixlearn.predict.tiling import TileConfig
-
-    overlap = int(TILE * OVERLAP)
-    cfg = TileConfig(tile_shape=(TILE, TILE), overlap=overlap, blend="gaussian", mode="blended", batch_size=batch)
-    return predict_tiled(image[..., None], predict_fn, cfg, halo=0, divisor=divisor, batched=True)
-
-
-def _product_model(cfg: Any, net: Any, precision: str = "fp32") -> Any:
-    from pixlearn.nets.model import NetworkModel
-
-    return NetworkModel(cfg, "restore", net, device="cpu", precision=precision)  # "restore": raw outputs, like MONAI's
-
-
-def _speed(size: int, threads: int, rounds: int, batch: int, precision: str = "fp32") -> dict[str, Any]:
-    """Interleaved timings of the engines on one image; outputs for the differences."""
-    import torch
-
-    torch.set_num_threads(threads)
-    cfg, net = _bench_net()
-    image = _image(size)
-    model = _product_model(cfg, net, precision)
-    shipped = model.predict_batch
-    variants = {
-        "monai_b1": lambda: _monai_run(net, image, 1),
-        "monai_b4": lambda: _monai_run(net, image, batch),
-        "pixlearn_networkmodel": lambda: _pixlearn_run(shipped, image, batch),
-    }
-    _pixlearn_run(shipped, _image(TILE + 192), batch)  # build the fast copy once, outside the timings
-    best = {k: float("inf") for k in variants}
-    outputs: dict[str, np.ndarray] = {}
-    for _ in range(rounds):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            outputs[name] = fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    flops = _flops_per_tile(net)
-    from pixlearn.predict.tiling import tile_grid
-
-    n_tiles = len(tile_grid((size, size), TILE, int(TILE * OVERLAP), divisor=16))
-    reference = outputs["monai_b1"]
-    diffs = {k: float(np.abs(v - reference).max()) for k, v in outputs.items()}
-    bf16 = _bf16_tile(net)
-    return {"seconds": best, "max_abs_diff": diffs, "flops_per_tile": flops, "n_tiles": n_tiles,
-            "conv_peak_gflops": _conv_peak(), "bf16": bf16, "precision": model.precision_path.name}
-
-
-def _flops_per_tile(net: Any) -> float:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        net(torch.zeros(1, 1, TILE, TILE))
-    return float(counter.get_total_flops())
-
-
-def _conv_peak() -> float:
-    """GFLOP/s of a large 3x3 conv2d (64->64 channels, channels-last fp32), best of 5."""
-    import torch
-
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
-    x = torch.randn(4, 64, 128, 128).contiguous(memory_format=torch.channels_last)
-    flops = 2.0 * 4 * 64 * 64 * 9 * 128 * 128
-    best = float("inf")
-    with torch.inference_mode():
-        conv(x)
-        for _ in range(5):
-            start = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - start)
-    return flops / best / 1e9
-
-
-def _bf16_tile(net: Any) -> dict[str, float]:
-    """One batch of 2 tiles: ``precision="bf16"`` against fp32, time and max abs difference."""
-    x = np.random.default_rng(2).normal(size=(2, TILE, TILE, 1)).astype(np.float32)
-    times = {}
-    out = {}
-    for name in ("fp32", "bf16"):
-        predict = _product_model(net.cfg, net, name).predict_batch
-        best = float("inf")
-        for _ in range(2):
-            start = time.perf_counter()
-            out[name] = np.asarray(predict(x), np.float32)
-            best = min(best, time.perf_counter() - start)
-        times[name] = best
-    return {"fp32_seconds": times["fp32"], "bf16_seconds": times["bf16"],
-            "bf16_speedup": times["fp32"] / times["bf16"],
-            "max_abs_diff": float(np.abs(out["bf16"] - out["fp32"]).max())}
-
-
-def _rss_monai(size: int, threads: int) -> float:
-    import torch
-
-    torch.set_num_threads(threads)
-    _, net = _bench_net()
-    return float(_monai_run(net, _image(size), 1).sum())
-
-
-def _rss_pixlearn(size: int, threads: int, batch: int, precision: str = "fp32") -> float:
-    import torch
-
-    torch.set_num_threads(threads)
-    cfg, net = _bench_net()
-    return float(_pixlearn_run(_product_model(cfg, net, precision).predict_batch, _image(size), batch).sum())
 
 
 # ------------------------------------------------------------------------------- 2. out of core
@@ -394,34 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["peak_rss_mib_3d_512x2048x2048"] = max(r["peak_rss_mib"] for r in big3.values())
 
     if "monai" not in skip:
-        size = TILE + 192 * (3 if args.quick else 7)  # MONAI's and pixlearn's grids coincide
-        speed, _, _ = run_isolated(_speed, size, args.threads, 2 if args.quick else 3, batch, args.precision)
-        _, _, rss_monai = run_isolated(_rss_monai, size, args.threads)
-        _, _, rss_ours = run_isolated(_rss_pixlearn, size, args.threads, batch, args.precision)
-        mpix = {k: size * size / s / 1e6 for k, s in speed["seconds"].items()}
-        gflops = {k: speed["n_tiles"] * speed["flops_per_tile"] / s / 1e9 for k, s in speed["seconds"].items()}
-        monai_best = max(mpix["monai_b1"], mpix["monai_b4"])
-        limit = 1e-4 if speed["precision"].startswith("fp32") else 1e-2  # bf16: pixlearn.nets.precision.BF16_TOLERANCE
-        ours = {k: v for k, v in mpix.items() if k.startswith("pixlearn") and speed["max_abs_diff"][k] <= limit}
-        best_name = max(ours, key=ours.get)
-        figures.update({
-            "monai_threads": args.threads, "image_size": size, "tile": TILE, "overlap": OVERLAP, "blend": "gaussian", "batch_size": batch,
-            "mpix_per_s": mpix, "gflops_per_s": gflops, "conv_peak_gflops": speed["conv_peak_gflops"],
-            "max_abs_diff_vs_monai": speed["max_abs_diff"], "bf16": speed["bf16"], "precision": speed["precision"],
-            "pixlearn_engine": best_name, "speedup_vs_monai": ours[best_name] / monai_best,
-            "speedup_vs_monai_default_b1": ours[best_name] / mpix["monai_b1"],
-            "max_abs_diff": speed["max_abs_diff"][best_name],
-            "peak_rss_mib_monai": rss_monai, "peak_rss_mib_pixlearn": rss_ours,
-        })
-        rows = [(f"MPix/s {k}", v, monai_best) for k, v in mpix.items()]
-        rows += [(f"GFLOP/s {best_name}", gflops[best_name], speed["conv_peak_gflops"]),
-                 ("GFLOP/s monai (best)", max(gflops["monai_b1"], gflops["monai_b4"]), speed["conv_peak_gflops"]),
-                 ("max abs diff", figures["max_abs_diff"], None),
-                 ("peak RSS MiB", rss_ours, rss_monai),
-                 ("bf16 speed-up (one batch)", speed["bf16"]["bf16_speedup"], None),
-                 ("bf16 max abs diff", speed["bf16"]["max_abs_diff"], None)]
-        print_table(f"2D U-Net 16..256, {size}x{size}, tile {TILE}, overlap {OVERLAP}, gaussian", rows,
-                    ("metric", "pixlearn", "MONAI/peak"))
+        figures.update(monai_part(run_isolated, print_table, quick=args.quick, threads=args.threads, batch=batch,
+                                  precision=args.precision, cache=BENCH_DIR / "precision-cache"))
 
     if "dask" not in skip:
         dask = _dask_equal(512 if args.quick else 1024)

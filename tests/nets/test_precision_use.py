@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pixlearn.nets import UNet, UNetConfig
+from pixlearn.nets import UNet, UNetConfig, network_probe
 from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.model import NetworkModel
+from pixlearn.nets.network_probe import CACHE_MODE, network_key
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset
 from pixlearn.nets.precision import BF16_TOLERANCE
 from pixlearn.nets.precision_probe import PATHS, cache_file, machine_key, write_timings
@@ -26,6 +27,13 @@ def _cache(monkeypatch, tmp_path, mode: str, seconds: dict[str, float]) -> None:
     monkeypatch.setenv("PIXLEARN_CACHE_DIR", str(tmp_path))
     key = machine_key()
     write_timings(cache_file(key, mode), key, mode, {name: [seconds[name]] * 3 for name in PATHS})
+
+
+def _network_cache(monkeypatch, tmp_path, blocks: np.ndarray, seconds: dict[str, float]) -> None:
+    """A cache folder of this test holding `seconds` as the timings of TINY on the batch `blocks`."""
+    monkeypatch.setenv("PIXLEARN_CACHE_DIR", str(tmp_path))
+    key = network_key(TINY.to_dict(), (blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1])
+    write_timings(cache_file(key, CACHE_MODE), key, CACHE_MODE, {name: [t] * 3 for name, t in seconds.items()})
 
 
 def _net(cfg: UNetConfig = TINY, seed: int = 0) -> UNet:
@@ -76,21 +84,23 @@ def test_bf16_predictions_stay_within_the_stated_tolerance(ndim, task):
 
 
 def test_auto_prediction_follows_the_cached_timings(monkeypatch, tmp_path):
+    monkeypatch.setattr(network_probe, "cpu_info", lambda: ("a CPU with bf16", ("avx512_bf16",)))
     blocks = _blocks(2)
     net = _net()
     reference = NetworkModel(TINY, "semantic", net, device="cpu").predict_batch(blocks)
-    _cache(monkeypatch, tmp_path, "inference",
-           {"fp32": 0.5, "fp32+channels_last": 1.0, "bf16": 2.0, "bf16+channels_last": 2.0})
+    _network_cache(monkeypatch, tmp_path, blocks,
+                   {"fp32": 0.5, "fp32+channels_last": 1.0, "bf16": 2.0, "bf16+channels_last": 2.0})
     model = NetworkModel(TINY, "semantic", net, device="cpu", precision="auto")
     result = model.predict_batch(blocks)
     assert (model.precision_path.name, model.precision_path.source) == ("fp32", "cached")
     assert model._fast[0][1] is False  # the fast copy was built contiguous
     np.testing.assert_allclose(result, reference, rtol=0, atol=1e-5)  # layout only: float rounding
-    _cache(monkeypatch, tmp_path, "inference",
-           {"fp32": 1.0, "fp32+channels_last": 1.0, "bf16": 0.9, "bf16+channels_last": 0.5})
+    _network_cache(monkeypatch, tmp_path, blocks,
+                   {"fp32": 1.0, "fp32+channels_last": 1.0, "bf16": 0.9, "bf16+channels_last": 0.5})
     assert model.precision_path.name == "fp32"  # resolved once per model ...
-    assert model.set_precision("auto").precision_path.name == "bf16+channels_last"  # ... until set again
-    np.testing.assert_allclose(model.predict_batch(blocks), reference, rtol=0, atol=BF16_TOLERANCE)
+    result = model.set_precision("auto").predict_batch(blocks)
+    assert model.precision_path.name == "bf16+channels_last"  # ... until set again
+    np.testing.assert_allclose(result, reference, rtol=0, atol=BF16_TOLERANCE)
 
 
 def test_precision_setting_is_checked_and_not_pickled():

@@ -2,7 +2,9 @@
 
 What the room owns, one module each: the U-Net and its tiling geometry (:mod:`~pixlearn.nets.unet`),
 losses (:mod:`~pixlearn.nets.losses`), the device and the precision path of training and
-inference (:mod:`~pixlearn.nets.precision`, measured by :mod:`~pixlearn.nets.precision_probe`),
+inference (:mod:`~pixlearn.nets.precision`, measured by :mod:`~pixlearn.nets.precision_probe`; prediction's
+measured on the network itself by :mod:`~pixlearn.nets.network_probe`, with the onnxruntime engine of
+:mod:`~pixlearn.nets.onnx_engine`),
 the training loop (:mod:`~pixlearn.nets.training`), its progress and learning-rate schedule and stopping rule
 (:mod:`~pixlearn.nets.schedule`), the record of a run (:mod:`~pixlearn.nets.history`), training
 in several processes (:mod:`~pixlearn.nets.distributed`, local processes :mod:`~pixlearn.nets.spawn`),

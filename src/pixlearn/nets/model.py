@@ -19,14 +19,19 @@ device, the precision or any parameter or buffer of :attr:`NetworkModel.net` cha
 training weights and :meth:`NetworkModel.state_dict` are never touched.
 
 Its arithmetic is :attr:`NetworkModel.precision`: ``"fp32"`` by default (outputs equal the
-training module's up to float rounding), ``"bf16"``, or ``"auto"`` (bf16 and the memory format
-only where measured faster on this machine, :func:`pixlearn.nets.precision.resolve_precision`;
-``pixlearn predict`` uses ``"auto"``). bf16 probabilities stay within
-:data:`pixlearn.nets.precision.BF16_TOLERANCE` of fp32 ones on the tests' tiny networks.
+training module's up to float rounding), ``"bf16"``, or ``"auto"`` (``pixlearn predict`` uses
+it): on a CPU, the path measured fastest for this network on the shape of the first batch it
+predicts (:func:`pixlearn.nets.network_probe.network_path`, cached per machine, architecture and
+batch shape): fp32 or bf16, contiguous or channels-last, or fp32 in onnxruntime
+(:mod:`pixlearn.nets.onnx_engine`; an engine that cannot be built or run logs a warning and the
+model predicts with torch, :attr:`NetworkModel.precision_path` then says ``"fallback"``). bf16
+probabilities stay within :data:`pixlearn.nets.precision.BF16_TOLERANCE` of fp32 ones on the
+tests' tiny networks, onnxruntime's within :data:`pixlearn.nets.precision.FP32_TOLERANCE`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -39,7 +44,9 @@ from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.models.protocol import TASKS
 from pixlearn.nets.config import PRECISIONS
 from pixlearn.nets.inference import inference_copy
-from pixlearn.nets.precision import PrecisionPath, resolve_device, resolve_precision
+from pixlearn.nets.network_probe import network_path, nominal_batch
+from pixlearn.nets.onnx_engine import OnnxEngine, build_engine
+from pixlearn.nets.precision import PrecisionPath, resolve_device
 from pixlearn.nets.training import TrainConfig
 from pixlearn.nets.unet import UNet, UNetConfig, receptive_field_halo, size_divisor
 
@@ -106,7 +113,7 @@ class NetworkModel:
         self.object_diameter = None if object_diameter is None else float(object_diameter)
         self._device = resolve_device(device)
         self.net.to(self._device).eval()
-        self._fast: tuple[tuple[Any, ...], torch.nn.Module] | None = None
+        self._fast: tuple[tuple[Any, ...], torch.nn.Module | OnnxEngine | None] | None = None
         self._path: PrecisionPath | None = None
         self._precision = "fp32"
         self.set_precision(precision)
@@ -207,9 +214,15 @@ class NetworkModel:
 
     @property
     def precision_path(self) -> PrecisionPath:
-        """The path predictions take: :attr:`precision` resolved on this device, once per model."""
+        """The path predictions take: :attr:`precision` resolved on this device, once per model
+        (``"auto"`` on a CPU: measured on the first batch predicted, else on one nominal tile,
+        :func:`pixlearn.nets.network_probe.nominal_batch`)."""
+        return self._resolved(nominal_batch(self.n_channels, size_divisor(self.unet)))
+
+    def _resolved(self, batch_shape: tuple[int, ...]) -> PrecisionPath:
         if self._path is None:
-            self._path = resolve_precision(self.precision, self._device, mode="inference", ndim=self.ndim)
+            self._path = network_path(self.net, self.unet.to_dict(), self.precision, self._device, ndim=self.ndim,
+                                      divisor=size_divisor(self.unet), batch_shape=batch_shape)
         return self._path
 
     # ---------------------------------------------------------------- prediction
@@ -230,31 +243,60 @@ class NetworkModel:
             raise ValueError(
                 f"expected blocks of shape (B, {'P, ' if self.ndim == 3 else ''}M, N, {self.n_channels}), got {blocks.shape}"
             )
+        path = self._resolved((blocks.shape[0], self.n_channels) + blocks.shape[1:-1])
+        raw = self._onnx_outputs(blocks) if path.engine == "onnxruntime" else None
+        with torch.inference_mode():
+            if raw is None:
+                raw = self._torch_outputs(blocks)
+            if self.task == "semantic":
+                raw = torch.softmax(raw, dim=1)
+            elif self.task == "instances":
+                raw = torch.sigmoid(raw)
+            out = raw.permute((0,) + tuple(range(2, self.ndim + 2)) + (1,)).cpu()
+        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+
+    def _torch_outputs(self, blocks: np.ndarray) -> torch.Tensor:
+        """Raw float32 outputs ``(B, K, *S)`` of the fast copy, along the (torch) precision path."""
         # (B, ..., C) memory viewed as (B, C, ...): channels-last, no copy on the CPU
         order = (0, self.ndim + 1) + tuple(range(1, self.ndim + 1))
         x = torch.from_numpy(np.ascontiguousarray(blocks)).permute(order)
         path = self.precision_path
         x = x.to(self._device).contiguous(memory_format=path.memory_format(self.ndim))
         net = self._inference_net()
+        if not isinstance(net, torch.nn.Module):
+            raise RuntimeError(f"the {path.name} path has no torch module")  # a bug, never a user's mistake
         with torch.inference_mode(), path.autocast(self._device):
-            out = net(x).float()
-            if self.task == "semantic":
-                out = torch.softmax(out, dim=1)
-            elif self.task == "instances":
-                out = torch.sigmoid(out)
-            out = out.permute((0,) + tuple(range(2, self.ndim + 2)) + (1,)).cpu()
-        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+            return net(x).float()
 
-    def _inference_net(self) -> torch.nn.Module:
-        """The eval-only fast copy of :attr:`net`, rebuilt when the device, the memory format, the
-        module or any of its tensors changed (an optimiser step or ``load_state_dict`` bumps a
-        tensor's version)."""
+    def _onnx_outputs(self, blocks: np.ndarray) -> torch.Tensor | None:
+        """Raw outputs ``(B, K, *S)`` of the onnxruntime engine; ``None`` (a warning, and torch from
+        now on: source ``"fallback"``) when the engine cannot be built or run."""
+        engine = self._inference_net()
+        if isinstance(engine, OnnxEngine):
+            try:
+                return torch.from_numpy(engine(np.moveaxis(blocks, -1, 1)))
+            except Exception as exc:  # onnxruntime's errors have no common base class
+                logger.warning("onnxruntime failed on a batch of shape %s (%s: %s); predicting with torch",
+                               blocks.shape, type(exc).__name__, exc)
+        self._path = dataclasses.replace(self.precision_path, channels_last=True, engine="torch", source="fallback")
+        return None
+
+    def _inference_net(self) -> torch.nn.Module | OnnxEngine | None:
+        """The eval-only fast copy of :attr:`net` (or its onnxruntime engine, ``None`` where that
+        failed), rebuilt when the device, the path, torch's thread count, the module or any of its
+        tensors changed (an optimiser step or ``load_state_dict`` bumps a tensor's version)."""
         self.net.eval()
-        channels_last = self.precision_path.channels_last
-        key = (self._device, channels_last, id(self.net),
-               tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())))
+        path = self.precision_path
+        key = (self._device, path.channels_last, id(self.net),
+               tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())),
+               path.engine, torch.get_num_threads() if path.engine == "onnxruntime" else None)
         if self._fast is None or self._fast[0] != key:
-            self._fast = (key, inference_copy(self.net, self.ndim, channels_last=channels_last))
+            if path.engine == "onnxruntime":
+                fast: torch.nn.Module | OnnxEngine | None = build_engine(
+                    self.net, self.ndim, self.n_channels, size_divisor(self.unet))
+            else:
+                fast = inference_copy(self.net, self.ndim, channels_last=path.channels_last)
+            self._fast = (key, fast)
         return self._fast[1]
 
     def __getstate__(self) -> dict[str, Any]:

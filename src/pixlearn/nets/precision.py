@@ -19,6 +19,11 @@ setting (``"auto"``, ``"fp32"`` or ``"bf16"``: ``TrainConfig.precision``,
 
 bf16 predictions differ from fp32 ones by rounding: :data:`BF16_TOLERANCE` is the bound the tests
 hold a tiny U-Net's probabilities to.
+
+Prediction of a :class:`pixlearn.nets.model.NetworkModel` on a CPU with ``"auto"`` measures the
+network itself on its own batch rather than the probe (:mod:`pixlearn.nets.network_probe`), with
+one more candidate, ``fp32+onnxruntime`` (the engine of :mod:`pixlearn.nets.onnx_engine`), and
+:func:`choose_inference_path` prefers the exact (fp32) paths on a near tie.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 from pixlearn.errors import PixlearnError
 from pixlearn.nets.config import PRECISIONS, SWITCHES
 from pixlearn.nets.inference import memory_format
-from pixlearn.nets.precision_probe import MODES, PATHS, cpu_info, detect_timings, has_native_bf16
+from pixlearn.nets.precision_probe import ENGINE_PATHS, MODES, PATHS, cpu_info, detect_timings, has_native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,13 @@ BF16_TOLERANCE = 1e-2
 """Largest absolute difference of bf16 from fp32 probabilities that the tests accept on tiny U-Nets
 (bf16 keeps 8 bits of mantissa; measured: about 4e-4 on those, 8e-4 on the 16..256-channel
 U-Net of ``benchmarks/apply.py``)."""
+
+ENGINES: tuple[str, ...] = ("torch", "onnxruntime")
+"""What runs a network: torch, or onnxruntime (fp32, contiguous; :mod:`pixlearn.nets.onnx_engine`)."""
+
+FP32_TOLERANCE = 1e-4
+"""Largest absolute difference from torch's fp32 outputs that the tests accept of the other fp32
+paths (another memory format or onnxruntime: the same arithmetic summed in another order)."""
 
 
 def resolve_device(device: Any = None) -> torch.device:
@@ -64,27 +76,46 @@ class PrecisionPath:
         fp32, or autocast to bf16 / fp16 (fp16: CUDA training only, with a gradient scaler).
     channels_last : bool
         Channels-last memory (``channels_last_3d`` for 3D networks).
-    source : {"forced", "default", "measured", "cached", "cuda"}
+    source : {"forced", "default", "measured", "cached", "cuda", "fallback"}
         Given by the setting, the only path of the device, chosen from fresh or cached timings
-        on this CPU, or the CUDA rule.
+        on this CPU, the CUDA rule, or torch in place of an onnxruntime engine that failed.
     timings : dict of str to float
         Fastest seconds per step of each path, when the choice was measured.
+    engine : {"torch", "onnxruntime"}
+        What runs the network; onnxruntime only in fp32 and contiguous memory.
+
+    Raises
+    ------
+    ValueError
+        An unknown engine, or onnxruntime with bf16 or channels-last.
 
     Examples
     --------
     >>> PrecisionPath("bf16", True, "measured").name
     'bf16+channels_last'
+    >>> PrecisionPath("fp32", False, "measured", engine="onnxruntime").name
+    'fp32+onnxruntime'
     """
 
     dtype: str
     channels_last: bool
     source: str
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict, compare=False)
+    engine: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.engine == "onnxruntime" and (self.dtype != "fp32" or self.channels_last):
+            raise ValueError(f"onnxruntime runs fp32 in contiguous memory, got {self.dtype}, "
+                             f"channels_last={self.channels_last}")
 
     @property
     def name(self) -> str:
-        """``dtype``, with ``+channels_last`` when that is the memory format."""
-        return self.dtype + ("+channels_last" if self.channels_last else "")
+        """``dtype``, with ``+channels_last`` when that is the memory format and ``+onnxruntime``
+        when that is the engine."""
+        return (self.dtype + ("+channels_last" if self.channels_last else "")
+                + ("+onnxruntime" if self.engine == "onnxruntime" else ""))
 
     def memory_format(self, ndim: int) -> torch.memory_format:
         """The memory format of tensors and weights for `ndim` spatial axes."""
@@ -155,6 +186,50 @@ def choose_precision(
     faster = {name: spread[0] for name, spread in spreads.items()
               if name != baseline and spread is not None and spread[1] * (1.0 + margin) <= reference[0]}
     return min(faster, key=faster.__getitem__) if faster else baseline
+
+
+def choose_inference_path(
+    timings: Mapping[str, float | Sequence[float]], *, baseline: str, margin: float = DEFAULT_MARGIN
+) -> str:
+    """:func:`choose_precision` among the exact (fp32) paths first, then bf16 only against the best of them.
+
+    Pure. The fastest fp32 path that beats `baseline` by the margin (another memory format, or
+    onnxruntime) is chosen as by :func:`choose_precision`; a bf16 path replaces it only when it
+    is in turn faster than that one by the margin in every sample, so that on a near tie the
+    more exact path wins. The result is never slower than `baseline`.
+
+    Parameters
+    ----------
+    timings : mapping of str to float or sequence of float
+        Seconds per step of each path (names of :data:`ENGINE_PATHS`).
+    baseline : str
+        An fp32 path, a key of `timings`.
+    margin : float
+        Least relative speed-up, in ``[0, 1)``.
+
+    Returns
+    -------
+    path : str
+
+    Raises
+    ------
+    ValueError
+        `baseline` missing or not fp32, or `margin` out of range.
+
+    Examples
+    --------
+    >>> timings = {"fp32+channels_last": 0.31, "fp32+onnxruntime": 0.202, "bf16+channels_last": 0.19}
+    >>> choose_inference_path(timings, baseline="fp32+channels_last")  # bf16 only 6% faster than ORT
+    'fp32+onnxruntime'
+    >>> choose_inference_path({**timings, "bf16+channels_last": 0.15}, baseline="fp32+channels_last")
+    'bf16+channels_last'
+    """
+    if not baseline.startswith("fp32"):
+        raise ValueError(f"the baseline must be an fp32 path, got {baseline!r}")
+    exact = {name: t for name, t in timings.items() if name.startswith("fp32")}
+    best = choose_precision(exact, baseline=baseline, margin=margin)
+    rounded = {name: t for name, t in timings.items() if not name.startswith("fp32")}
+    return choose_precision({best: timings[best], **rounded}, baseline=best, margin=margin)
 
 
 def _spread(timing: float | Sequence[float]) -> tuple[float, float] | None:
@@ -244,7 +319,7 @@ def resolve_precision(
     candidates, baseline = cpu_candidates(precision, channels_last, mode=mode, ndim=ndim)
     forced = precision != "auto"
     if device.type != "cpu" or len(candidates) == 1:
-        path = _path(baseline, "forced" if forced else "default")
+        path = named_path(baseline, "forced" if forced else "default")
         if path.dtype == "bf16" and device.type == "cpu" and not has_native_bf16(cpu_info()[1]):
             logger.warning("bf16 on a CPU without native bf16 (avx512_bf16, amx_bf16): often several times "
                            "slower than fp32; --precision auto measures it")
@@ -254,12 +329,23 @@ def resolve_precision(
     fastest = {name: min(timings[name]) for name in PATHS if name in timings}
     logger.info("%s precision path %s (%s; fastest seconds per step %s)", mode, chosen, source,
                 {name: round(fastest[name], 4) for name in candidates})
-    return _path(chosen, source, fastest)
+    return named_path(chosen, source, fastest)
 
 
-def _path(name: str, source: str, timings: Mapping[str, float] | None = None) -> PrecisionPath:
-    dtype, _, layout = name.partition("+")
-    return PrecisionPath(dtype, bool(layout), source, dict(timings or {}))
+def named_path(name: str, source: str, timings: Mapping[str, float] | None = None) -> PrecisionPath:
+    """The :class:`PrecisionPath` of a path's `name` (``"fp32+channels_last"``, ``"fp32+onnxruntime"``, ...).
+
+    Examples
+    --------
+    >>> named_path("fp32+onnxruntime", "cached").engine
+    'onnxruntime'
+    """
+    dtype, *parts = name.split("+")
+    unknown = set(parts) - {"channels_last", "onnxruntime"}
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)} of the precision path {name!r}")
+    engine = "onnxruntime" if "onnxruntime" in parts else "torch"
+    return PrecisionPath(dtype, "channels_last" in parts, source, dict(timings or {}), engine)
 
 
 def _cuda_path(precision: str, channels_last: str, *, mode: str, ndim: int) -> PrecisionPath:
@@ -277,6 +363,7 @@ def _cuda_path(precision: str, channels_last: str, *, mode: str, ndim: int) -> P
 
 
 __all__ = [
-    "BF16_TOLERANCE", "DEFAULT_MARGIN", "PATHS", "PrecisionPath", "choose_precision", "cpu_candidates",
-    "resolve_device", "resolve_precision",
+    "BF16_TOLERANCE", "DEFAULT_MARGIN", "ENGINES", "ENGINE_PATHS", "FP32_TOLERANCE", "PATHS", "PrecisionPath",
+    "choose_inference_path", "choose_precision", "cpu_candidates", "named_path", "resolve_device",
+    "resolve_precision",
 ]

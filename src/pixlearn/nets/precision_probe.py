@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 PATHS: tuple[str, ...] = ("fp32", "fp32+channels_last", "bf16", "bf16+channels_last")
 """The CPU precision paths: dtype of the arithmetic, then ``+channels_last`` for that memory format."""
 
+ONNX_PATH = "fp32+onnxruntime"
+"""The path of the onnxruntime engine (:mod:`pixlearn.nets.onnx_engine`): a candidate of prediction only."""
+
+ENGINE_PATHS: tuple[str, ...] = PATHS + (ONNX_PATH,)
+"""Every path a timing may name: :data:`PATHS` and :data:`ONNX_PATH`."""
+
 MODES: tuple[str, ...] = ("train", "inference")
 
 CPU_FLAGS: tuple[str, ...] = (
@@ -121,6 +127,8 @@ def measure_paths(
     prepare: Callable[[str, str], Callable[[], None]] | None = None,
     rounds: int = _ROUNDS,
     budget_s: float = _BUDGET_S,
+    baseline: str | None = None,
+    margin: float = 0.10,
 ) -> dict[str, list[float]]:
     """Seconds of one step of the workload along each path, one sample per round.
 
@@ -128,8 +136,11 @@ def measure_paths(
     interleaved rounds, so that load from other processes hits every path alike. The fp32 paths
     (the baselines of :func:`pixlearn.nets.precision.choose_precision`) are timed in every
     round; another path more than 3x slower than the fastest fp32 one after the first round is
-    not timed again (it cannot be chosen; bf16 without native support is often 10x slower). No
-    round starts once `budget_s` is spent (on a busy machine).
+    not timed again (it cannot be chosen; bf16 without native support is often 10x slower). With
+    a `baseline`, only that path is timed in every round, and another one is dropped as soon as
+    it can no longer be chosen by :func:`pixlearn.nets.precision.choose_precision`'s rule (its
+    slowest sample times ``1 + margin`` above the baseline's fastest). No round starts once
+    `budget_s` is spent (on a busy machine).
 
     Parameters
     ----------
@@ -137,7 +148,7 @@ def measure_paths(
         ``"train"``: forward and backward of a small U-Net; ``"inference"``: forward of its
         eval-only copy (:func:`pixlearn.nets.inference.inference_copy`).
     paths : sequence of str
-        Names of :data:`PATHS`.
+        Names of :data:`ENGINE_PATHS` (:data:`ONNX_PATH` with a `prepare` that runs it).
     clock : callable
         Seconds now (default :func:`time.perf_counter`); tests pass a fake one.
     prepare : callable, optional
@@ -146,6 +157,10 @@ def measure_paths(
         Most rounds (at least one is timed).
     budget_s : float
         Seconds (of `clock`, warm-up included) after which no new round starts.
+    baseline : str, optional
+        A name of `paths`: drop the others once they cannot beat it by `margin` (see above).
+    margin : float
+        The least speed-up over `baseline` that a path must still be able to show.
 
     Returns
     -------
@@ -154,9 +169,11 @@ def measure_paths(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    unknown = sorted(set(paths) - set(PATHS))
+    unknown = sorted(set(paths) - set(ENGINE_PATHS))
     if unknown or rounds < 1 or not paths:
-        raise ValueError(f"paths must be among {PATHS} and rounds >= 1, got {list(paths)}, {rounds}")
+        raise ValueError(f"paths must be among {ENGINE_PATHS} and rounds >= 1, got {list(paths)}, {rounds}")
+    if baseline is not None and baseline not in paths:
+        raise ValueError(f"the baseline {baseline!r} is not among the paths {list(paths)}")
     prepare = conv_workload if prepare is None else prepare
     started = clock()
     steps = {name: prepare(mode, name) for name in paths}
@@ -170,9 +187,20 @@ def measure_paths(
             start = clock()
             step()
             samples[name].append(clock() - start)
-        fp32 = [min(samples[n]) for n in samples if n.startswith("fp32")] or [min(min(s) for s in samples.values())]
-        steps = {n: s for n, s in steps.items() if n.startswith("fp32") or min(samples[n]) <= _HOPELESS * min(fp32)}
+        kept = _contenders(samples, baseline, margin)
+        steps = {n: s for n, s in steps.items() if n in kept}
     return samples
+
+
+def _contenders(samples: Mapping[str, Sequence[float]], baseline: str | None, margin: float) -> set[str]:
+    """The paths worth another round: every fp32 one and those within 3x of the fastest fp32
+    one; with a `baseline`, it and those whose slowest sample still beats its fastest by `margin`."""
+    timed = {n: s for n, s in samples.items() if s}
+    if baseline is not None:
+        best = min(timed[baseline])
+        return {n for n, s in timed.items() if n == baseline or max(s) * (1.0 + margin) <= best}
+    fp32 = [min(s) for n, s in timed.items() if n.startswith("fp32")] or [min(min(s) for s in timed.values())]
+    return {n for n, s in timed.items() if n.startswith("fp32") or min(s) <= _HOPELESS * min(fp32)}
 
 
 def conv_workload(mode: str, path: str) -> Callable[[], None]:
@@ -211,9 +239,13 @@ def conv_workload(mode: str, path: str) -> Callable[[], None]:
 # the cache
 
 
-def read_timings(path: str | os.PathLike[str], key: Mapping[str, Any], mode: str) -> dict[str, list[float]] | None:
+def read_timings(
+    path: str | os.PathLike[str], key: Mapping[str, Any], mode: str, *,
+    paths: Sequence[str] = PATHS, required: Sequence[str] | None = None,
+) -> dict[str, list[float]] | None:
     """The timing samples stored in `path` for `key` and `mode`; ``None`` when missing,
-    unreadable, corrupt or for another key (never an error)."""
+    unreadable, corrupt, for another key, or naming a path outside `paths` or lacking one of
+    `required` (default: all of `paths`); never an error."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -226,12 +258,13 @@ def read_timings(path: str | os.PathLike[str], key: Mapping[str, Any], mode: str
     valid = (
         isinstance(data, dict) and data.get("format") == CACHE_FORMAT and data.get("version") == CACHE_VERSION
         and data.get("key") == dict(key) and data.get("mode") == mode and isinstance(timings, dict)
-        and set(timings) == set(PATHS) and all(_samples_ok(t) for t in timings.values())
+        and set(required if required is not None else paths) <= set(timings) <= set(paths)
+        and all(_samples_ok(t) for t in timings.values())
     )
     if not valid or not isinstance(timings, dict):
         logger.warning("ignoring the precision cache %s (not a timings file of this machine); measuring again", path)
         return None
-    return {name: [float(t) for t in timings[name]] for name in PATHS}
+    return {name: [float(t) for t in timings[name]] for name in paths if name in timings}
 
 
 def _samples_ok(samples: Any) -> bool:
@@ -243,11 +276,12 @@ def _samples_ok(samples: Any) -> bool:
 def write_timings(
     path: str | os.PathLike[str], key: Mapping[str, Any], mode: str, timings: Mapping[str, Sequence[float]]
 ) -> bool:
-    """Write the timings atomically (temporary file, then rename); ``False`` (and a warning) when
-    the folder cannot be written, which only means measuring again next time."""
+    """Write the timings (of every path they name) atomically (temporary file, then rename);
+    ``False`` (and a warning) when the folder cannot be written, which only means measuring
+    again next time."""
     path = Path(path)
     payload = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "key": dict(key), "mode": mode,
-               "timings": {name: [float(t) for t in timings[name]] for name in PATHS},
+               "timings": {name: [float(t) for t in samples] for name, samples in timings.items()},
                "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,6 +342,6 @@ def has_native_bf16(flags: Sequence[str]) -> bool:
 
 
 __all__ = [
-    "CPU_FLAGS", "MODES", "PATHS", "cache_dir", "cache_file", "conv_workload", "cpu_info", "detect_timings",
+    "CPU_FLAGS", "ENGINE_PATHS", "MODES", "ONNX_PATH", "PATHS", "cache_dir", "cache_file", "conv_workload", "cpu_info", "detect_timings",
     "has_native_bf16", "machine_key", "measure_paths", "read_timings", "write_timings",
 ]
