@@ -88,6 +88,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
+        "cpu_model": host_facts().get("model"),
+        "cpu_flags": cpu_flags(),
     }
     try:
         info["commit"] = subprocess.run(

@@ -12,7 +12,7 @@ from pixlearn.classical.config import BoostingConfig, ClassifierConfig, ForestCo
 from pixlearn.classical.features import FeatureConfig, compute_features_block
 from pixlearn.classical.fit import fit_pixel_classifier
 from pixlearn.classical.model import PixelClassifier
-from pixlearn.classical.predict import predict_stack
+from pixlearn.classical.predict import ScratchStack, predict_stack
 from pixlearn.data.blocks import pad_block
 from pixlearn.data.labels import IGNORE
 from pixlearn.data.normalize import (
@@ -240,3 +240,18 @@ def test_forest_labels_stop_early_exactly(blobs_2d, n_classes):
     fast = predict_stack(model.estimator, stack, n_classes, labels=True)
     np.testing.assert_array_equal(fast, np.argmax(votes, -1))
     np.testing.assert_array_equal(model.predict_labels(image[..., None]), fast)
+
+
+def test_scratch_stack_is_writable_grows_and_lends_a_fresh_array_when_busy():
+    scratch = ScratchStack()
+    with scratch.lend((2, 3)) as a:
+        a[:] = 7.0
+        assert a.flags.writeable and a.dtype == np.float32
+        with scratch.lend((2, 3)) as busy:  # lent out: a fresh array, not the same memory
+            assert not np.shares_memory(a, busy)
+    with scratch.lend((4, 5)) as b:  # grown
+        b[:] = np.arange(20, dtype=np.float32).reshape(4, 5)
+        np.testing.assert_array_equal(b.sum(), 190.0)
+    with scratch.lend((0, 3)) as empty:
+        assert empty.shape == (0, 3)
+    scratch.release()
