@@ -138,7 +138,8 @@ def training_plan(
     Examples
     --------
     >>> from pixlearn.classical.config import ForestConfig
-    >>> plan = training_plan(2 * 2**30, 300 * 2**20, [(15, 1024, 1024)], (5, 46, 46), 61, 5, ClassifierConfig(), 2)
+    >>> shallow = ClassifierConfig(rf=ForestConfig(max_depth=12))
+    >>> plan = training_plan(2 * 2**30, 300 * 2**20, [(15, 1024, 1024)], (5, 46, 46), 61, 5, shallow, 2)
     >>> plan.max_samples, plan.block_shapes  # trees of depth 12: the samples alone bound it
     (3437599, ((15, 342, 342),))
     >>> pure = ClassifierConfig(rf=ForestConfig(n_estimators=100, max_depth=None))  # the defaults of before
