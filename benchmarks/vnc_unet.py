@@ -111,7 +111,6 @@ def model_facts(model: Any) -> dict[str, Any]:
         "best_epoch": history.get("best_epoch"), "best_val_loss": history.get("best_val_loss"),
         "stop_reason": history.get("stop_reason"), "train_seconds": history.get("train_seconds"),
         "precision": history.get("precision"), "precision_source": history.get("precision_source"),
-        "channels_last": history.get("channels_last"),
     }
 
 
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         unet = train_and_predict(Path(tmp), "unet", crop, ["--method", "unet", "--task", "semantic",
                                                            "--time-limit", f"{minutes * 60:g}s"])
     print(unet["log"])
-    print({key: value for key, value in unet["model"].items()})
+    print(unet["model"])
     _table(unet, forest)
     write_results("networks_quick" if args.quick else "networks", _figures(unet, forest, minutes, crop), merge=True)
     return 0
