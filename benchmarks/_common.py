@@ -55,6 +55,30 @@ def run_isolated(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]
     return result, seconds, peak
 
 
+def run_cli(*args: Any) -> tuple[float, float, str, float]:
+    """Run ``python -m pixlearn ARGS`` in a fresh process, as a user would.
+
+    Returns
+    -------
+    seconds, peak_rss_mib, output, cpu_seconds
+        Wall time, peak resident memory (``wait4``), stdout and stderr together, and the CPU
+        seconds it took (user + system, all threads: what the load of other processes leaves
+        out of the wall time).
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "pixlearn", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pixlearn {' '.join(map(str, args))} failed:\n{output}")
+    return seconds, usage.ru_maxrss / 1024.0, output, usage.ru_utime + usage.ru_stime
+
+
 def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     """Median wall time of `repeats` calls of `fn`, and the last result."""
     times, result = [], None

@@ -29,7 +29,8 @@ from pixlearn.data.pairs import load_pairs, to_grey
 from pixlearn.metrics import ErrorAnalysis
 from pixlearn.predict import apply_model
 
-# pick up half-edited modules later)
+#: Keys of other benchmarks in networks.json (``vnc_unet.py``), kept by a full run of this one.
+KEPT_PREFIXES = ("vnc3d_",)
 
 
 def _train_cfg(minutes: float, patch: tuple[int, ...], batch: int, seed: int = 0) -> Any:
@@ -219,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             "w2s": (w2s, args.w2s_minutes)}
     name = "networks_quick" if args.quick else "networks"
     previous = RESULTS / f"{name}.json"
-    figures: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() and args.only else {}
+    kept: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    # a full run replaces this script's figures; those of vnc_unet.py (vnc3d_*) share the file and stay
+    figures = {key: value for key, value in kept.items() if args.only or key.startswith(KEPT_PREFIXES)}
     figures.pop("machine", None)
     for key, (fn, minutes) in runs.items():
         if args.only and key not in args.only:

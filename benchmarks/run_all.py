@@ -3,8 +3,10 @@
 Every ``benchmarks/*.py`` not starting with ``_`` is one: apply, builtin (the built-in ``nuclei``
 model per DSB2018 group, and fine-tuning it on colour images), classify, interactive, networks,
 pixel_classifier, scaling (prediction time and peak memory against image size, Dask
-``local:1`` vs ``local:2``), train_throughput, vnc_rf. A new script is picked up without a change here.
-``vnc_rf.py`` (a random forest on the real ssTEM stack of ``shared/data``, under ``--memory 2GiB``)
+``local:1`` vs ``local:2``), train_throughput, vnc_rf, vnc_unet. A new script is picked up without a
+change here. ``vnc_unet.py`` (the U-Net on the same stack, beside the forest) merges its ``vnc3d_*``
+keys into ``results/networks.json``, which networks.py keeps. ``vnc_rf.py`` (a random forest on the
+real ssTEM stack of ``shared/data``, under ``--memory 2GiB``)
 and ``pixel_classifier.py`` both merge their keys into ``results/pixel_classifier.json``; a
 benchmark whose data is missing says so and is skipped.
 """

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, ROOT, host_facts, print_table, run_isolated, write_results
+from _common import DATA, host_facts, print_table, run_cli, run_isolated, write_results
 
 VNC = DATA / "drosophila_vnc_sstem"
 SPACING = "50,4.6,4.6"  # nm: section thickness 45-50, pixels 4.6 (the README of the data)
@@ -54,24 +52,6 @@ def _ious(pred: np.ndarray, truth: np.ndarray) -> list[float]:
         union = np.count_nonzero((pred == k) | (truth == k))
         out.append(float(np.count_nonzero((pred == k) & (truth == k)) / union) if union else float("nan"))
     return out
-
-
-def _cli(*args: Any) -> tuple[float, float, str, float]:
-    """Run ``python -m pixlearn ARGS`` in a fresh process: wall seconds, peak RSS (MiB), output, and
-    the CPU seconds it took (user + system, all threads: what the load of other processes leaves
-    out of the wall time)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pixlearn", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"pixlearn {' '.join(map(str, args))} failed:\n{output}")
-    return seconds, usage.ru_maxrss / 1024.0, output, usage.ru_utime + usage.ru_stime
 
 
 def _folders(tmp: Path) -> tuple[Path, Path, Path]:
@@ -91,9 +71,9 @@ def run_ours(tmp: Path, memory: str) -> dict[str, Any]:
 
     images, labels, test = _folders(tmp)
     model, out = tmp / "model", tmp / "pred"
-    train_s, train_peak, train_log, train_cpu = _cli("train", "--method", "rf", "--images", images, "--labels", labels,
+    train_s, train_peak, train_log, train_cpu = run_cli("train", "--method", "rf", "--images", images, "--labels", labels,
                                                      "-o", model, "--spacing", SPACING, "--memory", memory)
-    predict_s, predict_peak, predict_log, predict_cpu = _cli("predict", model, test, "-o", out, "--memory", memory)
+    predict_s, predict_peak, predict_log, predict_cpu = run_cli("predict", model, test, "-o", out, "--memory", memory)
     record = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()
               if line.strip() and "claimed" not in line][-1]
     from pixlearn.models.model_file import load_model

@@ -85,6 +85,24 @@ def test_absent_class_is_nan_and_none_in_dict() -> None:
     json.dumps(d, allow_nan=False)
 
 
+def test_by_class_names_the_scores_and_refuses_wrong_names() -> None:
+    # a thin band of class 1 predicted one pixel too wide on one side: IoU 2/3, Dice 4/5
+    truth = np.zeros((6, 6), np.int64)
+    truth[:, 2:4] = 1
+    pred = np.zeros_like(truth)
+    pred[:, 2:5] = 1
+    scores = semantic_scores(truth, pred, n_classes=3)
+    named = scores.by_class(["cell", "membrane", "synapse"])
+    assert named["membrane"]["iou"] == pytest.approx(2 / 3) and named["membrane"]["dice"] == pytest.approx(0.8)
+    assert named["cell"]["iou"] == pytest.approx(18 / 24)
+    assert named["synapse"] == {"iou": None, "dice": None}  # absent from both: undefined, JSON-safe
+    json.dumps(named, allow_nan=False)
+    with pytest.raises(ValueError, match="3 classes"):
+        scores.by_class(["cell", "membrane"])
+    with pytest.raises(ValueError, match="distinct"):
+        scores.by_class(["cell", "cell", "synapse"])
+
+
 def test_semantic_self_is_perfect_3d() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=(4, 9, 7))

@@ -64,3 +64,47 @@ def test_train_config_none_means_choose():
     assert TrainConfig().batch_size is None and TrainConfig().patch_shape is None
     assert TrainConfig(patch_shape=()).patch_shape is None  # as files of the previous layout write it
     assert not TrainConfig(batch_size=8).is_resolved and TrainConfig(batch_size=8, patch_shape=(8, 8)).is_resolved
+
+
+def test_class_widths_measure_bands_and_discs():
+    from pixlearn.nets.autoconfig import class_widths
+
+    labels = np.zeros((2, 64, 64), np.int64)  # a stack: measured plane by plane
+    labels[:, :, 20:26] = 1  # a band 6 px wide
+    rr, cc = np.indices((64, 64))
+    labels[:, (rr - 32) ** 2 + (cc - 48) ** 2 <= 12**2] = 2  # a disc 25 px across
+    labels[0, 0, 0] = -1  # unannotated: another class, not measured
+    widths = class_widths([labels])
+    assert set(widths) == {1, 2}  # class 0 (background) is not measured
+    assert abs(widths[1] - 6.0) < 0.3
+    assert 0.55 * 25 < widths[2] < 0.75 * 25  # two thirds of a disc's diameter
+    assert class_widths([np.ones((8, 8), np.int64)]) == {}  # a class with no edge in its plane
+
+
+def test_thin_classes_keep_full_resolution_and_cpu_batches_hold_a_pixel_budget():
+    """The rule: a stem of 2 (half resolution) only when no class of dense semantic labels is
+    thinner than MIN_STEM_SIZE_PX; on a CPU a batch holds at most CPU_BATCH_PIXELS working pixels."""
+    from pixlearn.nets.autoconfig import CPU_BATCH_PIXELS, MIN_STEM_SIZE_PX, choose_batch_size
+
+    rr, cc = np.indices((512, 512))
+    cells = ((rr // 64 + cc // 64) % 2 + 1).astype(np.int64)  # large blocks of two classes
+    image = np.zeros((512, 512, 1), np.float32)
+    wide, cfg_wide = auto_config([image], [cells], "semantic", "YXC", out_channels=4, device="cpu")
+    assert wide.stem_factor == 2
+    thin = cells.copy()
+    thin[(rr % 64 < 4) | (cc % 64 < 4)] = 3  # a 4-px membrane around every block
+    assert 4 < MIN_STEM_SIZE_PX
+    full, cfg_full = auto_config([image], [thin], "semantic", "YXC", out_channels=4, device="cpu")
+    assert full.stem_factor == 1 and cfg_full.patch_shape == cfg_wide.patch_shape == (256, 256)
+    assert full.depth == wide.depth + 1  # the coarsest level stays at least 8 pixels either way
+    for unet, cfg in ((wide, cfg_wide), (full, cfg_full)):
+        working = np.prod(cfg.patch_shape) / np.prod(unet.stem_factors)
+        assert cfg.batch_size == max(2, min(16, int(CPU_BATCH_PIXELS / working)))
+    assert (cfg_wide.batch_size, cfg_full.batch_size) == (16, 4)
+    sparse = np.full((512, 512), -1, np.int64)  # scribbles: their strokes are not the structures
+    sparse[(rr % 64 < 4)] = 3
+    sparse[100:140, 100:140] = 1
+    sparse[300:340, 300:340] = 2
+    scribbled, _ = auto_config([image], [sparse], "semantic", "YXC", out_channels=4, device="cpu")
+    assert scribbled.stem_factor == 2
+    assert choose_batch_size(full, (256, 256), memory_mib=1e6, device="cpu") == 4  # the cap, not memory

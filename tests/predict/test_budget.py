@@ -51,3 +51,14 @@ def test_tiles_get_what_the_model_and_the_outputs_leave():
     assert plenty is not None and held is not None
     assert 150 < plenty <= 300 and held == pytest.approx(plenty - 100, abs=20)
     assert budget_tiles(job, cfg, 1, 0).memory_budget_mib == MIN_TILE_BUDGET / MiB
+
+
+def test_blended_tiles_chosen_from_a_budget_are_at_least_four_halos_long():
+    """Regression: a 2D network of halo 128 applied plane by plane (halo (0, 128, 128)) got 3D tiles
+    capped at 128 px, so 257 px tiles with one pixel of core each: days for a 5 x 1024 x 1024 stack."""
+    setup = make_setup((5, 1024, 1024), TileConfig(mode="blended", memory_budget_mib=1024), (0, 128, 128), 1, None, 300.0)
+    assert setup.tile[1:] == (512, 512) and setup.core[1:] == (256, 256)
+    small = make_setup((5, 300, 1024), TileConfig(mode="blended", memory_budget_mib=1024), (0, 128, 128), 1, None, 300.0)
+    assert small.tile[1] == 300  # never longer than the image
+    plain = make_setup((64, 64), TileConfig(mode="blended", memory_budget_mib=64), (4, 4), 8, None, 300.0)
+    assert plain.tile == (64, 64)  # what the budget gives, when it is more

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -268,6 +269,35 @@ class SemanticScores:
     def n_classes(self) -> int:
         """Number of classes ``K``."""
         return len(self.confusion)
+
+    def by_class(self, class_names: Sequence[str]) -> dict[str, dict[str, float | None]]:
+        """The per-class scores keyed by class name, JSON-safe (``None`` where undefined).
+
+        Parameters
+        ----------
+        class_names : sequence of str
+            One name per class, in class-index order.
+
+        Returns
+        -------
+        scores : dict of str to dict
+            ``{name: {"iou": ..., "dice": ...}}``; the Dice of a class is its F1 against all others.
+
+        Raises
+        ------
+        ValueError
+            When `class_names` does not name every class once.
+
+        Examples
+        --------
+        >>> scores_from_confusion(np.array([[1, 1], [0, 2]])).by_class(["cell", "membrane"])["membrane"]
+        {'iou': 0.6666666666666666, 'dice': 0.8}
+        """
+        names = list(class_names)
+        if len(names) != self.n_classes or len(set(names)) != len(names):
+            raise ValueError(f"{len(names)} class names {names} for {self.n_classes} classes (one distinct name each)")
+        return {name: {"iou": _nan_to_none(i), "dice": _nan_to_none(d)}
+                for name, i, d in zip(names, self.iou, self.dice)}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: lists for tuples, ``None`` for undefined (``nan``) scores."""

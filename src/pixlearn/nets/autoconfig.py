@@ -49,6 +49,69 @@ def _object_diameter(labels: Sequence[np.ndarray], task: str) -> float | None:
     return float(np.median(np.concatenate(diameters)))
 
 
+#: Objects this many pixels across (median diameter) let a CPU network work at half resolution
+#: (a space-to-depth stem), unless a class of dense semantic labels is thinner than this.
+MIN_STEM_SIZE_PX = 16.0
+#: On a CPU a batch holds at most this many pixels at the working resolution (patch pixels over the
+#: stem's): a step costs about its pixels, so bigger batches only mean fewer updates in a time limit.
+CPU_BATCH_PIXELS = 2**18
+
+
+def class_widths(labels: Sequence[np.ndarray], *, max_pixels: int = 2**22) -> dict[int, float]:
+    """How wide the regions of each class are, in pixels of the plane: four times the mean distance
+    from the class's pixels to the edge of their region (the nearest pixel of another class, less
+    half a pixel).
+
+    Four times the mean distance is the width of a band (a membrane, say), and two thirds of the
+    diameter of a disc. Class 0 (background) is not measured; unannotated pixels (-1) count
+    as another class. Stacks ``(P, M, N)`` are measured plane by plane (in-plane widths), and at
+    most about `max_pixels` pixels are measured, in evenly spaced planes and images.
+
+    Parameters
+    ----------
+    labels : sequence of ndarray of shape (M, N) or (P, M, N), integer
+        Class indices.
+    max_pixels : int
+        Pixels to measure at most (a stride over the planes of all images keeps below it).
+
+    Returns
+    -------
+    widths : dict of int to float
+        Width per class ``k >= 1`` found in a plane that also holds another class.
+
+    Examples
+    --------
+    >>> labels = np.zeros((32, 32), int); labels[:, 10:14] = 1; labels[4:20, 20:30] = 2
+    >>> {k: round(w, 1) for k, w in class_widths([labels]).items()}
+    {1: 4.0, 2: 8.0}
+    """
+    from scipy import ndimage
+
+    planes = [p for lab in labels for p in (np.asarray(lab) if np.ndim(lab) == 3 else [np.asarray(lab)])]
+    stride = max(1, int(np.ceil(sum(p.size for p in planes) / max_pixels)))
+    sums: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    for plane in planes[::stride]:
+        for k in np.unique(plane):
+            mask = plane == k
+            if k < 1 or mask.all():
+                continue
+            distance = ndimage.distance_transform_edt(mask)
+            sums[int(k)] = sums.get(int(k), 0.0) + float(distance[mask].sum()) - 0.5 * int(np.count_nonzero(mask))
+            counts[int(k)] = counts.get(int(k), 0) + int(np.count_nonzero(mask))
+    return {k: 4.0 * sums[k] / counts[k] for k in sorted(sums)}
+
+
+def _thinnest_width(labels: Sequence[np.ndarray] | None, task: str) -> float | None:
+    """The width of the thinnest class of dense semantic labels; ``None`` for other tasks and for
+    sparse annotations (whose strokes say nothing about the structures' widths)."""
+    if task != "semantic" or not labels:
+        return None
+    annotated = sum(int(np.count_nonzero(np.asarray(lab) >= 0)) for lab in labels) / sum(np.size(lab) for lab in labels)
+    widths = class_widths(labels) if annotated >= 0.5 else {}
+    return min(widths.values()) if widths else None
+
+
 #: A 3D network needs at least this many planes (median over the stacks) to pool along them;
 #: thinner stacks (serial sections, a few confocal planes) train a 2D network on their planes.
 MIN_PLANES_3D = 16
@@ -104,10 +167,13 @@ def auto_config(
       variant with 16 base channels, one convolution per level and path, strided-convolution
       down-sampling, 1x1 + nearest up-sampling and added skips (about 1.5x MONAI's default
       ``UNet`` training throughput at equal channels, see ``benchmarks/train_throughput.py``);
-      with objects at least 16 pixels across, a space-to-depth stem also halves the working
-      resolution (``stem_factor=2``, about 4x cheaper per patch).
+      with objects at least :data:`MIN_STEM_SIZE_PX` pixels across, a space-to-depth stem also
+      halves the working resolution (``stem_factor=2``, about 4x cheaper per patch), unless a
+      class of dense semantic labels is thinner than that (:func:`class_widths`: membranes of
+      EM, say, which half the resolution would blur).
     * Batch size from a memory budget (`memory_mib`, default a quarter of the free GPU memory or
-      2 GiB on CPU), between 2 and 16.
+      2 GiB on CPU), between 2 and 16, and on a CPU at most :data:`CPU_BATCH_PIXELS` pixels of
+      the working resolution (see :func:`choose_batch_size`).
 
     Parameters
     ----------
@@ -135,7 +201,9 @@ def auto_config(
     median_shape = np.median(np.array([im.shape[:-1] for im in images]), axis=0)
     diameter = _object_diameter(labels, task) if labels is not None and task != "restore" else None
     cpu = device.type != "cuda"
-    stem = 2 if cpu and ndim == 2 and diameter is not None and diameter >= 16 else 1
+    thinnest = _thinnest_width(labels, task)
+    stem = 2 if cpu and ndim == 2 and diameter is not None and diameter >= MIN_STEM_SIZE_PX else 1
+    stem = 1 if thinnest is not None and thinnest < MIN_STEM_SIZE_PX else stem
     wanted, z_ratio = _wanted_patch(ndim, diameter, spacing, cpu)
     depth = _choose_depth(wanted, median_shape, z_ratio, stem)
     unet = _choose_network(ndim, int(images[0].shape[-1]), out_channels, depth, z_ratio, stem, cpu)
@@ -146,8 +214,9 @@ def auto_config(
     augmentation = AugmentConfig(intensity=task != "restore")
     train_cfg = TrainConfig(patch_shape=patch, batch_size=batch, loss=loss, augmentation=augmentation,
                             precision="auto", channels_last="auto")
-    logger.info("auto configuration: %dD, depth %d, stem %d, patch %s, batch %d (median object diameter %s px)",
-                ndim, depth, stem, patch, batch, None if diameter is None else round(diameter, 1))
+    logger.info("auto configuration: %dD, depth %d, stem %d, patch %s, batch %d (median object diameter %s px, "
+                "thinnest class %s px wide)", ndim, depth, stem, patch, batch,
+                None if diameter is None else round(diameter, 1), None if thinnest is None else round(thinnest, 1))
     return unet, train_cfg
 
 
@@ -191,6 +260,10 @@ def choose_batch_size(
 ) -> int:
     """Patches per batch that fit a memory budget, between 2 and 16.
 
+    On a CPU also at most :data:`CPU_BATCH_PIXELS` pixels at the network's working resolution
+    (the patch's pixels over the stem's), so that a time-limited run makes as many updates with
+    a large patch as with a small one at a stem of 2.
+
     Parameters
     ----------
     unet : UNetConfig
@@ -223,7 +296,11 @@ def choose_batch_size(
         per_patch += 2 * unet.convs_per_block * 4 * width * pixels * 4
         if level < unet.depth:
             pixels /= float(np.prod(unet.level_pool_kernels[level]))
-    return int(np.clip(budget * 2**20 / max(per_patch, 1.0), 2, 16))
+    batch = budget * 2**20 / max(per_patch, 1.0)
+    if device.type != "cuda":  # a step costs about its pixels: more of them only means fewer updates
+        batch = min(batch, CPU_BATCH_PIXELS * float(np.prod(unet.stem_factors)) / float(np.prod(patch_shape)))
+    return int(np.clip(batch, 2, 16))
 
 
-__all__ = ["LEAN_CPU", "MAX_ANISOTROPY_3D", "MIN_PLANES_3D", "auto_config", "choose_batch_size", "choose_layout"]
+__all__ = ["CPU_BATCH_PIXELS", "LEAN_CPU", "MAX_ANISOTROPY_3D", "MIN_PLANES_3D", "MIN_STEM_SIZE_PX", "auto_config",
+           "choose_batch_size", "choose_layout", "class_widths"]

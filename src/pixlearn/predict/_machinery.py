@@ -70,7 +70,12 @@ class Setup:
 
 def make_setup(shape: tuple[int, ...], cfg: TileConfig, halo: Any, divisor: Any, chunks: tuple[int, ...] | None,
                bytes_per_pixel: float = 256.0, budget: float | None = None) -> Setup:
-    """Tile and core shapes for an image of spatial `shape` (cores in whole output `chunks`)."""
+    """Tile and core shapes for an image of spatial `shape` (cores in whole output `chunks`).
+
+    Blended tiles chosen from the budget are at least four halos long (where the image is): a tile
+    of ``2 * halo + 1`` keeps one pixel per axis and reads the rest again for its neighbours (a 2D
+    network of halo 128 applied plane by plane, whose tiles a 3D edge limit of 128 px would cap).
+    """
     ndim = len(shape)
     halo_t = per_axis(halo, ndim, "halo")
     div_t = per_axis(divisor, ndim, "divisor")
@@ -83,6 +88,7 @@ def make_setup(shape: tuple[int, ...], cfg: TileConfig, halo: Any, divisor: Any,
         budget = budget if budget is not None else default_budget(cfg)
         tile = choose_tile_shape(shape, budget, bytes_per_pixel, halo=halo_t, divisor=div_t,
                                  batch_size=cfg.batch_size)
+        tile = tuple(max(t, min(-(-4 * h // d) * d, -(-n // d) * d)) for t, h, d, n in zip(tile, halo_t, div_t, shape))
     else:
         tile = per_axis(cfg.tile_shape, ndim, "tile_shape")
     overlap = per_axis(cfg.overlap, ndim, "overlap") if cfg.overlap is not None else tuple(2 * h for h in halo_t)
