@@ -224,6 +224,7 @@ def test_saving_the_object_model_never_replaces_a_file_pixlearn_did_not_write(
             widget.save_model(target, "objects")
     assert load_model(target).class_names == ("dim", "bright")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.zip", "objects.zip"]
-    # classifying without an image or objects says so
+    # classifying without an image or objects says so (once the save job has let go of the queue)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
     widget.classify_objects()
     assert "choose a Labels layer of objects first" in widget.status.text() and not widget.busy
