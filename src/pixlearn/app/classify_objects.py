@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from pixlearn.app.object_inputs import LabelSource, annotations_for, class_names_of, images_by_stem, read_object_pair
+from pixlearn.app.object_inputs import LabelSource, annotations_for, class_names_of, read_object_pair
+from pixlearn.data.folders import images_by_stem
 from pixlearn.data.formats import file_stem
 from pixlearn.data.object_tables import OBJECTS_SUFFIX, read_object_classes, read_object_points
 from pixlearn.data.writers import write_csv, write_image

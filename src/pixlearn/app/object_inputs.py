@@ -12,42 +12,18 @@ the ``{object id: class index}`` per image that
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pixlearn.data.formats import file_stem, is_image_file
+from pixlearn.data.folders import images_by_stem
+from pixlearn.data.formats import file_stem
 from pixlearn.data.images import read_canonical, read_labels
 from pixlearn.errors import PixlearnError
 
-__all__ = ["LabelSource", "annotations_for", "class_names_of", "images_by_stem", "read_object_pair"]
-
-
-def images_by_stem(folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """The images (or label images) of `folder` by file stem.
-
-    Raises
-    ------
-    PixlearnError
-        Not a folder, no images in it, or two files of one stem.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PixlearnError("not a folder", folder)
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not is_image_file(path):
-            continue
-        stem = file_stem(path)
-        if stem in found:
-            raise PixlearnError(f"two files share the name {stem!r}: {found[stem].name}, {path.name}", folder)
-        found[stem] = path
-    if not found:
-        raise PixlearnError("folder holds no images", folder)
-    return found
+__all__ = ["LabelSource", "annotations_for", "class_names_of", "read_object_pair"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,30 @@ def list_images(inputs: Sequence[str | os.PathLike[str]], *,
     return paths
 
 
+def images_by_stem(folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """The images (or label images) of `folder` by file stem.
+
+    Raises
+    ------
+    PixlearnError
+        Not a folder, no images in it, or two files of one stem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PixlearnError("not a folder", folder)
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not is_image_file(path):
+            continue
+        stem = file_stem(path)
+        if stem in found:
+            raise PixlearnError(f"two files share the name {stem!r}: {found[stem].name}, {path.name}", folder)
+        found[stem] = path
+    if not found:
+        raise PixlearnError("folder holds no images", folder)
+    return found
+
+
 def find_pairs(
     image_dir: str | os.PathLike[str],
     label_dir: str | os.PathLike[str],
@@ -97,22 +121,7 @@ def find_pairs(
         A missing folder, no images, a duplicate stem, or images without annotations (or the
         reverse); the message lists the names.
     """
-    def by_stem(folder: Path) -> dict[str, Path]:
-        if not folder.is_dir():
-            raise PixlearnError("not a folder", folder)
-        found: dict[str, Path] = {}
-        for p in sorted(folder.iterdir()):
-            if p.name.startswith(".") or not is_image_file(p):
-                continue
-            stem = file_stem(p)
-            if stem in found:
-                raise PixlearnError(f"two files share the name {stem!r}: {found[stem].name}, {p.name}", folder)
-            found[stem] = p
-        if not found:
-            raise PixlearnError("folder holds no images", folder)
-        return found
-
-    images, labels = by_stem(Path(image_dir)), by_stem(Path(label_dir))
+    images, labels = images_by_stem(image_dir), images_by_stem(label_dir)
     if names is not None:
         wanted = set(names)
         unknown = sorted(wanted - set(images))
