@@ -192,6 +192,15 @@ def test_a_saved_object_model_loads_into_a_fresh_widget_and_gives_the_same_class
     with qtbot.waitSignal(fresh.objects_classified, timeout=TIMEOUT_MS):
         fresh.classify_objects()
     np.testing.assert_array_equal(viewer.layers[W.OBJECT_CLASSES].data, before)
+    # a folder of images is no place for an object classifier: one line, nothing written
+    folder, out = tmp_path / "images", tmp_path / "out"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros((32, 32), np.float32))
+    qtbot.waitUntil(lambda: not fresh.busy, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(fresh.failed, timeout=TIMEOUT_MS) as blocker:
+        fresh.apply_to_folder(path, folder, out)
+    assert "is an object classifier" in blocker.args[0] and "classify objects" in blocker.args[0]
+    assert not out.exists()
 
 
 def test_saving_the_object_model_never_replaces_a_file_pixlearn_did_not_write(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from pixlearn.app.napari.layers import (
 from pixlearn.app.napari.model_choice import builtin_choices, refusal
 from pixlearn.classical.features import FeatureConfig
 from pixlearn.classical.preview import PreviewConfig
+from pixlearn.errors import PixlearnError
 
 
 class FilesPanel(WidgetPart):
@@ -142,6 +144,11 @@ class FilesPanel(WidgetPart):
         engine and safety rules as ``pixlearn predict`` (tiled, atomic, resumable, a manifest);
         emits ``folder_applied(manifest path)``."""
         model_path, images, output = Path(model_path), Path(images), Path(output)
+        problem = self._folder_refusal(model_path)
+        if problem is not None:  # told here, in the GUI thread: nothing starts, nothing is written
+            self.status.setText(problem)
+            self.failed.emit(problem)
+            return
 
         def job() -> Any:
             from pixlearn.data.folders import list_images
@@ -156,6 +163,20 @@ class FilesPanel(WidgetPart):
             self.folder_applied.emit(manifest)
 
         self._run(job, done)
+
+    @staticmethod
+    def _folder_refusal(model_path: Path) -> str | None:
+        """Why the model file cannot be applied to a folder of images (its header only), or ``None``."""
+        from pixlearn.models.model_file import read_header
+
+        try:
+            header = read_header(model_path)
+        except PixlearnError:
+            return None  # the job loads it and says what is wrong, as for any file
+        kind = header.get("kind")
+        if kind not in ("object-classifier", "image-classifier"):
+            return None  # pixel models: the job checks the rest once loaded
+        return refusal(SimpleNamespace(kind=kind, task=None), model_path.name)
 
     def apply_model_file(self, path: str | Path) -> None:
         """Load a pixlearn model file and apply it to the current image (in the background)."""

@@ -81,8 +81,13 @@ def refusal(model: Any, name: str = "the model") -> str | None:
     True
     >>> refusal(SimpleNamespace(kind="image-classifier", task="classify"), "cells.zip")[:42]
     'cells.zip is an image classifier (one clas'
+    >>> refusal(SimpleNamespace(kind="object-classifier"), "rbc.zip")[:42]
+    'rbc.zip is an object classifier (one class'
     """
     kind, task = getattr(model, "kind", None), getattr(model, "task", None)
+    if kind == "object-classifier":
+        return (f"{name} is an object classifier (one class per object): apply it to a Labels layer with "
+                "'classify objects', or to folders with `pixlearn predict MODEL IMAGES --labels DIR -o OUT`")
     if kind == "image-classifier":
         return (f"{name} is an image classifier (one class per image): the plugin applies pixel models only; "
                 "classify images with `pixlearn predict MODEL IMAGES -o OUT` (a table of classes)")
