@@ -347,7 +347,7 @@ def _load_state_dict(entry: Any, task: str, normalization: NormalizeConfig, meta
                      path: Path, device: Any) -> Any:
     import torch
 
-    from pixlearn.models.validate import validate_state_shapes, validate_unet_config
+    from pixlearn.models.validate_network import validate_state_shapes, validate_unet_config
     from pixlearn.nets.model import NetworkModel
     from pixlearn.nets.unet import UNet
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pixlearn.errors import ModelFileError
-from pixlearn.models.validate import MAX_CHANNELS, MAX_CLASSES, check_state, meta_state_shapes
+from pixlearn.models.validate import MAX_CHANNELS, MAX_CLASSES
+from pixlearn.models.validate_network import check_state, meta_state_shapes
 
 MAX_CLASSIFIER_PARAMETERS = 1 << 28
 MAX_INPUT_SIDE = 1 << 16

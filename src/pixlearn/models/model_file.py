@@ -45,13 +45,8 @@ from pixlearn.errors import ModelFileError
 from pixlearn.models.archive import read_members
 from pixlearn.models.protocol import PixelModel, SavableModel
 from pixlearn.models.skops_legacy import CLASSIFIER_SKOPS, load_skops_estimator
-from pixlearn.models.validate import (
-    check_json_depth,
-    validate_classical_meta,
-    validate_estimator,
-    validate_state_shapes,
-    validate_unet_config,
-)
+from pixlearn.models.validate import check_json_depth, validate_classical_meta, validate_estimator
+from pixlearn.models.validate_network import validate_state_shapes, validate_unet_config
 
 logger = logging.getLogger(__name__)
 

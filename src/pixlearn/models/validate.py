@@ -5,8 +5,7 @@ pixlearn's numba forest kernels index the arrays of a fitted estimator without b
 child or feature index out of range reads (or writes) arbitrary memory. A model file is
 untrusted input, so :func:`validate_estimator` accepts only the estimator types pixlearn itself
 builds (:func:`pixlearn.classical.config._make_estimator`), by exact type, and checks every array
-those types predict with. :func:`validate_unet_config` bounds a network's architecture before
-anything is allocated and :func:`validate_state_shapes` compares weights with it.
+those types predict with. Networks are checked in :mod:`pixlearn.models.validate_network`.
 
 Every problem raises :class:`~pixlearn.errors.ModelFileError` naming the file and the array.
 """
@@ -23,13 +22,12 @@ import numpy as np
 from pixlearn.errors import ModelFileError
 
 __all__ = [
+    "MAX_CHANNELS",
+    "MAX_CLASSES",
     "MAX_JSON_DEPTH",
-    "UNET_LIMITS",
     "check_json_depth",
     "validate_classical_meta",
     "validate_estimator",
-    "validate_state_shapes",
-    "validate_unet_config",
 ]
 
 MAX_JSON_DEPTH = 32  # nesting of model.json / thresholds.json (pixlearn writes at most ~5)
@@ -37,20 +35,6 @@ MAX_CLASSES = 65535
 MAX_CHANNELS = 1024
 MAX_FEATURES = 1 << 20
 MAX_HALO_PX = 4096
-MAX_UNET_PARAMETERS = 1 << 28  # 1 GiB of float32 weights
-
-#: Upper bounds of the architecture fields of a network model file (checked before building).
-UNET_LIMITS: dict[str, int | float] = {
-    "in_channels": MAX_CHANNELS,
-    "out_channels": MAX_CHANNELS,
-    "depth": 8,
-    "base_channels": 1024,
-    "max_channels": 4096,
-    "convs_per_block": 8,
-    "kernel_size": 9,
-    "stem_factor": 8,
-    "channel_growth": 8.0,
-}
 
 
 def _fail(message: str, path: str | os.PathLike[str] | None) -> ModelFileError:
@@ -385,78 +369,3 @@ def validate_classical_meta(meta: Mapping[str, Any], path: str | os.PathLike[str
     halo = meta.get("halo", [])
     if not isinstance(halo, list) or any(not isinstance(h, int) or not 0 <= h <= MAX_HALO_PX for h in halo):
         raise _fail(f"model halo must be at most {MAX_HALO_PX} pixels per axis, got {halo!r}", path)
-
-
-# Networks ---------------------------------------------------------------------------------------
-
-
-def validate_unet_config(unet: Any, path: str | os.PathLike[str] | None = None) -> None:
-    """Bound a :class:`~pixlearn.nets.unet.UNetConfig` read from a file, before the network is built.
-
-    Raises
-    ------
-    ModelFileError
-        A field past :data:`UNET_LIMITS`, pooling factors above 8, or more than
-        :data:`MAX_UNET_PARAMETERS` weights (counted on PyTorch's ``meta`` device, no memory).
-    """
-    for name, limit in UNET_LIMITS.items():
-        value = getattr(unet, name)
-        if value > limit:
-            raise _fail(f"network {name} = {value} exceeds the limit {limit}", path)
-    if any(int(k) > 8 for kernel in unet.pool_kernels for k in kernel):
-        raise _fail("network pooling factors above 8", path)
-    count = sum(int(np.prod(shape)) for shape in expected_state_shapes(unet).values())
-    if count > MAX_UNET_PARAMETERS:
-        raise _fail(f"network has {count} weights, more than the limit {MAX_UNET_PARAMETERS}", path)
-
-
-def meta_state_shapes(build: Any, config: Any) -> dict[str, tuple[int, ...]]:
-    """Name and shape of every tensor of the state dict of ``build(config)`` (a torch module
-    class), built on the meta device: nothing is allocated."""
-    import torch
-
-    with torch.device("meta"):
-        net = build(config)
-    return {name: tuple(t.shape) for name, t in net.state_dict().items()}
-
-
-def expected_state_shapes(unet: Any) -> dict[str, tuple[int, ...]]:
-    """Name and shape of every tensor of the state dict of ``UNet(unet)``, without allocating it."""
-    from pixlearn.nets.unet import UNet
-
-    return meta_state_shapes(UNet, unet)
-
-
-def validate_state_shapes(unet: Any, state: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
-    """Check that the tensors of a weights file are exactly those of the architecture.
-
-    Raises
-    ------
-    ModelFileError
-        Missing or extra tensors, a different shape, or a non-numeric dtype.
-    """
-    check_state(expected_state_shapes(unet), state, path)
-
-
-def check_state(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any],
-                path: str | os.PathLike[str] | None = None, *, finite: bool = False) -> None:
-    """Check that `state` holds exactly the tensors `expected` names, with their shapes, in a
-    floating-point dtype (batch counters excepted) and, with `finite`, no NaN or infinite value.
-
-    Raises
-    ------
-    ModelFileError
-        The first tensor that is missing, unexpected, of another shape or dtype, or not finite.
-    """
-    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or extra:
-        raise _fail(f"weights do not fit the architecture (missing {missing[:5]}, unexpected {extra[:5]})", path)
-    for name, shape in expected.items():
-        tensor = state[name]
-        if tuple(tensor.shape) != shape:
-            raise _fail(f"weight {name} has shape {tuple(tensor.shape)}, the architecture needs {shape}", path)
-        counter = "num_batches" in name
-        if tensor.dtype.is_complex or (not tensor.dtype.is_floating_point and not counter):
-            raise _fail(f"weight {name} has dtype {tensor.dtype}", path)
-        if finite and not counter and not bool(tensor.isfinite().all()):
-            raise _fail(f"weight {name} holds NaN or infinite values", path)
