@@ -3,16 +3,24 @@
 1. The built-in model as shipped (``pixlearn.load_model("nuclei")``), scored on the DSB2018 test
    split: pooled AP@0.5 (StarDist's convention), AP@0.75, AP@0.5 averaged per image (DSB2018's)
    and pooled AP@0.5 per image group (``benchmarks/_dsb2018.py``).
-2. The colour group (stained tissue, 13 test images): fine-tune the built-in model on 10 colour
+2. The colour group (stained tissue, 13 test images): fine-tune a base model on 10 colour
    training images for N minutes (``fit_network(init=...)``, as ``pixlearn train --init nuclei``:
    a tenth of the learning rate after a short warm-up), train the same architecture from scratch
-   on the same images for the same minutes, and compare both with the built-in model untouched,
-   all scored on the colour test images.
+   on the same images for the same minutes, and compare both with the base model untouched, all
+   scored on the colour test images. The fair base is a variant of the generalist that never saw
+   the group: ``scripts/train_builtin.py nuclei --exclude-group colour`` trains it (the recipe of
+   the built-in, less the colour training images) and ``--base`` names its file; without
+   ``--base`` the built-in itself is fine-tuned.
 
-Run: ``.venv/bin/python benchmarks/builtin.py`` (about 15 minutes on 2 CPU cores with the default
-``--minutes 5``; ``--quick`` for a smoke run under 3 minutes on subsets). A CUDA GPU is used when
-present. Figures go to ``benchmarks/results/builtin.json`` (``builtin_quick.json`` with
-``--quick``), with the machine and its CPU flags.
+Run::
+
+    .venv/bin/python scripts/train_builtin.py nuclei --minutes 70 --threads 1 --exclude-group colour --out variants
+    .venv/bin/python benchmarks/builtin.py --base variants/nuclei-without-colour.zip --minutes 10
+
+(about 25 minutes on 2 CPU cores after the variant's 70; ``--part builtin|finetune`` runs one half
+and keeps the other's figures in the file; ``--quick`` for a smoke run under 3 minutes on
+subsets). A CUDA GPU is used when present. Figures go to ``benchmarks/results/builtin.json``
+(``builtin_quick.json`` with ``--quick``), with the machine and its CPU flags.
 """
 
 from __future__ import annotations
@@ -89,9 +97,9 @@ def _train_config(minutes: float, seed: int) -> Any:
                        time_limit_s=minutes * 60.0, patience=0, seed=seed, val_patches=48)
 
 
-def finetune_experiment(builtin: Any, minutes: float, n_images: int, test_limit: int | None,
+def finetune_experiment(base: Any, minutes: float, n_images: int, test_limit: int | None,
                         seed: int) -> dict[str, Any]:
-    """Fine-tuning vs from scratch vs untouched, on the colour group."""
+    """Fine-tuning `base` vs from scratch vs `base` untouched, on the colour group."""
     from pixlearn.nets.fit import fit_network
 
     train = finetune_pairs(n_images, seed)
@@ -99,14 +107,14 @@ def finetune_experiment(builtin: Any, minutes: float, n_images: int, test_limit:
     groups = ["colour"] * len(test)
     images, labels = [p.image for p in train], [p.labels for p in train]
     start = time.perf_counter()
-    tuned = fit_network(images, labels, "instances", train_config=_train_config(minutes, seed), init=builtin)
+    tuned = fit_network(images, labels, "instances", train_config=_train_config(minutes, seed), init=base)
     tuned_minutes = (time.perf_counter() - start) / 60.0
     start = time.perf_counter()
-    scratch = fit_network([to_grey(im) for im in images], labels, "instances", unet=builtin.unet,
-                          normalization=builtin.normalization, train_config=_train_config(minutes, seed))
+    scratch = fit_network([to_grey(im) for im in images], labels, "instances", unet=base.unet,
+                          normalization=base.normalization, train_config=_train_config(minutes, seed))
     scratch_minutes = (time.perf_counter() - start) / 60.0
     scores = {name: score(model, test, groups) for name, model in
-              (("finetune", tuned), ("scratch", scratch), ("no_finetune", builtin))}
+              (("finetune", tuned), ("scratch", scratch), ("no_finetune", base))}
     return {
         "finetune_ap50": scores["finetune"]["ap50"],
         "finetune_ap50_scratch": scores["scratch"]["ap50"],
@@ -121,10 +129,43 @@ def finetune_experiment(builtin: Any, minutes: float, n_images: int, test_limit:
     }
 
 
+def builtin_figures(builtin: Any, test_limit: int | None) -> dict[str, Any]:
+    """The built-in model's scores on the DSB2018 test split, and its card's command and date."""
+    import pixlearn
+
+    test, groups = load_split(ROOT, "test", limit=test_limit)
+    print(f"-- built-in nuclei on {len(test)} DSB2018 test images", flush=True)
+    scores = score(builtin, test, groups)
+    return {
+        "builtin_nuclei_dsb2018_ap50": scores["ap50"],
+        "builtin_nuclei_dsb2018_ap75": scores["ap75"],
+        "builtin_nuclei_dsb2018_ap50_per_image": scores["ap50_per_image"],
+        "builtin_nuclei_dsb2018_ap50_by_group": scores["ap50_by_group"],
+        "builtin_nuclei_dsb2018_test_images": scores["images"],
+        "builtin_nuclei_card": {k: pixlearn.describe("nuclei")["model_card"].get(k) for k in ("command", "date")},
+    }
+
+
+def summary_rows(figures: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The printed table: the built-in's scores and the fine-tuning comparison, of what ran."""
+    rows: list[tuple[str, Any, Any]] = []
+    if "builtin_nuclei_dsb2018_ap50" in figures:
+        rows.append(("dsb2018 test AP@0.5", figures["builtin_nuclei_dsb2018_ap50"], None))
+        rows += [(f"  {g} ({s['images']}) AP@0.5", s["ap50"], None)
+                 for g, s in figures["builtin_nuclei_dsb2018_ap50_by_group"].items()]
+    if "finetune_ap50" in figures:
+        rows.append(("colour: fine-tuned | scratch", figures["finetune_ap50"], figures["finetune_ap50_scratch"]))
+        rows.append(("colour: fine-tuned | untouched base", figures["finetune_ap50"],
+                     figures["finetune_ap50_no_finetune"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run under 3 minutes on subsets")
-    parser.add_argument("--minutes", type=float, default=5.0, help="training minutes of each fine-tuning run")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training minutes of each fine-tuning run")
+    parser.add_argument("--base", default="nuclei", help="the model fine-tuned: a built-in name or a model file")
+    parser.add_argument("--part", choices=("all", "builtin", "finetune"), default="all")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -139,29 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     minutes, test_limit, n_images = (0.2, 16, 4) if args.quick else (args.minutes, None, N_FINETUNE_IMAGES)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    builtin = pixlearn.load_model("nuclei", device=device)
-    test, groups = load_split(ROOT, "test", limit=test_limit)
-    print(f"-- built-in nuclei on {len(test)} DSB2018 test images ({device})", flush=True)
-    scores = score(builtin, test, groups)
-    figures: dict[str, Any] = {
-        "builtin_nuclei_dsb2018_ap50": scores["ap50"],
-        "builtin_nuclei_dsb2018_ap75": scores["ap75"],
-        "builtin_nuclei_dsb2018_ap50_per_image": scores["ap50_per_image"],
-        "builtin_nuclei_dsb2018_ap50_by_group": scores["ap50_by_group"],
-        "builtin_nuclei_dsb2018_test_images": scores["images"],
-        "builtin_nuclei_card": {k: pixlearn.describe("nuclei")["model_card"].get(k) for k in ("command", "date")},
-    }
-    print(f"-- colour group: fine-tune on {n_images} images vs scratch, {minutes:g} min each", flush=True)
-    figures.update(finetune_experiment(builtin, minutes, n_images, 4 if args.quick else None, args.seed))
-    figures.update({"device": device, "torch_threads": torch.get_num_threads(), "cpu_flags": cpu_flags(),
-                    "quick": args.quick})
-    print_table("built-in nuclei model", [
-        ("dsb2018 test AP@0.5", figures["builtin_nuclei_dsb2018_ap50"], None),
-        *[(f"  {g} ({s['images']}) AP@0.5", s["ap50"], None) for g, s in figures["builtin_nuclei_dsb2018_ap50_by_group"].items()],
-        ("colour: fine-tuned | scratch", figures["finetune_ap50"], figures["finetune_ap50_scratch"]),
-        ("colour: fine-tuned | as shipped", figures["finetune_ap50"], figures["finetune_ap50_no_finetune"]),
-    ], headers=("metric", "pixlearn", "reference"))
-    write_results("builtin_quick" if args.quick else "builtin", figures)
+    figures: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads(), "cpu_flags": cpu_flags(),
+                               "quick": args.quick}
+    if args.part in ("all", "builtin"):
+        figures.update(builtin_figures(pixlearn.load_model("nuclei", device=device), test_limit))
+    if args.part in ("all", "finetune"):
+        print(f"-- colour group: fine-tune {args.base} on {n_images} images vs scratch, {minutes:g} min each",
+              flush=True)
+        base = pixlearn.load_model(args.base, device=device)
+        figures.update(finetune_experiment(base, minutes, n_images, 4 if args.quick else None, args.seed))
+        figures["finetune_base"] = Path(args.base).name
+    print_table("built-in nuclei model", summary_rows(figures), headers=("metric", "pixlearn", "reference"))
+    write_results("builtin_quick" if args.quick else "builtin", figures, merge=args.part != "all")
     return 0
 
 

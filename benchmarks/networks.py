@@ -95,6 +95,8 @@ def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
         "dsb2018_predict_seconds_tta": predict_tta_s,
         "dsb2018_n_train": len(train),
         "dsb2018_thresholds": model.to_metadata().get("thresholds"),
+        "dsb2018_unet": model.unet.to_dict(),
+        "train_precision": model.history.get("precision"),
     }
 
 

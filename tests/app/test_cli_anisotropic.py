@@ -91,3 +91,26 @@ def test_predict_with_a_memory_budget_and_bad_budgets(tmp_path, caplog):
         assert result.exit_code == 2 and "--memory" in out, out
         result, out = _train(tmp_path, data, "--memory", bad, name="m2")
         assert result.exit_code == 2 and "--memory" in out, out
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_unet_reads_the_spacing_to_choose_2d_planes_or_3d(tmp_path):
+    """A 20-plane stack trains in 3D when isotropic, plane by plane in 2D at 50:4.6 (metadata or
+    --spacing), and --spacing overrides what the file states."""
+    config = tmp_path / "quick.yaml"
+    config.write_text("train: {epochs: 1, steps_per_epoch: 1, batch_size: 1, val_patches: 1}\n")
+    quick = ("--method", "unet", "--task", "semantic", "--config", config, "--threads", "1")
+    cases = (("iso", False, ()), ("meta", True, ()), ("given", False, ("--spacing", "50,4.6,4.6")),
+             ("override", True, ("--spacing", "5,4.6,4.6")))
+    ndims = {}
+    for name, metadata, extra in cases:
+        data = _stack(tmp_path / name, metadata=metadata, planes=20)
+        result, out = _run("train", *quick, "--images", data / "images", "--labels", data / "labels",
+                           "-o", tmp_path / f"{name}.zip", *extra)
+        assert result.exit_code == 0, out
+        ndims[name] = load_model(tmp_path / f"{name}.zip").ndim
+    assert ndims == {"iso": 3, "meta": 2, "given": 2, "override": 3}
+    result, out = _run("train", *quick, "--images", tmp_path / "iso" / "images", "--labels",
+                       tmp_path / "iso" / "labels", "-o", tmp_path / "bad.zip", "--spacing", "4,4")
+    assert result.exit_code == 2 and "--spacing" in out, out
+    assert not (tmp_path / "bad.zip").exists()

@@ -152,7 +152,7 @@ def train(
     sigmas: Annotated[str | None, typer.Option(help="Feature scales, comma separated (classical).")] = None,
     n_estimators: Annotated[int | None, typer.Option(help="Trees of the random forest.")] = None,
     n_classes: Annotated[int | None, typer.Option(min=1, help="Number of classes; label values outside them are an error (default: from the labels).")] = None,
-    spacing: Annotated[str | None, typer.Option(help="Voxel size z,y,x (or y,x) in any one unit, e.g. 50,4.6,4.6 for serial sections (classical; default: what the image files state, else isotropic). --sigmas are in pixels of the finest axis, divided per axis.")] = None,
+    spacing: Annotated[str | None, typer.Option(help="Voxel size z,y,x (or y,x) in any one unit, e.g. 50,4.6,4.6 for serial sections (default: what the image files state, else isotropic). Classical: --sigmas are in pixels of the finest axis, divided per axis. unet: planes 4x or more farther apart than the pixels train a 2D network plane by plane; a 3D network pools the finer axes first.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory the training may hold at its peak, e.g. 2GiB; it bounds feature blocks and training pixels (classical; default: a quarter of the RAM, at most what is available).")] = None,
     val_images: Annotated[Path | None, typer.Option(help="Validation images (networks; default: a split of the training pairs).")] = None,
     val_labels: Annotated[Path | None, typer.Option(help="Validation annotations.")] = None,
@@ -219,12 +219,12 @@ def train(
     if method == Method.unet:
         from pixlearn.app.network_job import NetworkJob, launch_network_job
 
-        if spacing is not None or memory is not None:
-            logger.warning("--spacing and --memory apply to classical methods only; ignored for unet")
+        if memory is not None:
+            logger.warning("--memory applies to classical methods only; ignored for unet")
 
         job = NetworkJob(images, labels, output, task.value, kind, experiment, axes=axes, val_images=val_images,
                          val_labels=val_labels, init=init, resume=resume, overwrite=overwrite, device=device, threads=threads,
-                         verbose=verbose)
+                         spacing=voxel_size, verbose=verbose)
         summary = launch_network_job(job, ddp=ddp, env=os.environ)
         if summary is not None:  # the main process (the others of a torchrun run say nothing)
             typer.echo(summary)

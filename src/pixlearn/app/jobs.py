@@ -188,6 +188,7 @@ def train_network_model(
     val_pairs: list[Pair] | None = None,
     options: Any = None,
     init: Any = None,
+    spacing: tuple[float, ...] | None = None,
 ) -> Any:
     """Train a U-Net on loaded pairs for a semantic, instance or restoration task.
 
@@ -208,6 +209,9 @@ def train_network_model(
     init : NetworkModel, optional
         Fine-tune this trained network (its architecture, classes and, unless the experiment's
         ``normalization`` is passed, normalisation; see :mod:`pixlearn.nets.finetune`).
+    spacing : tuple of float, optional
+        Voxel size of 3D pairs (:func:`resolve_spacing`): whether a 2D network trains plane by
+        plane, and a 3D network's pooling (see :func:`pixlearn.nets.fit.fit_network`).
 
     Returns
     -------
@@ -232,7 +236,7 @@ def train_network_model(
     return fit_network(
         [p.image for p in pairs], targets_of(pairs), task,
         unet=experiment.unet, train_config=experiment.train, normalization=experiment.normalization,
-        validation=validation, class_names=class_names, options=options, init=init,
+        validation=validation, class_names=class_names, options=options, init=init, spacing=spacing,
     )
 
 

@@ -46,6 +46,8 @@ class NetworkJob:
         ``cpu``, ``cuda`` ... (default CUDA when available); several processes take one GPU each.
     threads : int, optional
         PyTorch CPU threads per process.
+    spacing : tuple of float, optional
+        Voxel size given with ``--spacing`` (default what the image files state, else isotropic).
     verbose : bool
         Log at INFO level.
     """
@@ -64,6 +66,7 @@ class NetworkJob:
     overwrite: bool = False
     device: str | None = None
     threads: int | None = None
+    spacing: tuple[float, ...] | None = None
     verbose: bool = False
 
 
@@ -131,7 +134,7 @@ def run_network_job(job: NetworkJob, world: Any = None) -> str | None:
         The line the command prints, from the main process; ``None`` from the others.
     """
     from pixlearn.app.builtin import initial_model
-    from pixlearn.app.jobs import resolved_experiment, train_network_model
+    from pixlearn.app.jobs import resolve_spacing, resolved_experiment, train_network_model
     from pixlearn.data.pairs import load_pairs
     from pixlearn.models.model_file import save_model
     from pixlearn.nets.distributed import World
@@ -146,7 +149,8 @@ def run_network_job(job: NetworkJob, world: Any = None) -> str | None:
                          progress=world.is_main, device=job.device, world=world)
     initial = None if job.init is None else initial_model(job.init, job.device)
     model = train_network_model(pairs, task=job.task, label_kind=job.label_kind, experiment=job.experiment,
-                                val_pairs=val_pairs, options=options, init=initial)
+                                val_pairs=val_pairs, options=options, init=initial,
+                                spacing=resolve_spacing(pairs, job.spacing, None) if pairs[0].image.ndim == 4 else None)
     if not world.is_main:
         return None
     save_model(model, job.output, experiment=resolved_experiment(job.experiment, model), overwrite=job.overwrite)

@@ -130,6 +130,7 @@ def fit_network(
     class_names: Sequence[str] = (),
     options: FitOptions | None = None,
     init: NetworkModel | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> NetworkModel:
     """Train a U-Net on canonical image/label pairs and return it ready to predict.
 
@@ -164,6 +165,12 @@ def fit_network(
         the mean of their colours; training runs at ``lr * train_config.init_lr_factor`` (a
         tenth by default) after a short warm-up (see :mod:`pixlearn.nets.finetune`). `init`
         itself is not changed.
+    spacing : sequence of float, optional
+        Voxel size ``(z, y, x)`` of 3D images, in any one unit (``pixlearn train --spacing`` or
+        the files' metadata). Without a given `unet`, planes at least
+        :data:`~pixlearn.nets.autoconfig.MAX_ANISOTROPY_3D` times farther apart than the pixels
+        train a 2D network plane by plane (:func:`~pixlearn.nets.autoconfig.choose_layout`), and
+        a 3D network pools the finer axes first. Default isotropic.
 
     Returns
     -------
@@ -183,7 +190,8 @@ def fit_network(
     options = FitOptions() if options is None else options
     world = World() if options.world is None else options.world
     images, labels, validation = check_inputs(images, labels, task, validation)
-    images, labels, validation = planes_if_2d(images, labels, validation, unet if init is None else init.unet)
+    images, labels, validation = planes_if_2d(images, labels, validation, unet if init is None else init.unet,
+                                              spacing)
     if init is not None:
         start = start_from(init, task, unet=unet, normalization=normalization, class_names=class_names)
         unet, normalization, class_names = start.unet, start.normalization, start.class_names
@@ -199,7 +207,7 @@ def fit_network(
     with joined(world, device):
         unet, cfg = _agreed(world, *resolve_setup(images, labels, task, out_channels=n_outputs, unet=unet,
                                                   train_config=train_config, device=device,
-                                                  world_size=world.world_size))
+                                                  world_size=world.world_size, spacing=spacing))
         cfg = fine_tune_schedule(cfg) if init is not None else cfg.replace(warmup_steps=cfg.warmup_steps or 0)
         data = _split_data(images, labels, targets, masks, task, validation, normalization, cfg)
         patch, _ = _patch_and_batch(cfg)
@@ -234,6 +242,7 @@ def resolve_setup(
     train_config: TrainConfig | None = None,
     device: Any = None,
     world_size: int = 1,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[UNetConfig, TrainConfig]:
     """The network and a complete training set-up: given values kept, ``None`` ones chosen.
 
@@ -259,6 +268,8 @@ def resolve_setup(
     device : str or torch.device, optional
     world_size : int
         Processes of a distributed run (an explicit batch size must be a multiple of it).
+    spacing : sequence of float, optional
+        Voxel size ``(z, y, x)`` of 3D images: the anisotropy of a chosen 3D network's pooling.
 
     Returns
     -------
@@ -278,7 +289,8 @@ def resolve_setup(
     if unet is None or cfg.patch_shape is None:
         axes = "ZYXC" if ndim == 3 else "YXC"
         auto_unet, auto_train = auto_config(images, None if task == "restore" else labels, task, axes,
-                                            out_channels=out_channels, device=device)
+                                            out_channels=out_channels, device=device,
+                                            spacing=spacing if ndim == 3 else None)
         unet = auto_unet if unet is None else unet
         if cfg.patch_shape is None:
             cfg = cfg.replace(patch_shape=auto_train.patch_shape)

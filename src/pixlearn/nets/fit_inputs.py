@@ -46,11 +46,13 @@ Pairs = tuple[list[np.ndarray], list[np.ndarray]]
 
 
 def planes_if_2d(
-    images: list[np.ndarray], labels: list[np.ndarray], validation: Pairs | None, unet: UNetConfig | None
+    images: list[np.ndarray], labels: list[np.ndarray], validation: Pairs | None, unet: UNetConfig | None,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], Pairs | None]:
     """Stacks as their planes when a 2D network trains on them: one given (`unet`), or the rule of
-    :func:`pixlearn.nets.autoconfig.choose_layout` (thin or strongly anisotropic stacks)."""
-    if images[0].ndim != 4 or (unet.ndim if unet is not None else choose_layout([im.shape for im in images])) != 2:
+    :func:`pixlearn.nets.autoconfig.choose_layout` (thin stacks, or planes far apart by `spacing`)."""
+    layout = unet.ndim if unet is not None else choose_layout([im.shape for im in images], spacing)
+    if images[0].ndim != 4 or layout != 2:
         return images, labels, validation
     logger.info("training a 2D network on the planes of %d stack(s)", len(images))
 
