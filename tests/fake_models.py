@@ -22,6 +22,7 @@ class Smoother:
     normalization = NormalizeConfig(mode="none")
     size_divisor = 4
     bytes_per_pixel = 16.0
+    batches_tiles = True
 
     def __init__(self, task: str = "restore", tile_mode: str = "blended", diameter: float | None = 20.0) -> None:
         self.task, self.tile_mode, self.diameter = task, tile_mode, diameter

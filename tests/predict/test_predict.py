@@ -275,6 +275,7 @@ class FilterModel:
     normalization: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
     tile_mode: str = "exact"
     size_divisor: int = 1
+    batches_tiles: bool = False
     bytes_per_pixel: float = 64.0
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ class PlusOne:
     normalization = NormalizeConfig(mode="none")
     size_divisor = 1
     bytes_per_pixel = 16.0
+    batches_tiles = True
 
     def __init__(self, tile_mode: str, task: str = "restore") -> None:
         self.tile_mode = tile_mode
@@ -91,6 +92,24 @@ def test_apply_model_with_protocol_only_model(odd_image, tile_mode):
     # blended tiles overlap, exact ones do not: more tile pixels are predicted when blending
     covered = sum(int(np.prod(shape[:3])) for shape in model.batches)
     assert (covered > odd_image.size) == (tile_mode == "blended")
+
+
+@pytest.mark.parametrize("tile_mode", ["exact", "blended"])
+def test_a_model_taking_one_tile_at_a_time_gets_the_whole_budget_per_tile(rng, tile_mode):
+    """batches_tiles false: tiles sized for a batch of one and predicted one by one, same result."""
+    image = rng.random((300, 280, 1)).astype(np.float32)
+    cfg = TileConfig(memory_budget_mib=0.25, batch_size=4)  # 16 B/px: 16,384 px for the budget
+    runs = {}
+    for batches in (True, False):
+        model = PlusOne(tile_mode)
+        model.batches_tiles = batches
+        outputs = apply_model(model, image, tile_cfg=cfg, return_probabilities=True)[1]
+        np.testing.assert_allclose(outputs, image + 1, rtol=1e-6, atol=1e-6)
+        runs[batches] = model.batches
+    assert max(shape[0] for shape in runs[True]) > 1 and {shape[0] for shape in runs[False]} == {1}
+    largest = {batches: max(int(np.prod(shape[1:3])) for shape in shapes) for batches, shapes in runs.items()}
+    assert largest[False] > 2 * largest[True]  # about batch_size times the pixels per tile
+    assert largest[False] * 16 <= 0.25 * 2**20 * 1.5  # still within the budget (halo rounding aside)
 
 
 def test_memory_budget_asked_only_without_tile_shape(odd_image):

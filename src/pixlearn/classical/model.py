@@ -106,6 +106,8 @@ class PixelClassifier:
     tile_mode: ClassVar[str] = "exact"
     #: Any tile start is fine.
     size_divisor: ClassVar[int] = 1
+    #: Features and forest take one tile at a time: the budget goes to one tile, not a batch.
+    batches_tiles: ClassVar[bool] = False
 
     def memory_budget_bytes(self) -> float | None:
         """``None``: runs in host memory, which the prediction engine budgets itself."""

@@ -64,6 +64,7 @@ class BioimageioModel:
 
     kind = "bioimageio"
     tile_mode = "blended"
+    batches_tiles = True
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, task: str, n_channels: int, n_outputs: int,
                  min_size: tuple[int, ...], step: tuple[int, ...], halo: tuple[int, ...],

@@ -51,6 +51,11 @@ class PixelModel(Protocol):
     bytes_per_pixel : float
         Working memory per tile pixel while predicting (features or activations, outputs), to
         size tiles to a memory budget.
+    batches_tiles : bool
+        Whether :meth:`predict_batch` runs a stack of tiles at once (a network: batching pays,
+        and the working memory grows with the batch), or one tile after another (a filter bank
+        and forest): then the engine budgets and streams one tile at a time, so tiles may be
+        ``TileConfig.batch_size`` times larger.
     """
 
     @property
@@ -82,6 +87,9 @@ class PixelModel(Protocol):
 
     @property
     def bytes_per_pixel(self) -> float: ...
+
+    @property
+    def batches_tiles(self) -> bool: ...
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
         """Map a normalised canonical block ``(..., C)`` float32 to ``(..., n_outputs)`` float32."""

@@ -161,6 +161,8 @@ class NetworkModel:
 
     #: Overlapping tiles averaged with smooth weights.
     tile_mode = "blended"
+    #: A batch of tiles is one forward pass.
+    batches_tiles = True
 
     def memory_budget_bytes(self) -> float | None:
         """Half the free memory of the CUDA device the weights are on; ``None`` on other devices."""

@@ -66,6 +66,7 @@ class Setup:
     divisor: tuple[int, ...]
     overlap: tuple[int, ...]
     core: tuple[int, ...]
+    batch: int = 1
 
 
 def make_setup(shape: tuple[int, ...], cfg: TileConfig, halo: Any, divisor: Any, chunks: tuple[int, ...] | None,
@@ -104,7 +105,7 @@ def make_setup(shape: tuple[int, ...], cfg: TileConfig, halo: Any, divisor: Any,
         for t, d in zip(tile, div_t):
             if t % d:
                 raise ValueError(f"tile_shape {tile} is not a multiple of the size divisor {div_t}")
-    return Setup(mode, tile, halo_t, div_t, overlap, tuple(core))
+    return Setup(mode, tile, halo_t, div_t, overlap, tuple(core), int(cfg.batch_size))
 
 
 def default_budget(cfg: TileConfig) -> float:
@@ -141,8 +142,13 @@ def budget_tiles(job: Job, cfg: TileConfig, total: float | None, held: float) ->
 
 
 def model_setup(model: PixelModel, image: Any, cfg: TileConfig, chunks: tuple[int, ...] | None) -> Setup:
-    """:func:`make_setup` with the model's tile mode, halo, size divisor and memory needs."""
+    """:func:`make_setup` with the model's tile mode, halo, size divisor and memory needs.
+
+    A model that takes tiles one at a time (``batches_tiles`` false) is budgeted and streamed
+    one tile at a time: its tiles get the whole budget.
+    """
     mode = model.tile_mode if cfg.mode == "auto" else cfg.mode
+    cfg = cfg if model.batches_tiles else cfg.replace(batch_size=1)
     if mode not in MODEL_TILE_MODES:
         raise ValueError(f"the model's tile mode {mode!r} is not one of {MODEL_TILE_MODES}")
     budget = model.memory_budget_bytes() if cfg.tile_shape is None and cfg.memory_budget_mib is None else None
@@ -173,12 +179,12 @@ def run_setup(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, 
         tiles = core_grid(spatial, setup.core, setup.halo, divisor=setup.divisor)
         if advance is not None:
             advance(0, total=len(tiles))
-        run_exact(image, tiles, predict_fn, write, cfg.batch_size, batched, advance)
+        run_exact(image, tiles, predict_fn, write, setup.batch, batched, advance)
     else:
         plan = make_blend_plan(spatial, setup.tile, setup.overlap, setup.halo, setup.divisor, cfg)
         if advance is not None:
             advance(0, total=len(plan.tiles))
-        run_blended(image, plan, predict_fn, write, cfg.batch_size, batched, advance)
+        run_blended(image, plan, predict_fn, write, setup.batch, batched, advance)
 
 
 def run_region(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, region: Region,
@@ -187,7 +193,7 @@ def run_region(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn,
     spatial = tuple(int(s) for s in image.shape[:-1])
     if setup.mode == "blended":
         plan = make_blend_plan(spatial, setup.tile, setup.overlap, setup.halo, setup.divisor, cfg)
-        return run_blended_region(image, plan, predict_fn, region, cfg.batch_size, batched)
+        return run_blended_region(image, plan, predict_fn, region, setup.batch, batched)
     result: np.ndarray | None = None
 
     def write(core: Region, block: np.ndarray) -> None:
@@ -197,7 +203,7 @@ def run_region(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn,
         result[tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, region))] = block
 
     tiles = core_grid(spatial, setup.core, setup.halo, divisor=setup.divisor, region=region)
-    run_exact(image, tiles, predict_fn, write, cfg.batch_size, batched, None)
+    run_exact(image, tiles, predict_fn, write, setup.batch, batched, None)
     assert result is not None  # a region holds at least one core
     return result
 

@@ -39,6 +39,7 @@ class PlanewiseModel:
     n_channels = property(lambda self: self.model.n_channels)
     n_outputs = property(lambda self: self.model.n_outputs)
     tile_mode = property(lambda self: self.model.tile_mode)
+    batches_tiles = property(lambda self: self.model.batches_tiles)
 
     @property
     def normalization(self) -> NormalizeConfig:

@@ -53,6 +53,7 @@ class ScaledModel:
     ndim = property(lambda self: self.model.ndim)
     n_channels = property(lambda self: self.model.n_channels)
     n_outputs = property(lambda self: self.model.n_outputs)
+    batches_tiles = property(lambda self: self.model.batches_tiles)
 
     @property
     def tile_mode(self) -> str:
