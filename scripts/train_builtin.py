@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import cpu_flags, host_facts  # noqa: E402
 from _dsb2018 import GROUPS, analyse, load_split, report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "dsb2018_nuclei"
@@ -136,8 +137,10 @@ def card(model: Any, minutes: float, args: argparse.Namespace, scores: dict[str,
                  "normalised per image (bright background inverted)",
         "command": command,
         "train_minutes": round(minutes, 1),
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "device": "cuda" if torch.cuda.is_available() else "cpu", "torch": torch.__version__},
+        "machine": {"cpu": host_facts().get("model") or platform.machine(), "cpu_flags": cpu_flags(),
+                    "threads": torch.get_num_threads(), "device": "cuda" if torch.cuda.is_available() else "cpu",
+                    "torch": torch.__version__, "precision": model.history.get("precision"),
+                    "load_average_at_end": host_facts().get("load_average")},
         "date": datetime.date.today().isoformat(),
         "scores": scores,
         "epochs": model.history.get("epochs"),
