@@ -123,6 +123,8 @@ def finetune_experiment(base: Any, minutes: float, n_images: int, test_limit: in
         "finetune_minutes": minutes,
         "finetune_wall_minutes": {"finetune": round(tuned_minutes, 2), "scratch": round(scratch_minutes, 2)},
         "finetune_epochs": {"finetune": tuned.history.get("epochs"), "scratch": scratch.history.get("epochs")},
+        "finetune_best_epoch": {"finetune": tuned.history.get("best_epoch"),
+                                "scratch": scratch.history.get("best_epoch")},
         "finetune_lr": {"finetune": tuned.train_config.lr, "scratch": scratch.train_config.lr},
         "finetune_train_images": [p.name for p in train],
         "finetune_test_images": len(test),
