@@ -5,7 +5,7 @@
    and pooled AP@0.5 per image group (``benchmarks/_dsb2018.py``).
 2. The colour group (stained tissue, 13 test images): fine-tune a base model on 10 colour
    training images for N minutes (``fit_network(init=...)``, as ``pixlearn train --init nuclei``:
-   a tenth of the learning rate after a short warm-up), train the same architecture from scratch
+   a tenth of the learning rate after a short warm-up, the last epoch's weights kept), train the same architecture from scratch
    on the same images for the same minutes, and compare both with the base model untouched, all
    scored on the colour test images. The fair base is a variant of the generalist that never saw
    the group: ``scripts/train_builtin.py nuclei --exclude-group colour`` trains it (the recipe of
@@ -125,6 +125,8 @@ def finetune_experiment(base: Any, minutes: float, n_images: int, test_limit: in
         "finetune_epochs": {"finetune": tuned.history.get("epochs"), "scratch": scratch.history.get("epochs")},
         "finetune_best_epoch": {"finetune": tuned.history.get("best_epoch"),
                                 "scratch": scratch.history.get("best_epoch")},
+        "finetune_kept_epoch": {"finetune": tuned.history.get("kept_epoch"),
+                                "scratch": scratch.history.get("kept_epoch")},
         "finetune_lr": {"finetune": tuned.train_config.lr, "scratch": scratch.train_config.lr},
         "finetune_train_images": [p.name for p in train],
         "finetune_test_images": len(test),

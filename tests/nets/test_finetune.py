@@ -69,6 +69,9 @@ def test_first_epoch_is_far_better_than_from_scratch(nuclei_pairs, builtin):
     assert tuned.history["best_val_loss"] < 0.75 * scratch.history["best_val_loss"], (tuned.history, scratch.history)
     assert tuned.train_config.lr == pytest.approx(SHORT.lr / 10) and scratch.train_config.lr == SHORT.lr
     assert scratch.train_config.warmup_steps == 0
+    assert (tuned.train_config.keep, tuned.history["kept"]) == ("last", "last")  # fine-tuning keeps the last epoch
+    assert (scratch.train_config.keep, scratch.history["kept"]) == ("auto", "best")
+    assert tuned.history["kept_epoch"] == tuned.history["epochs"]
     from pixlearn.metrics import matching
     from pixlearn.predict import apply_model
 

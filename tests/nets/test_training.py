@@ -116,6 +116,35 @@ def test_time_limit_stops_and_keeps_best(blobs_2d):
     assert len(history.records) == 1 and history.best_epoch == 1
 
 
+def test_keep_chooses_the_best_or_the_last_epochs_weights(blobs_2d):
+    """Validation on the inverted labels gets worse as training learns the labels, so best and last
+    differ: "best" leaves the weights of an earlier epoch, "last" those the run ended with."""
+    image, labels = blobs_2d
+    finals = {}
+
+    def remember(epoch, record, model):
+        finals[epoch] = _state(model)
+
+    held = {}
+    for keep in ("best", "last"):
+        cfg = TrainConfig(epochs=3, steps_per_epoch=4, batch_size=2, patch_shape=(16, 16), lr=1e-2, patience=0,
+                          keep=keep)
+        net = _net()
+        inverted = np.where(labels > 0, 0, 1)
+        history = train(net, _data(image, labels, (16, 16), 8), _data(image, inverted, (16, 16), 2), cfg,
+                        callbacks=[remember], device="cpu")
+        held[keep] = (history, _state(net))
+    best_history, best_state = held["best"]
+    last_history, last_state = held["last"]
+    assert best_history.kept == "best" and last_history.kept == "last"
+    assert last_history.summary()["kept_epoch"] == 3
+    assert all(torch.equal(v, finals[3][k]) for k, v in last_state.items())
+    assert best_history.best_epoch < 3  # the premise: the last epoch is not the best
+    assert not all(torch.equal(v, last_state[k]) for k, v in best_state.items())
+    with pytest.raises(ValueError, match="keep"):
+        TrainConfig(keep="first")
+
+
 def test_callback_stops_training(blobs_2d):
     image, labels = blobs_2d
     cfg = TrainConfig(epochs=5, steps_per_epoch=1, batch_size=2, patch_shape=(16, 16))

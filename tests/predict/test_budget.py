@@ -45,11 +45,13 @@ def test_tiles_get_what_the_model_and_the_outputs_leave():
     cfg = TileConfig()
     assert budget_tiles(job, cfg, None, 0) is cfg  # no budget: the tile configuration decides
     assert budget_tiles(job, TileConfig(tile_shape=(3, 8, 8)), 2**40, 0).memory_budget_mib is None
+    budget_tiles(job, cfg, resident_memory() + 300 * MiB, 0)  # the model's first prediction, done once
     total = resident_memory() + 300 * MiB
     plenty = budget_tiles(job, cfg, total, 0).memory_budget_mib
     held = budget_tiles(job, cfg, total, 100 * MiB).memory_budget_mib
     assert plenty is not None and held is not None
-    assert 150 < plenty <= 300 and held == pytest.approx(plenty - 100, abs=20)
+    # the process's resident memory moves by a few pages between two readings (a CI run saw 300.004)
+    assert 150 < plenty <= 304 and held == pytest.approx(plenty - 100, abs=20)
     assert budget_tiles(job, cfg, 1, 0).memory_budget_mib == MIN_TILE_BUDGET / MiB
 
 

@@ -164,6 +164,8 @@ DEFAULT_EPOCHS = 100
 """Epochs of a run given neither `epochs` nor a time limit (:attr:`TrainConfig.max_epochs`)."""
 SWITCHES: tuple[str, ...] = ("auto", "on", "off")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: Which weights a run leaves in the model (:attr:`TrainConfig.keep`).
+KEEPS: tuple[str, ...] = ("auto", "best", "last")
 """Values of the precision settings (:func:`pixlearn.nets.precision.resolve_precision`)."""
 
 _LEGACY_AUTOCAST: dict[str, str] = {"auto": "auto", "on": "bf16", "off": "fp32"}
@@ -261,6 +263,12 @@ class TrainConfig(Config):
     scale_jitter : float
         With a `target_diameter`, each training patch is zoomed by a random factor in
         ``[1/scale_jitter, scale_jitter]`` (log-uniform); 1 disables. Ignored without one.
+    keep : {"auto", "best", "last"}
+        The weights the model holds when the run ends: those of the epoch of lowest validation
+        loss (``"best"``) or of the last epoch (``"last"``, where the schedule has annealed).
+        ``"auto"``: ``"last"`` when fine-tuning (a few images give a validation loss too noisy
+        to pick an epoch by, and the model starts good, so the first epochs often "win"),
+        ``"best"`` from scratch.
     """
 
     epochs: int | None = None
@@ -289,6 +297,7 @@ class TrainConfig(Config):
     init_lr_factor: float = 0.1
     target_diameter: float | str | None = None
     scale_jitter: float = 1.25
+    keep: str = "auto"
 
     def __post_init__(self) -> None:
         if self.patch_shape is not None:
@@ -318,6 +327,8 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig.time_limit_s must be positive, got {self.time_limit_s}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.keep not in KEEPS:
+            raise ValueError(f"TrainConfig.keep must be one of {KEEPS}, got {self.keep!r}")
         if self.channels_last not in SWITCHES:
             raise ValueError(f"TrainConfig.channels_last must be one of {SWITCHES}, got {self.channels_last!r}")
         if self.warmup_steps is not None and self.warmup_steps < 0:

@@ -11,7 +11,8 @@
 * the **schedule** suits fine-tuning (:func:`fine_tune_schedule`): the learning rate is
   ``lr * init_lr_factor`` (a tenth by default) and rises over a short linear warm-up of
   :data:`FINE_TUNE_WARMUP_STEPS` optimiser steps (at most a tenth of the run's steps) unless
-  ``warmup_steps`` is given;
+  ``warmup_steps`` is given, and the run keeps its last (annealed) weights unless ``keep`` says
+  ``"best"``;
 * the **instance thresholds** are tuned again on the validation images, with the model's own
   setting tried first, so that it is kept unless another one scores better (:func:`threshold_grid`).
 """
@@ -152,7 +153,7 @@ def model_outputs(init: Any, task: str, needed: int) -> int:
 
 
 def fine_tune_schedule(cfg: TrainConfig) -> TrainConfig:
-    """The training set-up of a fine-tuning run: ``lr * init_lr_factor`` and a short warm-up.
+    """The training set-up of a fine-tuning run: ``lr * init_lr_factor``, a short warm-up, the last weights.
 
     Parameters
     ----------
@@ -164,13 +165,14 @@ def fine_tune_schedule(cfg: TrainConfig) -> TrainConfig:
     -------
     cfg : TrainConfig
         With the learning rate used and ``init_lr_factor=1`` (run again with ``init``, it trains
-        at the same rate); the warm-up by steps replaces the warm-up by a fraction of the run.
+        at the same rate); the warm-up by steps replaces the warm-up by a fraction of the run;
+        ``keep="auto"`` becomes ``"last"``.
 
     Examples
     --------
     >>> cfg = fine_tune_schedule(TrainConfig(lr=1e-3))
-    >>> round(cfg.lr, 6), cfg.warmup_steps, cfg.init_lr_factor
-    (0.0001, 20, 1.0)
+    >>> round(cfg.lr, 6), cfg.warmup_steps, cfg.init_lr_factor, cfg.keep
+    (0.0001, 20, 1.0, 'last')
     >>> fine_tune_schedule(TrainConfig(lr=1e-3, init_lr_factor=1.0, warmup_steps=0)).lr
     0.001
     >>> fine_tune_schedule(TrainConfig(epochs=5, steps_per_epoch=10)).warmup_steps  # a short run
@@ -180,8 +182,9 @@ def fine_tune_schedule(cfg: TrainConfig) -> TrainConfig:
     if warmup is None:
         steps = None if cfg.max_epochs is None else cfg.max_epochs * cfg.steps_per_epoch
         warmup = FINE_TUNE_WARMUP_STEPS if steps is None else min(FINE_TUNE_WARMUP_STEPS, steps // 10)
+    keep = "last" if cfg.keep == "auto" else cfg.keep
     return cfg.replace(lr=cfg.lr * cfg.init_lr_factor, init_lr_factor=1.0, warmup_steps=warmup,
-                       warmup_fraction=0.0)
+                       warmup_fraction=0.0, keep=keep)
 
 
 def threshold_grid(stored: Any, grid: Sequence[dict[str, tuple[Any, ...]]]) -> tuple[Any, list[dict[str, tuple[Any, ...]]]]:

@@ -24,8 +24,11 @@ class History:
         the epoch), ``elapsed_s`` (since the start, across resumptions; the main process's clock
         in a distributed run).
     best_epoch : int
-        Epoch whose weights the model holds after training (0: none validated).
+        Epoch of the lowest validation loss (0: none validated).
     best_val_loss : float
+    kept : str
+        Whose weights the model holds after training: ``"best"`` (those of `best_epoch`) or
+        ``"last"`` (those of the last epoch; :attr:`pixlearn.nets.config.TrainConfig.keep`).
     stop_reason : str
         ``"completed"``, ``"early_stopping"``, ``"time_limit"`` or ``"callback"``.
     precision : dict
@@ -38,6 +41,7 @@ class History:
     best_epoch: int = 0
     best_val_loss: float = math.inf
     stop_reason: str = "completed"
+    kept: str = "best"
     precision: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +52,7 @@ class History:
             "best_epoch": int(self.best_epoch),
             "best_val_loss": best,
             "stop_reason": self.stop_reason,
+            "kept": self.kept,
             "precision": dict(self.precision),
         }
 
@@ -60,6 +65,7 @@ class History:
             best_epoch=int(data.get("best_epoch", 0)),
             best_val_loss=math.inf if best is None else float(best),
             stop_reason=str(data.get("stop_reason", "completed")),
+            kept=str(data.get("kept", "best")),
             precision=dict(data.get("precision") or {}),
         )
 
@@ -71,6 +77,8 @@ class History:
             "epochs": len(self.records),
             "best_epoch": int(self.best_epoch),
             "best_val_loss": best,
+            "kept": self.kept,
+            "kept_epoch": int(last.get("epoch", 0)) if self.kept == "last" else int(self.best_epoch),
             "final_train_loss": last.get("train_loss"),
             "train_seconds": last.get("elapsed_s"),
             "stop_reason": self.stop_reason,

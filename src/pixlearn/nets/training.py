@@ -96,7 +96,8 @@ def train(
     device: Any = None,
     world: World | None = None,
 ) -> History:
-    """Train `model` in place and leave it holding the weights of its best validation epoch.
+    """Train `model` in place and leave it holding the weights of its best validation epoch
+    (or of its last, with ``cfg.keep="last"``).
 
     Parameters
     ----------
@@ -158,7 +159,9 @@ def train(
                 break
     finally:
         bar.close()
-    model.load_state_dict(run.best_state)
+    run.history.kept = "last" if cfg.keep == "last" and run.history.records else "best"
+    if run.history.kept == "best":
+        model.load_state_dict(run.best_state)
     model.to(device=device, memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch's stubs omit it
     return run.history
 
