@@ -6,7 +6,9 @@ few-minute smoke run). The same script uses a CUDA GPU when one is present (AMP 
 Figures go to ``benchmarks/results/networks.json``. DSB2018 is scored with an error analysis per
 image group (``_dsb2018.py``), printed and kept under ``dsb2018_errors``; ``--model PATH`` skips
 all training and only scores that saved instance model on DSB2018 (about a minute on CPU; figures
-to ``networks_model.json``, never over the benchmark's own).
+to ``networks_model.json``, never over the benchmark's own). ``--dsb-unet depth=4,convs_per_block=2``
+trains that U-Net on DSB2018 instead of auto_config's choice (auto_config's lean CPU layout with
+these fields changed; figures to ``networks_dsb_unet.json``), ``--threads N`` sets torch's threads.
 """
 
 from __future__ import annotations
@@ -68,7 +70,18 @@ def score_dsb2018(model: Any, test: list[Any], groups: list[str]) -> tuple[dict[
     return figures, analysis
 
 
-def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
+def given_unet(fields: str | None) -> Any:
+    """The U-Net of ``--dsb-unet``: the lean CPU layout for grey nuclei with `fields` changed, or ``None``."""
+    if not fields:
+        return None
+    from pixlearn.nets.autoconfig import LEAN_CPU
+    from pixlearn.nets.config import UNetConfig
+
+    changed = {key: int(value) for key, value in (item.split("=") for item in fields.split(","))}
+    return UNetConfig(ndim=2, in_channels=1, out_channels=2, **{**LEAN_CPU, **changed})
+
+
+def dsb2018(minutes: float, quick: bool, unet: Any = None) -> dict[str, Any]:
     """Instance segmentation of nuclei: train, score (with the error analysis, printed) and with TTA."""
     from pixlearn.metrics import matching_dataset
     from pixlearn.nets.fit import fit_network
@@ -79,7 +92,7 @@ def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
     train = load_pairs(root / "images", root / "labels", label_kind="instances", names=train_names)
     test, groups = _dsb2018_test(quick)
     start = time.perf_counter()
-    model = fit_network([p.image for p in train], [p.labels for p in train], "instances",
+    model = fit_network([p.image for p in train], [p.labels for p in train], "instances", unet=unet,
                         train_config=_train_cfg(minutes, (128, 128), 8))
     train_minutes = (time.perf_counter() - start) / 60.0
     figures, analysis = score_dsb2018(model, test, groups)
@@ -97,6 +110,7 @@ def dsb2018(minutes: float, quick: bool) -> dict[str, Any]:
         "dsb2018_thresholds": model.to_metadata().get("thresholds"),
         "dsb2018_unet": model.unet.to_dict(),
         "train_precision": model.history.get("precision"),
+        "dsb2018_epochs": model.history.get("epochs"),
     }
 
 
@@ -204,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--w2s-minutes", type=float, default=8.0)
     parser.add_argument("--only", choices=["dsb2018", "isbi2012", "w2s"], action="append")
     parser.add_argument("--model", type=Path, help="score this saved instance model on DSB2018 only (no training)")
+    parser.add_argument("--dsb-unet", metavar="FIELD=N,...", help="train this U-Net on DSB2018 (only)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.quick:
         args.dsb_minutes, args.isbi_minutes, args.w2s_minutes = 1.0, 1.0, 1.0
@@ -213,6 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.dsb_unet:
+        unet = given_unet(args.dsb_unet)
+        print(f"-- dsb2018: training {args.dsb_unet} for {args.dsb_minutes:g} min on {device}", flush=True)
+        figures = {**dsb2018(args.dsb_minutes, args.quick, unet), "device": device, "threads": torch.get_num_threads()}
+        print_table("U-Net on DSB2018", _dsb2018_rows(figures), headers=("metric", "pixlearn", "reference"))
+        write_results("networks_dsb_unet_quick" if args.quick else "networks_dsb_unet", figures)
+        return 0
     if args.model is not None:
         figures = {**dsb2018_saved(args.model, args.quick), "device": device}
         print_table(f"{args.model.name} on DSB2018", _dsb2018_rows(figures), headers=("metric", "pixlearn", "reference"))
