@@ -19,6 +19,13 @@ Run: ``.venv/bin/python scripts/train_builtin.py nuclei --minutes 100 --threads 
 CUDA GPU). Writes ``<out>/<name>.zip`` (an ordinary pixlearn model file) and
 ``<out>/<name>.card.json`` (data, licence, command, machine, time and scores); ``<name>`` is
 ``nuclei``, or ``nuclei-without-<groups>`` with ``--exclude-group``.
+
+``denoise``: a restoration U-Net for 2D widefield fluorescence, trained only on generated pairs
+(:mod:`pixlearn.synthetic.fluorescence`: mixed scenes of cytoplasm, nuclei, filaments and spots,
+Poisson and read noise over two decades of photon counts), so its weights carry no data licence.
+Scored on held-out synthetic pairs and on the real W2S test split (evaluation only: W2S's licence
+is unstated, nothing trained on it ships) beside the best Gaussian filter and non-local means
+(``benchmarks/_w2s.py``). Run: ``.venv/bin/python scripts/train_builtin.py denoise --minutes 30``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import cpu_flags, host_facts  # noqa: E402
 from _dsb2018 import GROUPS, analyse, load_split, report  # noqa: E402
+from _w2s import score_denoiser  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "dsb2018_nuclei"
 
@@ -56,12 +64,12 @@ def synthetic_pairs(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarra
     return images, labels
 
 
-def network(args: argparse.Namespace) -> Any:
+def network(args: argparse.Namespace, out_channels: int = 2) -> Any:
     """The built-in's U-Net: auto_config's lean CPU layout, deeper and with two convolutions per block."""
     from pixlearn.nets.autoconfig import LEAN_CPU
     from pixlearn.nets.config import UNetConfig
 
-    return UNetConfig(ndim=2, in_channels=1, out_channels=2, depth=args.depth, base_channels=args.base_channels,
+    return UNetConfig(ndim=2, in_channels=1, out_channels=out_channels, depth=args.depth, base_channels=args.base_channels,
                       **{**LEAN_CPU, "convs_per_block": args.convs_per_block})
 
 
@@ -83,6 +91,68 @@ def train_nuclei(args: argparse.Namespace) -> Any:
     return fit_network(images + more_images, labels + more_labels, "instances", unet=network(args),
                        train_config=config, normalization=NormalizeConfig(polarity="bright-objects"),
                        options=options)
+
+
+def train_denoise(args: argparse.Namespace) -> Any:
+    """Train the restoration U-Net on `args.pairs` generated pairs of 256x256 (L1 loss)."""
+    from pixlearn.nets.config import TrainConfig
+    from pixlearn.nets.fit import FitOptions, fit_network
+    from pixlearn.synthetic.fluorescence import FluorescenceConfig, make_denoising_pairs
+
+    noisy, clean = make_denoising_pairs(args.pairs, FluorescenceConfig(), np.random.default_rng(args.seed))
+    print(f"training on {len(noisy)} synthetic pairs", flush=True)
+    config = TrainConfig(epochs=1_000_000, steps_per_epoch=50, batch_size=8, patch_shape=(128, 128), lr=2e-3,
+                         time_limit_s=args.minutes * 60.0, patience=0, seed=args.seed, val_patches=48, loss="l1")
+    options = FitOptions(checkpoint_dir=args.checkpoints, progress=False)
+    return fit_network(noisy, clean, "restore", unet=network(args, out_channels=1), train_config=config,
+                       options=options)
+
+
+def score_denoise(model: Any, seed: int) -> dict[str, Any]:
+    """PSNR/SSIM on 20 held-out synthetic pairs (another seed) and on the W2S test split."""
+    from pixlearn.metrics import psnr, scale_to_target
+    from pixlearn.predict import apply_model
+    from pixlearn.synthetic.fluorescence import FluorescenceConfig, make_denoising_pairs
+
+    noisy, clean = make_denoising_pairs(20, FluorescenceConfig(), np.random.default_rng(10_000 + seed))
+    rows = []
+    for image, target in zip(noisy, clean):
+        t, out = scale_to_target(target[..., 0], np.asarray(apply_model(model, image))[..., 0])
+        _, raw = scale_to_target(target[..., 0], image[..., 0])
+        rows.append((psnr(t, out, 1.0), psnr(t, raw, 1.0)))
+    mean = np.mean(np.array(rows), axis=0)
+    synthetic = {"pairs": len(rows), "psnr_model": round(float(mean[0]), 3), "psnr_input": round(float(mean[1]), 3)}
+    return {"synthetic": synthetic, "w2s": score_denoiser(model)}
+
+
+def denoise_card(model: Any, minutes: float, args: argparse.Namespace, scores: dict[str, Any]) -> dict[str, Any]:
+    """The denoiser's model card: generated data, the project's licence, the command, machine and scores."""
+    return {
+        "name": "denoise",
+        "task": "restore",
+        "summary": "Denoising of 2D widefield fluorescence images (one channel; apply per channel).",
+        "trained_on": f"{args.pairs} generated pairs of pixlearn.synthetic.fluorescence (no external data)",
+        "licence": "weights: the project's licence (trained on generated data only)",
+        "input": "2D, one channel, any size; percentile-normalised per image, output in the input's range",
+        "command": (f"python scripts/train_builtin.py denoise --minutes {args.minutes:g} --threads {args.threads} "
+                    f"--seed {args.seed} --pairs {args.pairs} --depth {args.depth} "
+                    f"--base-channels {args.base_channels} --convs-per-block {args.convs_per_block}"),
+        "train_minutes": round(minutes, 1),
+        "machine": machine(model),
+        "date": datetime.date.today().isoformat(),
+        "scores": scores,
+        "epochs": model.history.get("epochs"),
+    }
+
+
+def machine(model: Any) -> dict[str, Any]:
+    """Where the model was trained: CPU and flags, threads, device, torch and the precision path."""
+    import torch
+
+    return {"cpu": host_facts().get("model") or platform.machine(), "cpu_flags": cpu_flags(),
+            "threads": torch.get_num_threads(), "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "torch": torch.__version__, "precision": model.history.get("precision"),
+            "load_average_at_end": host_facts().get("load_average")}
 
 
 def model_name(args: argparse.Namespace) -> str:
@@ -119,8 +189,7 @@ def score(model: Any, diameter: float | str | None = None) -> dict[str, Any]:
 
 
 def card(model: Any, minutes: float, args: argparse.Namespace, scores: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
+    """The nuclei model's card: data and licence, the command, machine, time and scores."""
     left_out = f" less its {', '.join(sorted(args.exclude_group))} images" if args.exclude_group else ""
     command = (f"python scripts/train_builtin.py nuclei --minutes {args.minutes:g} --threads {args.threads} "
                f"--seed {args.seed} --synthetic {args.synthetic} --depth {args.depth} "
@@ -137,10 +206,7 @@ def card(model: Any, minutes: float, args: argparse.Namespace, scores: dict[str,
                  "normalised per image (bright background inverted)",
         "command": command,
         "train_minutes": round(minutes, 1),
-        "machine": {"cpu": host_facts().get("model") or platform.machine(), "cpu_flags": cpu_flags(),
-                    "threads": torch.get_num_threads(), "device": "cuda" if torch.cuda.is_available() else "cpu",
-                    "torch": torch.__version__, "precision": model.history.get("precision"),
-                    "load_average_at_end": host_facts().get("load_average")},
+        "machine": machine(model),
         "date": datetime.date.today().isoformat(),
         "scores": scores,
         "epochs": model.history.get("epochs"),
@@ -149,11 +215,12 @@ def card(model: Any, minutes: float, args: argparse.Namespace, scores: dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["nuclei"])
+    parser.add_argument("name", choices=["nuclei", "denoise"])
     parser.add_argument("--minutes", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--synthetic", type=int, default=48, help="synthetic images added to the data")
+    parser.add_argument("--synthetic", type=int, default=48, help="synthetic images added to the data (nuclei)")
+    parser.add_argument("--pairs", type=int, default=400, help="generated training pairs (denoise)")
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "pixlearn" / "zoo" / "weights")
     parser.add_argument("--checkpoints", type=Path, default=None)
     parser.add_argument("--depth", type=int, default=4)
@@ -169,12 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    model = train_nuclei(args)
+    model = train_nuclei(args) if args.name == "nuclei" else train_denoise(args)
     minutes = (time.perf_counter() - start) / 60.0
-    scores = score(model)
+    if args.name == "nuclei":
+        scores = score(model)
+        model_card = card(model, minutes, args, scores)
+    else:
+        scores = score_denoise(model, args.seed)
+        model_card = denoise_card(model, minutes, args, scores)
     args.out.mkdir(parents=True, exist_ok=True)
-    save_model(model, args.out / f"{model_name(args)}.zip")
-    (args.out / f"{model_name(args)}.card.json").write_text(json.dumps(card(model, minutes, args, scores), indent=1) + "\n")
+    save_model(model, args.out / f"{model_card['name']}.zip")
+    (args.out / f"{model_card['name']}.card.json").write_text(json.dumps(model_card, indent=1) + "\n")
     print(json.dumps(scores, indent=1))
     return 0
 

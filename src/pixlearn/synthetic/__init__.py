@@ -4,7 +4,8 @@ The demo, the tests and the benchmarks make their data here instead of downloadi
 :func:`make_nuclei` draws one image and its instance labels from a :class:`SyntheticConfig`
 (shapes and placement in :mod:`pixlearn.synthetic.geometry`); :func:`make_dataset` writes a
 folder of them; :mod:`pixlearn.synthetic.scribbles` turns exact labels into what a user would
-paint (class masks, sparse scribbles). This room imports NumPy/SciPy, :mod:`pixlearn.config` and
+paint (class masks, sparse scribbles); :mod:`pixlearn.synthetic.fluorescence` draws mixed
+fluorescence scenes and their noisy acquisitions, pairs for a denoiser. This room imports NumPy/SciPy, :mod:`pixlearn.config` and
 :mod:`pixlearn.data` only.
 """
 
