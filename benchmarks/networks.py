@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if throughput.exists():  # measured by train_throughput.py in the same `make bench`
         figures["train_speedup_vs_monai"] = json.loads(throughput.read_text()).get("train_speedup_vs_monai")
     figures["device"] = device
+    figures["torch_threads"] = torch.get_num_threads()
     print_table("U-Net on real data", [
         *_dsb2018_rows(figures),
         ("dsb2018 AP@0.5 with 8x test-time augmentation", figures.get("dsb2018_ap50_tta"), None),
