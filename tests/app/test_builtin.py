@@ -83,7 +83,8 @@ def test_an_unknown_model_name_is_one_line_and_exit_2(tmp_path) -> None:
 def test_train_init_fine_tunes_the_builtin_model(tmp_path, one_torch_thread) -> None:
     data, truth = _nuclei_folder(tmp_path / "d", 3)
     config = tmp_path / "short.yaml"
-    config.write_text("train: {epochs: 1, steps_per_epoch: 3, batch_size: 2, patch_shape: [64, 64], val_patches: 4}\n")
+    config.write_text("train: {epochs: 1, steps_per_epoch: 3, batch_size: 2, patch_shape: [64, 64], val_patches: 4,"
+                      " init_lr_factor: 0.1}\n")
     result, out = _run("train", "--init", "nuclei", "--images", data / "images", "--labels", data / "labels",
                        "--config", config, "-o", tmp_path / "tuned.zip", "--threads", "1")
     assert result.exit_code == 0, out

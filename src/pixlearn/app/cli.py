@@ -142,7 +142,7 @@ def train(
     classes: Annotated[Path | None, typer.Option(help="--task objects: a table (CSV image,object_id,class) of annotated objects.")] = None,
     points: Annotated[Path | None, typer.Option(help="--task objects: a table (CSV image,y,x[,z],class) of points, each on an annotated object.")] = None,
     segment: Annotated[str | None, typer.Option(metavar="MODEL", help=SEGMENT_HELP)] = None,
-    init: Annotated[str | None, typer.Option(metavar="MODEL", help="Fine-tune: start the network from this model, a model file or folder or a built-in name (pixlearn models; a path that exists wins). Keeps its architecture, task and normalisation (unless --config has a normalization section); trains at lr x train.init_lr_factor (default a tenth) after a short warm-up and keeps the last epoch's weights (train.keep); instance thresholds re-tuned, its own kept unless others do better.")] = None,
+    init: Annotated[str | None, typer.Option(metavar="MODEL", help="Fine-tune: start the network from this model, a model file or folder or a built-in name (pixlearn models; a path that exists wins). Keeps its architecture, task and normalisation (unless --config has a normalization section); trains at lr x train.init_lr_factor (default 1) after a short warm-up and keeps the last epoch's weights (train.keep); instance thresholds re-tuned, its own kept unless others do better.")] = None,
     label_kind: Annotated[
         LabelKind | None,
         typer.Option(help="dense: class per pixel 0..K-1; scribbles: 0 unlabelled, classes 1..K; instances: 0 background, 1..N objects. Default: dense, or instances for --task instances."),

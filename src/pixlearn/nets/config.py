@@ -251,8 +251,11 @@ class TrainConfig(Config):
         steps) when fine-tuning.
     init_lr_factor : float
         Fine-tuning (training that starts from a trained model, ``fit_network(init=...)``,
-        ``pixlearn train --init``) runs at ``lr * init_lr_factor``: a tenth by default, so that
-        the first steps do not undo what the model knows. Ignored from scratch. The model's
+        ``pixlearn train --init``) runs at ``lr * init_lr_factor``: the full rate by default
+        (after the short warm-up). Measured on DSB2018's colour group with a base that never
+        saw it (``benchmarks/builtin.py``, 10 images, 10 minutes): pooled AP@0.5 0.562 at 1
+        against 0.541 at 0.1 (untouched 0.409). A smaller factor keeps a model closer to what it
+        knows. Ignored from scratch. The model's
         resolved configuration holds the learning rate used, with a factor of 1.
     target_diameter : float, "auto" or None
         Scale normalisation (:mod:`pixlearn.nets.scaling`): each training image is resized so
@@ -294,7 +297,7 @@ class TrainConfig(Config):
     channels_last: str = "auto"
     num_workers: int = 0
     warmup_steps: int | None = None
-    init_lr_factor: float = 0.1
+    init_lr_factor: float = 1.0
     target_diameter: float | str | None = None
     scale_jitter: float = 1.25
     keep: str = "auto"

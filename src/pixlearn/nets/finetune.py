@@ -9,7 +9,7 @@
 * **colour images for a grey model** are made grey (the mean of their colours), as prediction
   reads them (:func:`as_model_channels`);
 * the **schedule** suits fine-tuning (:func:`fine_tune_schedule`): the learning rate is
-  ``lr * init_lr_factor`` (a tenth by default) and rises over a short linear warm-up of
+  ``lr * init_lr_factor`` (the full rate by default) and rises over a short linear warm-up of
   :data:`FINE_TUNE_WARMUP_STEPS` optimiser steps (at most a tenth of the run's steps) unless
   ``warmup_steps`` is given, and the run keeps its last (annealed) weights unless ``keep`` says
   ``"best"``;
@@ -170,10 +170,10 @@ def fine_tune_schedule(cfg: TrainConfig) -> TrainConfig:
 
     Examples
     --------
-    >>> cfg = fine_tune_schedule(TrainConfig(lr=1e-3))
+    >>> cfg = fine_tune_schedule(TrainConfig(lr=1e-3, init_lr_factor=0.1))
     >>> round(cfg.lr, 6), cfg.warmup_steps, cfg.init_lr_factor, cfg.keep
     (0.0001, 20, 1.0, 'last')
-    >>> fine_tune_schedule(TrainConfig(lr=1e-3, init_lr_factor=1.0, warmup_steps=0)).lr
+    >>> fine_tune_schedule(TrainConfig(lr=1e-3, warmup_steps=0)).lr
     0.001
     >>> fine_tune_schedule(TrainConfig(epochs=5, steps_per_epoch=10)).warmup_steps  # a short run
     5

@@ -162,8 +162,8 @@ def fit_network(
         Fine-tune: start from this trained network (a built-in model, say) instead of random
         weights. It keeps its architecture (a different `unet` is refused), task and classes,
         and its normalisation unless `normalization` is given; grey models take colour images as
-        the mean of their colours; training runs at ``lr * train_config.init_lr_factor`` (a
-        tenth by default) after a short warm-up (see :mod:`pixlearn.nets.finetune`). `init`
+        the mean of their colours; training runs at ``lr * train_config.init_lr_factor`` (the
+        full rate by default) after a short warm-up (see :mod:`pixlearn.nets.finetune`). `init`
         itself is not changed.
     spacing : sequence of float, optional
         Voxel size ``(z, y, x)`` of 3D images, in any one unit (``pixlearn train --spacing`` or
