@@ -27,12 +27,13 @@ def test_pairs(limit: int | None = None) -> list[Any]:
     return load_pairs(ROOT / "images", ROOT / "labels", label_kind="restore", names=names)
 
 
-def _scores(pairs: list[Any], outputs: list[np.ndarray]) -> dict[str, float]:
+def restoration_scores(targets: list[np.ndarray], outputs: list[np.ndarray]) -> dict[str, float]:
+    """Mean PSNR and SSIM of `outputs` (``(M, N, 1)``) against `targets`, each fitted to its target first."""
     from pixlearn.metrics import psnr, scale_to_target, ssim
 
     rows = []
-    for pair, output in zip(pairs, outputs):
-        target, out = scale_to_target(pair.labels[..., 0], np.asarray(output, np.float32)[..., 0])
+    for truth, output in zip(targets, outputs):
+        target, out = scale_to_target(np.asarray(truth)[..., 0], np.asarray(output, np.float32)[..., 0])
         rows.append((psnr(target, out, 1.0), ssim(target, out, 1.0)))
     mean = np.mean(np.array(rows), axis=0)
     return {"psnr": round(float(mean[0]), 3), "ssim": round(float(mean[1]), 4)}
@@ -53,7 +54,8 @@ def score_denoiser(model: Any, limit: int | None = None) -> dict[str, Any]:
 
     pairs = test_pairs(limit)
     images = [np.asarray(p.image, np.float32) for p in pairs]
-    gaussian = {s: _scores(pairs, [ndi.gaussian_filter(im, (s, s, 0)) for im in images]) for s in GAUSSIAN_SIGMAS}
+    targets = [p.labels for p in pairs]
+    gaussian = {s: restoration_scores(targets, [ndi.gaussian_filter(im, (s, s, 0)) for im in images]) for s in GAUSSIAN_SIGMAS}
     best_sigma = max(gaussian, key=lambda s: gaussian[s]["psnr"])
     nl_means = []
     for image in images:
@@ -63,8 +65,8 @@ def score_denoiser(model: Any, limit: int | None = None) -> dict[str, Any]:
                                          fast_mode=True)[..., None])
     return {
         "w2s_test_images": len(pairs),
-        "model": _scores(pairs, [np.asarray(apply_model(model, im)) for im in images]),
-        "input": _scores(pairs, images),
+        "model": restoration_scores(targets, [np.asarray(apply_model(model, im)) for im in images]),
+        "input": restoration_scores(targets, images),
         "gaussian": {**gaussian[best_sigma], "sigma": best_sigma},
-        "nl_means": _scores(pairs, nl_means),
+        "nl_means": restoration_scores(targets, nl_means),
     }

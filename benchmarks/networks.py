@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dsb_unet:
         unet = given_unet(args.dsb_unet)
         print(f"-- dsb2018: training {args.dsb_unet} for {args.dsb_minutes:g} min on {device}", flush=True)
-        figures = {**dsb2018(args.dsb_minutes, args.quick, unet), "device": device, "threads": torch.get_num_threads()}
+        figures = {**dsb2018(args.dsb_minutes, args.quick, unet), "device": device, "torch_threads": torch.get_num_threads()}
         print_table("U-Net on DSB2018", _dsb2018_rows(figures), headers=("metric", "pixlearn", "reference"))
         write_results("networks_dsb_unet_quick" if args.quick else "networks_dsb_unet", figures)
         return 0

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import cpu_flags, host_facts  # noqa: E402
 from _dsb2018 import GROUPS, analyse, load_split, report  # noqa: E402
-from _w2s import score_denoiser  # noqa: E402
+from _w2s import restoration_scores, score_denoiser  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "dsb2018_nuclei"
 
@@ -114,25 +114,20 @@ def train_denoise(args: argparse.Namespace) -> Any:
 def score_denoise(model: Any, seed: int) -> dict[str, Any]:
     """PSNR/SSIM on the W2S test split (the headline, beside the input, the best Gaussian filter and
     NL-means) and PSNR on 20 held-out synthetic pairs (another seed)."""
-    from pixlearn.metrics import psnr, scale_to_target
     from pixlearn.predict import apply_model
     from pixlearn.synthetic.fluorescence import FluorescenceConfig, make_denoising_pairs
 
     noisy, clean = make_denoising_pairs(20, FluorescenceConfig(), np.random.default_rng(10_000 + seed))
-    rows = []
-    for image, target in zip(noisy, clean):
-        t, out = scale_to_target(target[..., 0], np.asarray(apply_model(model, image))[..., 0])
-        _, raw = scale_to_target(target[..., 0], image[..., 0])
-        rows.append((psnr(t, out, 1.0), psnr(t, raw, 1.0)))
-    mean = np.mean(np.array(rows), axis=0)
+    synthetic = restoration_scores(clean, [np.asarray(apply_model(model, image)) for image in noisy])
+    synthetic_input = restoration_scores(clean, noisy)
     w2s = score_denoiser(model)
     return {
         "w2s_test_images": w2s["w2s_test_images"],
         "psnr": w2s["model"]["psnr"], "ssim": w2s["model"]["ssim"],
         "psnr_input": w2s["input"]["psnr"], "psnr_gaussian": w2s["gaussian"]["psnr"],
         "psnr_nl_means": w2s["nl_means"]["psnr"],
-        "synthetic_psnr": round(float(mean[0]), 3), "synthetic_psnr_input": round(float(mean[1]), 3),
-        "synthetic_pairs": len(rows),
+        "synthetic_psnr": synthetic["psnr"], "synthetic_psnr_input": synthetic_input["psnr"],
+        "synthetic_pairs": len(noisy),
         "w2s": w2s,
     }
 
