@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if [ -n "$(TORCH)" ]; then $(BIN)/python -m pip install -q "$(TORCH)"; fi
-	$(BIN)/python -m pip install -q -e ".[nets,dev,gui,exchange]"
+	$(BIN)/python -m pip install -q -e ".[nets,dev,gui,exchange,openvino]"
 	@touch $(STAMP)
 
 # System libraries for the GUI tests: installed when missing and we may (root with apt-get);

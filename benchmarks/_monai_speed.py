@@ -7,8 +7,9 @@ with ``NetworkModel.predict_batch`` in the precision of ``--precision`` (``auto`
 detector of :mod:`pixlearn.nets.network_probe` measures fastest for this network on its first
 batch, timed outside the runs, with a fresh cache). Every other precision path runs as a row of
 its own (``pixlearn_<path>``: fp32 and bf16 in torch with channels-last memory, fp32 in
-onnxruntime), so the table shows all of them against MONAI. Each output is compared with MONAI's,
-within the tolerance of its path (1e-4 for fp32 paths, onnxruntime included; 1e-2 for bf16).
+onnxruntime, fp32 and bf16 in OpenVINO), so the table shows all of them against MONAI. Each output
+is compared with MONAI's, within the tolerance of its path (1e-4 for fp32 paths, the outside
+engines' included; 1e-2 for bf16).
 """
 
 from __future__ import annotations
@@ -78,16 +79,17 @@ def product_model(cfg: Any, net: Any, precision: str = "fp32") -> Any:
 
 def path_runners(cfg: Any, net: Any) -> dict[str, Any]:
     """A batched predict function per precision path: torch fp32 and bf16 (channels-last, forced
-    through ``NetworkModel``), and fp32 in onnxruntime (the engine of ``NetworkModel``'s
-    ``fp32+onnxruntime`` path, where onnxruntime is installed and the export works)."""
+    through ``NetworkModel``), fp32 in onnxruntime and fp32 and bf16 in OpenVINO (the engines of
+    ``NetworkModel``'s outside paths, where the runtime is installed and the export works)."""
     from pixlearn.nets.onnx_engine import build_engine
     from pixlearn.nets.unet import size_divisor
 
     runners = {"fp32+channels_last": product_model(cfg, net, "fp32").predict_batch,
                "bf16+channels_last": product_model(cfg, net, "bf16").predict_batch}
-    engine = build_engine(net, cfg.ndim, cfg.in_channels, size_divisor(cfg))
-    if engine is not None:
-        runners["fp32+onnxruntime"] = lambda blocks: np.moveaxis(engine(np.moveaxis(blocks, -1, 1)), 1, -1)
+    for runtime, dtype in (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")):
+        engine = build_engine(net, cfg.ndim, cfg.in_channels, size_divisor(cfg), runtime=runtime, dtype=dtype)
+        if engine is not None:
+            runners[f"{dtype}+{runtime}"] = lambda blocks, e=engine: np.moveaxis(e(np.moveaxis(blocks, -1, 1)), 1, -1)
     return runners
 
 

@@ -3,8 +3,8 @@
 1. Speed against MONAI's ``sliding_window_inference`` with the same network (pixlearn's 2D U-Net,
    channels 16..256, random weights, eval mode), the same tiles (256, overlap 0.25), the same
    Gaussian blending (``_monai_speed``): MPix/s of MONAI and of every pixlearn precision path (fp32
-   and bf16 in torch, fp32 in onnxruntime), max abs difference of each from MONAI's outputs within
-   its path's tolerance, achieved GFLOP/s beside a measured conv2d peak of the path's arithmetic
+   and bf16 in torch, fp32 in onnxruntime, fp32 and bf16 in OpenVINO), max abs difference of each
+   from MONAI's outputs within its path's tolerance, achieved GFLOP/s beside a measured conv2d peak of the path's arithmetic
    (``percent_of_peak``). ``NetworkModel.predict_batch`` runs in the precision of ``--precision``
    (default fp32, as MONAI; ``auto``: the path the detector measures fastest for this network on
    this machine, printed with its ratio). Peak RSS of each engine in its own forked process. The

@@ -92,6 +92,7 @@ def test_no_onnxruntime_candidate_when_it_cannot_be_imported(monkeypatch):
 
 def test_auto_takes_the_measured_onnxruntime_path_and_forced_settings_measure_nothing(monkeypatch):
     monkeypatch.setattr(network_probe, "onnxruntime_version", lambda: "1.99")
+    monkeypatch.setattr(network_probe, "openvino_version", lambda: None)  # its paths: tests/nets/test_openvino_engine.py
     calls = []
 
     def detect(paths):

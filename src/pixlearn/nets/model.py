@@ -22,11 +22,12 @@ Its arithmetic is :attr:`NetworkModel.precision`: ``"fp32"`` by default (outputs
 training module's up to float rounding), ``"bf16"``, or ``"auto"`` (``pixlearn predict`` uses
 it): on a CPU, the path measured fastest for this network on the shape of the first batch it
 predicts (:func:`pixlearn.nets.network_probe.network_path`, cached per machine, architecture and
-batch shape): fp32 or bf16, contiguous or channels-last, or fp32 in onnxruntime
-(:mod:`pixlearn.nets.onnx_engine`; an engine that cannot be built or run logs a warning and the
-model predicts with torch, :attr:`NetworkModel.precision_path` then says ``"fallback"``). bf16
-probabilities stay within :data:`pixlearn.nets.precision.BF16_TOLERANCE` of fp32 ones on the
-tests' tiny networks, onnxruntime's within :data:`pixlearn.nets.precision.FP32_TOLERANCE`.
+batch shape): fp32 or bf16, contiguous or channels-last, fp32 in onnxruntime
+(:mod:`pixlearn.nets.onnx_engine`), or fp32 or bf16 in OpenVINO (:mod:`pixlearn.nets.openvino_engine`);
+an outside engine that cannot be built or run logs a warning and the model predicts with torch,
+:attr:`NetworkModel.precision_path` then says ``"fallback"``. bf16 probabilities stay within
+:data:`pixlearn.nets.precision.BF16_TOLERANCE` of fp32 ones on the tests' tiny networks, the fp32
+engines' within :data:`pixlearn.nets.precision.FP32_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ class NetworkModel:
                 f"expected blocks of shape (B, {'P, ' if self.ndim == 3 else ''}M, N, {self.n_channels}), got {blocks.shape}"
             )
         path = self._resolved((blocks.shape[0], self.n_channels) + blocks.shape[1:-1])
-        raw = self._onnx_outputs(blocks) if path.engine == "onnxruntime" else None
+        raw = self._engine_outputs(blocks) if path.engine != "torch" else None
         with torch.inference_mode():
             if raw is None:
                 raw = self._torch_outputs(blocks)
@@ -270,32 +271,32 @@ class NetworkModel:
         with torch.inference_mode(), path.autocast(self._device):
             return net(x).float()
 
-    def _onnx_outputs(self, blocks: np.ndarray) -> torch.Tensor | None:
-        """Raw outputs ``(B, K, *S)`` of the onnxruntime engine; ``None`` (a warning, and torch from
-        now on: source ``"fallback"``) when the engine cannot be built or run."""
+    def _engine_outputs(self, blocks: np.ndarray) -> torch.Tensor | None:
+        """Raw outputs ``(B, K, *S)`` of the outside engine (onnxruntime, OpenVINO); ``None`` (a
+        warning, and torch from now on: source ``"fallback"``) when it cannot be built or run."""
         engine = self._inference_net()
         if isinstance(engine, OnnxEngine):
             try:
                 return torch.from_numpy(engine(np.moveaxis(blocks, -1, 1)))
-            except Exception as exc:  # onnxruntime's errors have no common base class
-                logger.warning("onnxruntime failed on a batch of shape %s (%s: %s); predicting with torch",
-                               blocks.shape, type(exc).__name__, exc)
+            except Exception as exc:  # the runtimes' errors have no common base class
+                logger.warning("%s failed on a batch of shape %s (%s: %s); predicting with torch",
+                               engine.runtime, blocks.shape, type(exc).__name__, exc)
         self._path = dataclasses.replace(self.precision_path, channels_last=True, engine="torch", source="fallback")
         return None
 
     def _inference_net(self) -> torch.nn.Module | OnnxEngine | None:
-        """The eval-only fast copy of :attr:`net` (or its onnxruntime engine, ``None`` where that
+        """The eval-only fast copy of :attr:`net` (or its outside engine, ``None`` where that
         failed), rebuilt when the device, the path, torch's thread count, the module or any of its
         tensors changed (an optimiser step or ``load_state_dict`` bumps a tensor's version)."""
         self.net.eval()
         path = self.precision_path
         key = (self._device, path.channels_last, id(self.net),
                tuple(_tensor_state(t) for t in (*self.net.parameters(), *self.net.buffers())),
-               path.engine, torch.get_num_threads() if path.engine == "onnxruntime" else None)
+               path.engine, path.dtype, torch.get_num_threads() if path.engine != "torch" else None)
         if self._fast is None or self._fast[0] != key:
-            if path.engine == "onnxruntime":
+            if path.engine != "torch":
                 fast: torch.nn.Module | OnnxEngine | None = build_engine(
-                    self.net, self.ndim, self.n_channels, size_divisor(self.unet))
+                    self.net, self.ndim, self.n_channels, size_divisor(self.unet), runtime=path.engine, dtype=path.dtype)
             else:
                 fast = inference_copy(self.net, self.ndim, channels_last=path.channels_last)
             self._fast = (key, fast)

@@ -5,12 +5,13 @@ misjudges real networks: on one AVX-512 machine it found bf16 no faster, while t
 16..256-channel U-Net of ``benchmarks/apply.py`` ran 1.6x faster in bf16 and 1.5x faster in
 onnxruntime, which loses on the probe. So prediction with ``precision="auto"`` on a CPU times the
 model's own eval copy on the shape of the first batch it predicts, along every candidate path
-(:func:`network_candidates`: fp32 and bf16, contiguous or channels-last, and ``fp32+onnxruntime``
-where onnxruntime is installed), and :func:`pixlearn.nets.precision.choose_inference_path` decides.
+(:func:`network_candidates`: fp32 and bf16, contiguous or channels-last, ``fp32+onnxruntime``
+where onnxruntime is installed, ``fp32+openvino`` and ``bf16+openvino`` where OpenVINO is), and
+:func:`pixlearn.nets.precision.choose_inference_path` decides.
 
 The timings are cached in the folder of the probe's timings (:func:`pixlearn.nets.precision_probe.cache_dir`)
 under a key of the machine (:func:`pixlearn.nets.precision_probe.machine_key`: CPU, torch version,
-threads), onnxruntime's version, a digest of the architecture and the batch shape
+threads), onnxruntime's and OpenVINO's versions, a digest of the architecture and the batch shape
 (:func:`network_key`); a corrupt file is measured again. Training keeps the probe.
 """
 
@@ -27,7 +28,8 @@ import torch
 from torch import nn
 
 from pixlearn.nets.inference import inference_copy
-from pixlearn.nets.onnx_engine import OnnxEngine, build_engine, onnxruntime_version
+from pixlearn.nets.onnx_engine import OnnxEngine, build_engine, export_onnx, onnxruntime_version
+from pixlearn.nets.openvino_engine import openvino_version
 from pixlearn.nets.precision import (
     DEFAULT_MARGIN,
     PrecisionPath,
@@ -39,6 +41,7 @@ from pixlearn.nets.precision import (
 )
 from pixlearn.nets.precision_probe import (
     ONNX_PATH,
+    OPENVINO_PATHS,
     cache_file,
     cpu_info,
     has_native_bf16,
@@ -77,7 +80,7 @@ def architecture_digest(architecture: Mapping[str, Any]) -> str:
 
 
 def network_key(architecture: Mapping[str, Any], batch_shape: Sequence[int]) -> dict[str, Any]:
-    """What a network's timings depend on: the machine, onnxruntime, the architecture, the batch.
+    """What a network's timings depend on: the machine, the outside runtimes, the architecture, the batch.
 
     Parameters
     ----------
@@ -86,15 +89,17 @@ def network_key(architecture: Mapping[str, Any], batch_shape: Sequence[int]) -> 
     batch_shape : sequence of int
         ``(B, C, *S)`` of the batch timed.
     """
-    return {**machine_key(), "onnxruntime": onnxruntime_version(),
+    return {**machine_key(), "onnxruntime": onnxruntime_version(), "openvino": openvino_version(),
             "architecture": architecture_digest(architecture), "batch_shape": [int(n) for n in batch_shape]}
 
 
-def network_candidates(ndim: int, *, flags: Sequence[str], onnxruntime: bool) -> tuple[tuple[str, ...], str]:
+def network_candidates(ndim: int, *, flags: Sequence[str], onnxruntime: bool,
+                       openvino: bool = False) -> tuple[tuple[str, ...], str]:
     """The paths measured for prediction on a CPU, and the baseline among them.
 
     bf16 is a candidate only on CPUs with native bf16 (:func:`pixlearn.nets.precision_probe.has_native_bf16`;
-    elsewhere it is several times slower); ``fp32+onnxruntime`` only where onnxruntime imports.
+    elsewhere it is several times slower); ``fp32+onnxruntime`` only where onnxruntime imports,
+    the OpenVINO paths only where OpenVINO does.
 
     Examples
     --------
@@ -102,37 +107,55 @@ def network_candidates(ndim: int, *, flags: Sequence[str], onnxruntime: bool) ->
     (('fp32+channels_last', 'fp32', 'fp32+onnxruntime'), 'fp32+channels_last')
     >>> network_candidates(3, flags=("avx512_bf16",), onnxruntime=False)
     (('fp32+channels_last', 'bf16+channels_last'), 'fp32+channels_last')
+    >>> network_candidates(3, flags=("avx2",), onnxruntime=False, openvino=True)
+    (('fp32+channels_last', 'fp32+openvino'), 'fp32+channels_last')
     """
     names, baseline = cpu_candidates("auto", "auto", mode="inference", ndim=ndim)
+    names += ((ONNX_PATH,) if onnxruntime else ()) + (OPENVINO_PATHS if openvino else ())
     if not has_native_bf16(flags):
         names = tuple(n for n in names if not n.startswith("bf16"))
-    return names + ((ONNX_PATH,) if onnxruntime else ()), baseline
+    return names, baseline
 
 
 def network_steps(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor: Sequence[int],
                   paths: Sequence[str]) -> dict[str, Callable[[], None]]:
-    """One batch of `net`'s prediction along each path that can run (an onnxruntime engine that
+    """One batch of `net`'s prediction along each path that can run (an outside engine that
     cannot be built or fails on one sample of the batch is left out, with a warning)."""
     with torch.random.fork_rng(devices=[]):  # no draw from the caller's random stream
         torch.manual_seed(0)
         x = torch.randn(*batch_shape)
     steps: dict[str, Callable[[], None]] = {}
+    graph = _shared_export(net, ndim, int(batch_shape[1]), divisor, [named_path(n, "measured") for n in paths])
     for name in paths:
-        if name == ONNX_PATH:
-            engine = build_engine(net, ndim, int(batch_shape[1]), divisor)
+        path = named_path(name, "measured")
+        if path.engine != "torch":
+            engine = build_engine(net, ndim, int(batch_shape[1]), divisor, runtime=path.engine, dtype=path.dtype,
+                                  graph=graph)
             if engine is not None and _runs(engine, x.numpy()[:1]):
                 steps[name] = _onnx_step(engine, x.numpy())
             continue
-        steps[name] = _torch_step(net, ndim, x, named_path(name, "measured"))
+        steps[name] = _torch_step(net, ndim, x, path)
     return steps
+
+
+def _shared_export(net: nn.Module, ndim: int, in_channels: int, divisor: Sequence[int],
+                   paths: Sequence[PrecisionPath]) -> bytes | None:
+    """The ONNX graph every outside engine of `paths` runs, exported once; ``None`` when no path
+    needs it or the export fails (:func:`build_engine` then tries again and reports why)."""
+    if all(path.engine == "torch" for path in paths):
+        return None
+    try:
+        return export_onnx(net, ndim, in_channels, divisor)
+    except Exception:  # the exporter's errors have no common base class; reported by build_engine
+        return None
 
 
 def _runs(engine: OnnxEngine, x: np.ndarray) -> bool:
     """Whether `engine` runs on `x` (else a warning: the path is not measured)."""
     try:
         engine(x)
-    except Exception as exc:  # onnxruntime's errors have no common base class
-        logger.warning("onnxruntime failed on this network (%s: %s); not a candidate", type(exc).__name__, exc)
+    except Exception as exc:  # the runtimes' errors have no common base class
+        logger.warning("%s failed on this network (%s: %s); not a candidate", engine.runtime, type(exc).__name__, exc)
         return False
     return True
 
@@ -226,7 +249,8 @@ def resolve_network_path(precision: str, device: Any, *, ndim: int, detect: Dete
     device = resolve_device(device)
     if precision != "auto" or device.type != "cpu":
         return resolve_precision(precision, device, mode="inference", ndim=ndim)
-    candidates, baseline = network_candidates(ndim, flags=cpu_info()[1], onnxruntime=onnxruntime_version() is not None)
+    candidates, baseline = network_candidates(ndim, flags=cpu_info()[1], onnxruntime=onnxruntime_version() is not None,
+                                              openvino=openvino_version() is not None)
     timings, source = detect(candidates)
     usable = {name: timings[name] for name in candidates if name in timings}
     chosen = choose_inference_path(usable, baseline=baseline)

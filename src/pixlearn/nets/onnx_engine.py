@@ -12,8 +12,9 @@ only taken where it was measured faster (:mod:`pixlearn.nets.network_probe`).
   multiples of the network's size divisor), so :class:`OnnxEngine` pads the high end of each
   axis by edge replication, as :class:`pixlearn.nets.unet.UNet` does, and crops back.
 * :func:`build_engine` makes the session with torch's thread count and returns ``None`` (and a
-  warning) when onnxruntime is missing or the export or the session fails, so that callers fall
-  back to torch.
+  warning) when the runtime is missing or the export or the session fails, so that callers fall
+  back to torch. The same graph runs in OpenVINO (``runtime="openvino"``, fp32 or bf16; the
+  session of :mod:`pixlearn.nets.openvino_engine`).
 
 onnxruntime is optional (the ``exchange`` extra): where it cannot be imported the path is simply
 not a candidate (:func:`onnxruntime_version` is ``None``).
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from pixlearn.nets.inference import inference_copy
+from pixlearn.nets.openvino_engine import make_openvino_session, openvino_version
 
 logger = logging.getLogger(__name__)
 
@@ -94,23 +96,30 @@ def export_onnx(module: nn.Module, ndim: int, in_channels: int, divisor: Sequenc
     return buffer.getvalue()
 
 
+RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
+"""The runtimes that run an exported graph."""
+
+
 @dataclasses.dataclass(frozen=True)
 class OnnxEngine:
-    """An onnxruntime session of a network, called like the network on ``(B, C, *S)`` arrays.
+    """A network's exported graph in a runtime, called like the network on ``(B, C, *S)`` arrays.
 
     Parameters
     ----------
-    session : onnxruntime.InferenceSession
+    session : onnxruntime.InferenceSession or OpenVinoSession
+        Anything with onnxruntime's ``run(output_names, feeds)``.
     divisor : tuple of int
         Per-axis size divisor: inputs are padded at the high end (edge replication) to
         multiples of it, and the outputs cropped back.
     threads : int
         Intra-op threads of the session (torch's thread count when it was built).
+    runtime : {"onnxruntime", "openvino"}
     """
 
     session: Any
     divisor: tuple[int, ...]
     threads: int
+    runtime: str = "onnxruntime"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Outputs ``(B, K, *S)`` float32 of the network for `x` of shape ``(B, C, *S)`` float32."""
@@ -145,9 +154,15 @@ def make_session(model: bytes, threads: int) -> Any:
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def runtime_version(runtime: str) -> str | None:
+    """The installed version of `runtime` (one of :data:`RUNTIMES`), ``None`` where it cannot be imported."""
+    return onnxruntime_version() if runtime == "onnxruntime" else openvino_version()
+
+
 def build_engine(module: nn.Module, ndim: int, in_channels: int, divisor: Sequence[int], *,
-                 threads: int | None = None) -> OnnxEngine | None:
-    """`module` exported and loaded in onnxruntime, or ``None`` (with a warning) where that fails.
+                 threads: int | None = None, runtime: str = "onnxruntime", dtype: str = "fp32",
+                 graph: bytes | None = None) -> OnnxEngine | None:
+    """`module` exported and loaded in `runtime`, or ``None`` (with a warning) where that fails.
 
     Parameters
     ----------
@@ -158,24 +173,39 @@ def build_engine(module: nn.Module, ndim: int, in_channels: int, divisor: Sequen
         See :func:`export_onnx`.
     threads : int, optional
         Intra-op threads; default torch's (:func:`torch.get_num_threads`).
+    runtime : {"onnxruntime", "openvino"}
+    dtype : {"fp32", "bf16"}
+        The arithmetic (onnxruntime: fp32 only).
+    graph : bytes, optional
+        `module` already exported by :func:`export_onnx` (several engines of one network share
+        one export); default: exported here.
 
     Returns
     -------
     engine : OnnxEngine or None
-        ``None`` when onnxruntime is missing, or the export or the session failed (an operator
-        onnxruntime lacks); the caller then predicts with torch.
+        ``None`` when the runtime is missing, or the export or the session failed (an operator
+        the runtime lacks); the caller then predicts with torch.
+
+    Raises
+    ------
+    ValueError
+        An unknown runtime, or onnxruntime asked for another arithmetic than fp32.
     """
-    if _onnxruntime() is None:
-        logger.warning("onnxruntime is not installed: predicting with torch")
+    if runtime not in RUNTIMES or (runtime == "onnxruntime" and dtype != "fp32"):
+        raise ValueError(f"runtime must be one of {RUNTIMES} (onnxruntime in fp32), got {runtime!r} in {dtype!r}")
+    if runtime_version(runtime) is None:
+        logger.warning("%s is not installed: predicting with torch", runtime)
         return None
     threads = torch.get_num_threads() if threads is None else int(threads)
     try:
-        session = make_session(export_onnx(module, ndim, in_channels, divisor), threads)
-    except Exception as exc:  # any failure of the exporter or of onnxruntime means: use torch
-        logger.warning("cannot run this network in onnxruntime (%s: %s); predicting with torch",
-                       type(exc).__name__, exc)
+        graph = export_onnx(module, ndim, in_channels, divisor) if graph is None else graph
+        session = make_session(graph, threads) if runtime == "onnxruntime" else make_openvino_session(graph, threads, dtype)
+    except Exception as exc:  # any failure of the exporter or of the runtime means: use torch
+        logger.warning("cannot run this network in %s (%s: %s); predicting with torch",
+                       runtime, type(exc).__name__, exc)
         return None
-    return OnnxEngine(session, tuple(int(d) for d in divisor), threads)
+    return OnnxEngine(session, tuple(int(d) for d in divisor), threads, runtime)
 
 
-__all__ = ["ONNX_OPSET", "OnnxEngine", "build_engine", "export_onnx", "make_session", "onnxruntime_version"]
+__all__ = ["ONNX_OPSET", "RUNTIMES", "OnnxEngine", "build_engine", "export_onnx", "make_session", "onnxruntime_version",
+           "runtime_version"]

@@ -22,7 +22,8 @@ hold a tiny U-Net's probabilities to.
 
 Prediction of a :class:`pixlearn.nets.model.NetworkModel` on a CPU with ``"auto"`` measures the
 network itself on its own batch rather than the probe (:mod:`pixlearn.nets.network_probe`), with
-one more candidate, ``fp32+onnxruntime`` (the engine of :mod:`pixlearn.nets.onnx_engine`), and
+more candidates: ``fp32+onnxruntime`` (the engine of :mod:`pixlearn.nets.onnx_engine`) and
+``fp32+openvino`` / ``bf16+openvino`` (:mod:`pixlearn.nets.openvino_engine`), where installed; and
 :func:`choose_inference_path` prefers the exact (fp32) paths on a near tie.
 """
 
@@ -51,8 +52,9 @@ BF16_TOLERANCE = 1e-2
 (bf16 keeps 8 bits of mantissa; measured: about 4e-4 on those, 8e-4 on the 16..256-channel
 U-Net of ``benchmarks/apply.py``)."""
 
-ENGINES: tuple[str, ...] = ("torch", "onnxruntime")
-"""What runs a network: torch, or onnxruntime (fp32, contiguous; :mod:`pixlearn.nets.onnx_engine`)."""
+ENGINES: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+"""What runs a network: torch, onnxruntime (fp32, contiguous; :mod:`pixlearn.nets.onnx_engine`) or
+OpenVINO (fp32 or bf16, contiguous; :mod:`pixlearn.nets.openvino_engine`)."""
 
 FP32_TOLERANCE = 1e-4
 """Largest absolute difference from torch's fp32 outputs that the tests accept of the other fp32
@@ -81,13 +83,13 @@ class PrecisionPath:
         on this CPU, the CUDA rule, or torch in place of an onnxruntime engine that failed.
     timings : dict of str to float
         Fastest seconds per step of each path, when the choice was measured.
-    engine : {"torch", "onnxruntime"}
-        What runs the network; onnxruntime only in fp32 and contiguous memory.
+    engine : {"torch", "onnxruntime", "openvino"}
+        What runs the network; onnxruntime only in fp32, the outside engines in contiguous memory.
 
     Raises
     ------
     ValueError
-        An unknown engine, or onnxruntime with bf16 or channels-last.
+        An unknown engine, onnxruntime with bf16, or an outside engine with channels-last.
 
     Examples
     --------
@@ -106,16 +108,18 @@ class PrecisionPath:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.engine == "onnxruntime" and (self.dtype != "fp32" or self.channels_last):
-            raise ValueError(f"onnxruntime runs fp32 in contiguous memory, got {self.dtype}, "
+        if self.engine != "torch" and (self.channels_last or self.dtype not in ("fp32", "bf16")):
+            raise ValueError(f"{self.engine} runs fp32 or bf16 in contiguous memory, got {self.dtype}, "
                              f"channels_last={self.channels_last}")
+        if self.engine == "onnxruntime" and self.dtype != "fp32":
+            raise ValueError(f"onnxruntime runs fp32, got {self.dtype}")
 
     @property
     def name(self) -> str:
-        """``dtype``, with ``+channels_last`` when that is the memory format and ``+onnxruntime``
-        when that is the engine."""
+        """``dtype``, with ``+channels_last`` when that is the memory format and ``+<engine>``
+        when the engine is not torch."""
         return (self.dtype + ("+channels_last" if self.channels_last else "")
-                + ("+onnxruntime" if self.engine == "onnxruntime" else ""))
+                + ("" if self.engine == "torch" else "+" + self.engine))
 
     def memory_format(self, ndim: int) -> torch.memory_format:
         """The memory format of tensors and weights for `ndim` spatial axes."""
@@ -339,12 +343,14 @@ def named_path(name: str, source: str, timings: Mapping[str, float] | None = Non
     --------
     >>> named_path("fp32+onnxruntime", "cached").engine
     'onnxruntime'
+    >>> named_path("bf16+openvino", "measured").dtype
+    'bf16'
     """
     dtype, *parts = name.split("+")
-    unknown = set(parts) - {"channels_last", "onnxruntime"}
+    unknown = set(parts) - {"channels_last", *ENGINES[1:]}
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)} of the precision path {name!r}")
-    engine = "onnxruntime" if "onnxruntime" in parts else "torch"
+    engine = next((e for e in ENGINES[1:] if e in parts), "torch")
     return PrecisionPath(dtype, "channels_last" in parts, source, dict(timings or {}), engine)
 
 

@@ -40,8 +40,11 @@ PATHS: tuple[str, ...] = ("fp32", "fp32+channels_last", "bf16", "bf16+channels_l
 ONNX_PATH = "fp32+onnxruntime"
 """The path of the onnxruntime engine (:mod:`pixlearn.nets.onnx_engine`): a candidate of prediction only."""
 
-ENGINE_PATHS: tuple[str, ...] = PATHS + (ONNX_PATH,)
-"""Every path a timing may name: :data:`PATHS` and :data:`ONNX_PATH`."""
+OPENVINO_PATHS: tuple[str, ...] = ("fp32+openvino", "bf16+openvino")
+"""The paths of the OpenVINO engine (:mod:`pixlearn.nets.openvino_engine`): candidates of prediction only."""
+
+ENGINE_PATHS: tuple[str, ...] = PATHS + (ONNX_PATH,) + OPENVINO_PATHS
+"""Every path a timing may name: :data:`PATHS`, :data:`ONNX_PATH` and :data:`OPENVINO_PATHS`."""
 
 MODES: tuple[str, ...] = ("train", "inference")
 
