@@ -12,7 +12,7 @@ from pixlearn.data.labels import median_object_diameter, object_diameters
 from pixlearn.errors import PixlearnError
 from pixlearn.models.protocol import PixelModel
 from pixlearn.predict import TileConfig, apply_model
-from pixlearn.predict.rescale import SCALE_LIMITS, ScaledModel, scale_for
+from pixlearn.predict.rescale import SCALE_LIMITS, ScaledModel, estimate_diameter, scale_for
 
 
 def test_scaled_model_satisfies_the_protocol_and_resizes_blocks():
@@ -58,6 +58,32 @@ def test_auto_diameter_is_estimated_by_a_first_pass():
     assert found.max() == labels.max()  # the same discs, found at the image's own size
     assert np.median(object_diameters(found)) == pytest.approx(np.median(object_diameters(labels)), rel=0.15)
     assert scale_for(Smoother(task="instances", diameter=10.0), image, "auto") is not None
+
+
+class Shrinker(Smoother):
+    """Finds discs, but shrinks one larger than its trained diameter `D` to ``(D + d) / 2``: objects
+    far from the trained size are misjudged, less so the nearer they are (a real network's bias)."""
+
+    def predict_raw(self, image: np.ndarray) -> np.ndarray:
+        objects, n = ndimage.label(image[..., 0] > 0.5)
+        out = np.zeros(image.shape[:-1], np.float32)
+        for i in range(1, n + 1):
+            inside = objects == i
+            d = 2.0 * np.sqrt(inside.sum() / np.pi)
+            depth = ndimage.distance_transform_edt(inside)
+            out[depth > max(0.0, (d - self.diameter) / 4.0)] = 1.0  # radius shrunk by (d - D) / 4
+        return out[..., None]
+
+
+def test_a_second_pass_corrects_the_first_estimate():
+    image, labels = discs(40.0, shape=(320, 320))
+    model = Shrinker(task="instances", diameter=20.0)
+    truth = median_object_diameter([labels])
+    one, two = estimate_diameter(model, image, passes=1), estimate_diameter(model, image, passes=2)
+    assert one == pytest.approx(30.0, abs=2.0)  # (40 + 20) / 2 at the image's own scale
+    assert abs(two - truth) < abs(one - truth) / 2  # at 2/3 scale the discs are nearer the trained size
+    assert scale_for(model, image, "auto").factor == pytest.approx(20.0 / two)
+    assert estimate_diameter(model, np.zeros((64, 64, 1), np.float32)) is None  # nothing found
 
 
 def test_cli_diameter_is_checked(tmp_path):

@@ -7,7 +7,9 @@ resized back, so tiling, blending, instance labelling and every output format wo
 at the image's own size. :func:`scale_for` chooses the factor from the object diameter the
 model records (``object_diameter`` in its metadata, the median of its training objects) and
 the diameter of the objects in the image: given by the user, or ``"auto"``, estimated from a
-first pass at the image's own scale.
+first pass at the image's own scale and refined by a second pass at the scale the first one
+implies (a model misjudges objects far from its trained size: large nuclei come out split into
+pieces of about that size, so one pass underestimates them).
 """
 
 from __future__ import annotations
@@ -119,9 +121,28 @@ def trained_diameter(model: PixelModel) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
-def estimate_diameter(model: PixelModel, image: Any) -> float | None:
-    """Median diameter (px) of the objects a first pass of `model` finds in `image` (a centred
-    crop of at most :data:`ESTIMATE_CROP` pixels per axis); ``None`` when it finds none."""
+def estimate_diameter(model: PixelModel, image: Any, *, passes: int = 2) -> float | None:
+    """Median diameter (px) of the objects `model` finds in `image` (a centred crop of at most
+    :data:`ESTIMATE_CROP` pixels per axis); ``None`` when it finds none.
+
+    The first pass runs at the image's own scale; each further pass runs the model at the scale
+    the last estimate implies (:func:`scale_for`) and measures again, at the image's scale. A pass
+    that finds nothing keeps the last estimate.
+    """
+    found = _found_diameter(model, image)
+    for _ in range(passes - 1):
+        trained = trained_diameter(model)
+        if found is None or trained is None:
+            break
+        factor = float(np.clip(trained / found, *SCALE_LIMITS))
+        if KEEP_SCALE[0] <= factor <= KEEP_SCALE[1]:
+            break
+        found = _found_diameter(ScaledModel(model, factor), image) or found
+    return found
+
+
+def _found_diameter(model: PixelModel, image: Any) -> float | None:
+    """Median diameter (px) of the objects one pass of `model` finds in a centred crop of `image`."""
     from pixlearn.predict.apply import apply_model
 
     spatial = image.shape[:-1]
@@ -133,7 +154,8 @@ def estimate_diameter(model: PixelModel, image: Any) -> float | None:
     return median_object_diameter([labels])
 
 
-def scale_for(model: PixelModel, image: Any, diameter: float | str | None, path: Any = None) -> PixelModel:
+def scale_for(model: PixelModel, image: Any, diameter: float | str | None, path: Any = None, *,
+              passes: int = 2) -> PixelModel:
     """`model` itself, or a :class:`ScaledModel` that brings objects of `diameter` px to the
     model's trained diameter.
 
@@ -147,6 +169,8 @@ def scale_for(model: PixelModel, image: Any, diameter: float | str | None, path:
         ``None``: the model as it is.
     path : path-like, optional
         Named in errors.
+    passes : int
+        Passes of the ``"auto"`` estimate (:func:`estimate_diameter`).
 
     Raises
     ------
@@ -160,7 +184,7 @@ def scale_for(model: PixelModel, image: Any, diameter: float | str | None, path:
         raise PixlearnError("this model does not record the size of its training objects (an instance network "
                             "trained by pixlearn does); predict without --diameter", path)
     if diameter == "auto":
-        found = estimate_diameter(model, image)
+        found = estimate_diameter(model, image, passes=passes)
         diameter = trained if found is None else found
     if isinstance(diameter, str) or not diameter > 0:
         raise PixlearnError(f"--diameter must be a positive number of pixels or 'auto', got {diameter!r}", path)
