@@ -137,6 +137,7 @@ def task_targets(labels: Sequence[np.ndarray], task: str) -> tuple[list[np.ndarr
         annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in targets) / sum(t.size for t in targets)
         # strata of patch centres, one per class: every annotated class of scribbles, the
         # foreground classes of dense labels (nets.patches.centre_strata)
-        masks = [(t if annotated < 0.5 else np.where(t > 0, t, IGNORE)).astype(np.int32) for t in targets]
-        return targets, masks, n_classes
+        strata: list[np.ndarray | None] = [
+            (t if annotated < 0.5 else np.where(t > 0, t, IGNORE)).astype(np.int32) for t in targets]
+        return list(targets), strata, n_classes
     return [np.asarray(lab, np.float32) for lab in labels], [None] * len(labels), int(labels[0].shape[-1])
