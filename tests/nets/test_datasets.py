@@ -41,37 +41,6 @@ def test_foreground_oversampling(blobs_2d):
     assert sum(p.any() for p in always) > sum(p.any() for p in never)
 
 
-def test_class_strata_give_a_rare_class_as_many_centred_patches_as_a_common_one():
-    labels = np.zeros((200, 200), np.int64)
-    labels[:, 100:] = 1  # half the image
-    labels[20:23, 20:23] = 2  # 9 pixels: 0.02% of the image
-    image = np.zeros((200, 200, 1), np.float32)
-    strata = np.where(labels > 0, labels, -1).astype(np.int32)  # the dense rule of nets.targets
-
-    def rare_share(foreground):
-        _, y = sample_patches([image], [labels], (16, 16), 200, np.random.default_rng(0),
-                              foreground=[foreground], foreground_fraction=1.0)
-        return float(np.mean([(p == 2).any() for p in y]))
-
-    by_class, pooled = rare_share(strata), rare_share(strata >= 0)  # per class / one bool mask
-    assert 0.4 <= by_class <= 0.6  # class 2 drawn about every other patch
-    assert pooled < 0.1
-
-
-def test_centre_strata_bound_their_size_and_skip_negative_values():
-    from pixlearn.nets.patches import MAX_CENTRES, centre_strata
-
-    big = np.zeros(3 * MAX_CENTRES + 5, np.int32)
-    big[:7] = -1
-    big[7:9] = 4
-    strata = centre_strata(big)
-    assert len(strata) == 2 and len(strata[1]) == 2
-    assert MAX_CENTRES // 2 < len(strata[0]) <= MAX_CENTRES  # evenly thinned
-    assert strata[0][0] == 9 and len(set(np.diff(strata[0]).tolist())) == 1
-    assert all(big[s].min() >= 0 for s in strata) and set(big[strata[1]]) == {4}
-    assert centre_strata(None) == [] and centre_strata(np.zeros(5, bool)) == []
-
-
 def test_sample_patches_bad_inputs(blobs_2d):
     image, labels = blobs_2d
     with pytest.raises(PixlearnError, match="smaller than the patch"):

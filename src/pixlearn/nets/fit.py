@@ -347,8 +347,7 @@ def _padded(data: _Data, patch: tuple[int, ...], task: str) -> _Data:
     images, targets = pad_pairs(data.images, data.targets, patch, task)
     val_images, val_targets = pad_pairs(data.val_images, data.val_targets, patch, task)
     fill = IGNORE if task == "semantic" else 0
-    masks = [None if m is None else pad_to_shape(m, patch, False if m.dtype == bool else IGNORE) for m in data.masks]
-    return _Data(images, targets, masks,
+    return _Data(images, targets, [None if m is None else pad_to_shape(m, patch, False) for m in data.masks],
                  val_images, val_targets, [pad_to_shape(lab, patch, fill) for lab in data.val_labels])
 
 

@@ -75,7 +75,7 @@ def _draw_patch(
     targets: Sequence[np.ndarray],
     patch_shape: tuple[int, ...],
     rng: np.random.Generator,
-    foreground: Sequence[Sequence[np.ndarray]],
+    foreground: Sequence[np.ndarray | None],
     foreground_fraction: float,
     zoom: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -85,60 +85,19 @@ def _draw_patch(
     i = int(rng.choice(len(images), p=sizes / sizes.sum()))
     spatial = images[i].shape[:-1]
     region = patch_shape if zoom == 1.0 else zoomed_region(patch_shape, spatial, zoom)
-    strata = foreground[i]
+    fg = foreground[i]
     centre = None
-    if strata and rng.random() < foreground_fraction:
-        fg = strata[int(rng.integers(len(strata)))] if len(strata) > 1 else strata[0]
+    if fg is not None and len(fg) and rng.random() < foreground_fraction:
         centre = np.asarray(np.unravel_index(int(fg[rng.integers(len(fg))]), spatial))
     start = _patch_start(spatial, region, rng, centre)
     box = tuple(slice(a, a + p) for a, p in zip(start, region))
     return resize_patch(images[i][box], targets[i][box], patch_shape)
 
 
-#: Most centres kept per stratum and image (evenly spaced in raster order), as nnU-Net keeps
-#: 10,000 per class: enough to cover an image, a bounded memory whatever its size.
-MAX_CENTRES = 100_000
-
-
-def centre_strata(mask: np.ndarray | None) -> list[np.ndarray]:
-    """Flat indices of the pixels a patch may be centred on, one array per stratum.
-
-    Parameters
-    ----------
-    mask : bool ndarray, integer ndarray or None
-        A bool mask is one stratum (its true pixels). An integer map gives one stratum per value
-        ``>= 0`` (a class), so that a centred patch picks a class first, then a pixel of it:
-        rare classes get as many patches as common ones. Negative values are never centres.
-
-    Returns
-    -------
-    strata : list of int ndarray
-        Non-empty arrays of at most :data:`MAX_CENTRES` indices each; empty for ``None``.
-
-    Examples
-    --------
-    >>> [s.tolist() for s in centre_strata(np.array([[0, -1], [2, 2]]))]
-    [[0], [2, 3]]
-    >>> [s.tolist() for s in centre_strata(np.array([[True, False], [False, True]]))]
-    [[0, 3]]
-    """
-    if mask is None:
-        return []
-    mask = np.asarray(mask)
-    if mask.dtype == bool:
-        found = [np.flatnonzero(mask)]
-    else:
-        flat = mask.reshape(-1)
-        order = np.argsort(flat, kind="stable")
-        values, starts = np.unique(flat[order], return_index=True)
-        found = [order[a:b] for v, a, b in zip(values, starts, [*starts[1:], flat.size]) if v >= 0]
-    return [s[:: -(-len(s) // MAX_CENTRES)] for s in found if len(s)]
-
-
-def _foreground_indices(masks: Sequence[np.ndarray | None] | None, n: int) -> list[list[np.ndarray]]:
+def _foreground_indices(masks: Sequence[np.ndarray | None] | None, n: int) -> list[np.ndarray | None]:
     if masks is None:
-        return [[] for _ in range(n)]
-    return [centre_strata(m) for m in masks]
+        return [None] * n
+    return [None if m is None else np.flatnonzero(np.asarray(m)) for m in masks]
 
 
 def sample_patches(
@@ -163,10 +122,9 @@ def sample_patches(
     n : int
         Number of patches.
     rng : numpy.random.Generator
-    foreground : sequence of bool or integer ndarray or None, optional
-        Per pair, pixels worth centring a patch on (objects, annotated scribble pixels), or a map
-        of strata (classes; negative: never) of which a centred patch picks one uniformly, then
-        one of its pixels (:func:`centre_strata`). ``None``: uniform sampling only.
+    foreground : sequence of bool ndarray or None, optional
+        Per pair, pixels worth centring a patch on (objects, rare classes, annotated scribble
+        pixels). ``None``: uniform sampling only.
     foreground_fraction : float
         Share of patches centred (with jitter) on a random foreground pixel.
 

@@ -110,11 +110,9 @@ def task_targets(labels: Sequence[np.ndarray], task: str) -> tuple[list[np.ndarr
     -------
     targets : list of ndarray
         Class indices (int64), :func:`instance_targets`, or float32 images.
-    masks : list of ndarray or None
-        Where patches are centred preferentially: the objects (bool) for instances; for semantic
-        labels, a map of strata (int32: the class of every annotated pixel of sparse
-        annotations, else of the foreground classes; -1 elsewhere), so that centred patches
-        visit every class alike (:func:`pixlearn.nets.patches.centre_strata`); ``None`` for restoration.
+    masks : list of bool ndarray or None
+        Where patches are centred preferentially (annotated pixels of sparse annotations, else
+        the foreground); ``None`` for restoration.
     n_outputs : int
         Raw outputs the network needs.
 
@@ -135,9 +133,6 @@ def task_targets(labels: Sequence[np.ndarray], task: str) -> tuple[list[np.ndarr
         if n_classes < 2 or not any(np.any(t > 0) for t in targets):
             raise PixlearnError("no label image has any foreground class (all annotated pixels are 0): nothing to learn")
         annotated = sum(int(np.count_nonzero(t != IGNORE)) for t in targets) / sum(t.size for t in targets)
-        # strata of patch centres, one per class: every annotated class of scribbles, the
-        # foreground classes of dense labels (nets.patches.centre_strata)
-        strata: list[np.ndarray | None] = [
-            (t if annotated < 0.5 else np.where(t > 0, t, IGNORE)).astype(np.int32) for t in targets]
-        return list(targets), strata, n_classes
+        masks = [(t != IGNORE) if annotated < 0.5 else (t > 0) for t in targets]
+        return targets, masks, n_classes
     return [np.asarray(lab, np.float32) for lab in labels], [None] * len(labels), int(labels[0].shape[-1])
