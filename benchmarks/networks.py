@@ -161,6 +161,8 @@ def isbi2012(minutes: float, quick: bool) -> dict[str, Any]:
         "isbi2012_membrane_f1": f1,
         "isbi2012_pixel_error": error,
         "isbi2012_train_minutes": train_minutes,
+        "isbi2012_epochs": model.history.get("epochs"),
+        "isbi2012_precision": model.history.get("precision"),
         "isbi2012_membrane_f1_rf": f1_rf,
         "isbi2012_pixel_error_rf": error_rf,
         "isbi2012_rf_fit_seconds": rf_fit_s,
