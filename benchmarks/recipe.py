@@ -5,9 +5,9 @@ Variants (``--variants``, default all four): ``baseline`` (the training of ``net
 normalisation: ``TrainConfig.target_diameter``, patches zoomed by up to x1.25) and ``both``. Each
 trains for ``--minutes`` from scratch with ``--seed``, and is scored on the test split with the
 analysis of ``_dsb2018.py`` (pooled AP@0.5 and AP@0.75, AP@0.5 per image group). Variants trained
-with scale normalisation predict as ``pixlearn predict --diameter auto`` does (the diameter
-estimated by a first pass and refined by a second), and are also scored with the estimate of the
-first pass alone (``*_one_pass``) and with each test image's true median diameter
+with scale normalisation predict with the diameter estimated in two passes
+(:func:`pixlearn.predict.rescale.estimate_diameter` with ``passes=2``), and are also scored with the
+one pass of ``pixlearn predict --diameter auto`` (``*_one_pass``) and with each test image's true median diameter
 (``*_true_diameter``), which separates what training gained from what the estimate loses.
 
 DSB2018 is read as ``networks.py`` reads it: the mixed set turned grey, so the hue and saturation

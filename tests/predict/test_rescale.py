@@ -75,14 +75,15 @@ class Shrinker(Smoother):
         return out[..., None]
 
 
-def test_a_second_pass_corrects_the_first_estimate():
+def test_a_second_pass_can_correct_the_first_estimate():
     image, labels = discs(40.0, shape=(320, 320))
     model = Shrinker(task="instances", diameter=20.0)
     truth = median_object_diameter([labels])
     one, two = estimate_diameter(model, image, passes=1), estimate_diameter(model, image, passes=2)
     assert one == pytest.approx(30.0, abs=2.0)  # (40 + 20) / 2 at the image's own scale
     assert abs(two - truth) < abs(one - truth) / 2  # at 2/3 scale the discs are nearer the trained size
-    assert scale_for(model, image, "auto").factor == pytest.approx(20.0 / two)
+    assert scale_for(model, image, "auto", passes=2).factor == pytest.approx(20.0 / two)
+    assert scale_for(model, image, "auto").factor == pytest.approx(20.0 / one)  # one pass by default
     assert estimate_diameter(model, np.zeros((64, 64, 1), np.float32)) is None  # nothing found
 
 

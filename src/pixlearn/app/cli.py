@@ -252,7 +252,7 @@ def predict(
     tile: Annotated[str | None, typer.Option(help="Tile shape, e.g. 512,512 (default: from --memory).")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory the prediction may hold at its peak, e.g. 2GiB; tiles get what the model and the outputs leave of it (default: a quarter of the RAM, at most what is available).")] = None,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average over flips and 90-degree rotations.")] = False,
-    diameter: Annotated[str | None, typer.Option(help="Median object diameter in the images (px), or 'auto' (estimated per image by a first pass and refined by a second at the scale it implies): images are resized so that objects reach the size the model was trained on (instance networks).")] = None,
+    diameter: Annotated[str | None, typer.Option(help="Median object diameter in the images (px), or 'auto' (estimated per image by a first pass): images are resized so that objects reach the size the model was trained on (instance networks).")] = None,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) or local:N.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (networks).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice).")] = None,
