@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pixlearn.nets import UNet, UNetConfig, network_probe, onnx_engine
+from pixlearn.nets.autoconfig import LEAN_CPU
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.network_probe import CACHE_MODE, network_candidates, network_key
 from pixlearn.nets.onnx_engine import OnnxEngine, build_engine
@@ -64,6 +65,17 @@ def test_engine_equals_the_network_on_any_size(ndim, dtype, relative):
         # raw logits: bf16 is held to 1% of their range (probabilities to BF16_TOLERANCE, below)
         tolerance = 1e-2 * float(np.abs(expected).max()) if relative else FP32_TOLERANCE
         np.testing.assert_allclose(result, expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_the_lean_cpu_network_runs_in_the_outside_engines(runtime):
+    pytest.importorskip(runtime)
+    cfg = UNetConfig(ndim=2, in_channels=1, out_channels=3, depth=2, base_channels=4, stem_factor=2, **LEAN_CPU)
+    net = _net(cfg)
+    engine = build_engine(net, 2, 1, size_divisor(cfg), runtime=runtime)  # nearest enlargement exports
+    assert isinstance(engine, OnnxEngine)
+    x = np.moveaxis(_blocks(2), -1, 1)
+    np.testing.assert_allclose(engine(x), _reference(net, x), rtol=0, atol=FP32_TOLERANCE)
 
 
 def test_each_result_is_an_array_of_its_own():
@@ -144,3 +156,17 @@ def test_the_paths_name_their_engine_and_refuse_what_it_cannot_run():
         PrecisionPath("bf16", False, "forced", engine="onnxruntime")
     with pytest.raises(ValueError, match="runtime"):
         build_engine(_net(_cfg(2)), 2, 1, (4, 4), runtime="onnxruntime", dtype="bf16")
+
+
+def test_a_network_that_cannot_be_exported_warns_once_and_is_measured_in_torch(monkeypatch, caplog):
+    def fail(*args):
+        raise RuntimeError("Exporting the operator 'aten::imaginary' to ONNX is not supported")
+
+    monkeypatch.setattr(network_probe, "export_onnx", fail)
+    monkeypatch.setattr(onnx_engine, "export_onnx", fail)
+    cfg = _cfg(2)
+    with caplog.at_level(logging.WARNING):
+        steps = network_probe.network_steps(_net(cfg), 2, (1, 1, 16, 16), size_divisor(cfg),
+                                            (BASE, "fp32+onnxruntime", *OPENVINO_PATHS))
+    assert set(steps) == {BASE}
+    assert caplog.text.count("aten::imaginary") == 1 and "onnxruntime and openvino not measured" in caplog.text

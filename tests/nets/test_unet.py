@@ -17,7 +17,7 @@ from pixlearn.nets import (
     size_divisor,
 )
 from pixlearn.nets.autoconfig import LEAN_CPU
-from pixlearn.nets.unet import _depth_to_space, _space_to_depth
+from pixlearn.nets.unet import _depth_to_space, _NearestUp, _space_to_depth
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,6 +101,17 @@ def test_space_to_depth_round_trip(factors):
     y = _space_to_depth(x, factors)
     assert y.shape == (2, 3 * int(np.prod(factors)), *(s // f for s, f in zip(size, factors)))
     assert torch.equal(_depth_to_space(y, factors), x)
+
+
+@pytest.mark.parametrize("factors", [(2, 2), (4, 4), (3, 3), (1, 2, 2), (2, 3)])
+def test_nearest_enlargement_copies_each_pixel(factors):
+    up = _NearestUp(torch.nn.Identity(), factors)
+    x = torch.randn((2, 3) + tuple(5 + i for i in range(len(factors))))
+    expected = x
+    for axis, f in enumerate(factors):
+        expected = expected.repeat_interleave(f, dim=2 + axis)
+    assert torch.equal(up(x), expected)
+    assert up.mode == ("nearest" if all(f in (1, 2, 4) for f in factors) else "nearest-exact")
 
 
 @pytest.mark.parametrize(

@@ -129,8 +129,8 @@ def network_steps(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor
     for name in paths:
         path = named_path(name, "measured")
         if path.engine != "torch":
-            engine = build_engine(net, ndim, int(batch_shape[1]), divisor, runtime=path.engine, dtype=path.dtype,
-                                  graph=graph)
+            engine = None if graph is None else build_engine(
+                net, ndim, int(batch_shape[1]), divisor, runtime=path.engine, dtype=path.dtype, graph=graph)
             if engine is not None and _runs(engine, x.numpy()[:1]):
                 steps[name] = _onnx_step(engine, x.numpy())
             continue
@@ -141,12 +141,15 @@ def network_steps(net: nn.Module, ndim: int, batch_shape: Sequence[int], divisor
 def _shared_export(net: nn.Module, ndim: int, in_channels: int, divisor: Sequence[int],
                    paths: Sequence[PrecisionPath]) -> bytes | None:
     """The ONNX graph every outside engine of `paths` runs, exported once; ``None`` when no path
-    needs it or the export fails (:func:`build_engine` then tries again and reports why)."""
-    if all(path.engine == "torch" for path in paths):
+    needs it, or the export fails (one warning: none of those paths is measured)."""
+    outside = sorted({path.engine for path in paths if path.engine != "torch"})
+    if not outside:
         return None
     try:
         return export_onnx(net, ndim, in_channels, divisor)
-    except Exception:  # the exporter's errors have no common base class; reported by build_engine
+    except Exception as exc:  # the exporter's errors have no common base class
+        logger.warning("cannot export this network to ONNX (%s: %s): %s not measured", type(exc).__name__, exc,
+                       " and ".join(outside))
         return None
 
 

@@ -182,11 +182,15 @@ class _NearestUp(nn.Module):
         super().__init__()
         self.conv = conv
         self.factors = tuple(int(f) for f in factors)
+        # Both modes copy each pixel f times, like repeat_interleave, in one fused kernel, where
+        # they are exact: "nearest" for powers of two (its source index is floor(i / f) in binary
+        # arithmetic; the ONNX exporters know it, so outside engines can run the network), else
+        # "nearest-exact" ("nearest" can round (f * j) / f below j for f = 3).
+        powers_of_two = all(f & (f - 1) == 0 for f in self.factors)
+        self.mode = "nearest" if powers_of_two else "nearest-exact"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # "nearest-exact" with an integer factor copies each pixel f times, like repeat_interleave
-        # (plain "nearest" can round (f * j) / f below j for f = 3), with one fused kernel
-        return F.interpolate(self.conv(x), scale_factor=self.factors, mode="nearest-exact")
+        return F.interpolate(self.conv(x), scale_factor=self.factors, mode=self.mode)
 
 
 def _space_to_depth(x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
