@@ -10,7 +10,7 @@ import torch
 
 from pixlearn.nets import UNet, UNetConfig, network_probe, onnx_engine
 from pixlearn.nets.model import NetworkModel
-from pixlearn.nets.network_probe import CACHE_MODE, network_key
+from pixlearn.nets.network_probe import CACHE_MODE, network_key, probe_batch
 from pixlearn.nets.onnx_engine import OnnxEngine, build_engine
 from pixlearn.nets.precision import FP32_TOLERANCE
 from pixlearn.nets.precision_probe import ONNX_PATH, cache_file, write_timings
@@ -45,7 +45,7 @@ def _blocks(ndim: int, seed: int = 1) -> np.ndarray:
 def _ort_model(monkeypatch, tmp_path, cfg, net, task, blocks) -> NetworkModel:
     """A model with ``precision="auto"`` whose cached timings of `blocks`' shape favour onnxruntime."""
     monkeypatch.setenv("PIXLEARN_CACHE_DIR", str(tmp_path))
-    key = network_key(cfg.to_dict(), (blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1])
+    key = network_key(cfg.to_dict(), probe_batch((blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1], size_divisor(cfg)))
     seconds = {k: v for k, v in ORT_WINS.items() if cfg.ndim == 2 or k != "fp32"}
     write_timings(cache_file(key, CACHE_MODE), key, CACHE_MODE, {k: [v] * 2 for k, v in seconds.items()})
     return NetworkModel(cfg, task, net, device="cpu", precision="auto")

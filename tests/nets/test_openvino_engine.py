@@ -12,7 +12,7 @@ import torch
 from pixlearn.nets import UNet, UNetConfig, network_probe, onnx_engine
 from pixlearn.nets.autoconfig import LEAN_CPU
 from pixlearn.nets.model import NetworkModel
-from pixlearn.nets.network_probe import CACHE_MODE, network_candidates, network_key
+from pixlearn.nets.network_probe import CACHE_MODE, network_candidates, network_key, probe_batch
 from pixlearn.nets.onnx_engine import OnnxEngine, build_engine
 from pixlearn.nets.openvino_engine import make_openvino_session, openvino_version
 from pixlearn.nets.precision import BF16_TOLERANCE, FP32_TOLERANCE, PrecisionPath, named_path
@@ -94,7 +94,7 @@ def _openvino_model(monkeypatch, tmp_path, cfg, net, task, blocks, path) -> Netw
     """A model with ``precision="auto"`` whose cached timings of `blocks`' shape favour `path`."""
     monkeypatch.setenv("PIXLEARN_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(network_probe, "cpu_info", lambda: ("a CPU", ("avx512_bf16",)))
-    key = network_key(cfg.to_dict(), (blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1])
+    key = network_key(cfg.to_dict(), probe_batch((blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1], size_divisor(cfg)))
     seconds = {BASE: 1.0, path: 0.5}
     write_timings(cache_file(key, CACHE_MODE), key, CACHE_MODE, {k: [v] * 2 for k, v in seconds.items()})
     return NetworkModel(cfg, task, net, device="cpu", precision="auto")

@@ -11,11 +11,12 @@ import torch
 from pixlearn.nets import UNet, UNetConfig, network_probe
 from pixlearn.nets.config import TrainConfig
 from pixlearn.nets.model import NetworkModel
-from pixlearn.nets.network_probe import CACHE_MODE, network_key
+from pixlearn.nets.network_probe import CACHE_MODE, network_key, probe_batch
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset
 from pixlearn.nets.precision import BF16_TOLERANCE
 from pixlearn.nets.precision_probe import PATHS, cache_file, machine_key, write_timings
 from pixlearn.nets.training import History, train
+from pixlearn.nets.unet import size_divisor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,7 +33,9 @@ def _cache(monkeypatch, tmp_path, mode: str, seconds: dict[str, float]) -> None:
 def _network_cache(monkeypatch, tmp_path, blocks: np.ndarray, seconds: dict[str, float]) -> None:
     """A cache folder of this test holding `seconds` as the timings of TINY on the batch `blocks`."""
     monkeypatch.setenv("PIXLEARN_CACHE_DIR", str(tmp_path))
-    key = network_key(TINY.to_dict(), (blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1])
+    # a first batch smaller than a nominal tile is measured at the nominal tile's size
+    key = network_key(TINY.to_dict(), probe_batch((blocks.shape[0], blocks.shape[-1]) + blocks.shape[1:-1],
+                                                  size_divisor(TINY)))
     write_timings(cache_file(key, CACHE_MODE), key, CACHE_MODE, {name: [t] * 3 for name, t in seconds.items()})
 
 

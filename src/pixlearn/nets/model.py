@@ -45,7 +45,7 @@ from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.models.protocol import TASKS
 from pixlearn.nets.config import PRECISIONS
 from pixlearn.nets.inference import inference_copy
-from pixlearn.nets.network_probe import network_path, nominal_batch
+from pixlearn.nets.network_probe import network_path, nominal_batch, probe_batch
 from pixlearn.nets.onnx_engine import OnnxEngine, build_engine
 from pixlearn.nets.precision import PrecisionPath, resolve_device
 from pixlearn.nets.training import TrainConfig
@@ -218,14 +218,15 @@ class NetworkModel:
     @property
     def precision_path(self) -> PrecisionPath:
         """The path predictions take: :attr:`precision` resolved on this device, once per model
-        (``"auto"`` on a CPU: measured on the first batch predicted, else on one nominal tile,
-        :func:`pixlearn.nets.network_probe.nominal_batch`)."""
+        (``"auto"`` on a CPU: measured on the first batch predicted, each axis at least that of one
+        nominal tile, :func:`pixlearn.nets.network_probe.probe_batch`)."""
         return self._resolved(nominal_batch(self.n_channels, size_divisor(self.unet)))
 
     def _resolved(self, batch_shape: tuple[int, ...]) -> PrecisionPath:
         if self._path is None:
+            divisor = size_divisor(self.unet)
             self._path = network_path(self.net, self.unet.to_dict(), self.precision, self._device, ndim=self.ndim,
-                                      divisor=size_divisor(self.unet), batch_shape=batch_shape)
+                                      divisor=divisor, batch_shape=probe_batch(batch_shape, divisor))
         return self._path
 
     # ---------------------------------------------------------------- prediction

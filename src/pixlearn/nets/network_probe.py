@@ -292,8 +292,25 @@ def nominal_batch(in_channels: int, divisor: Sequence[int]) -> tuple[int, ...]:
     return (1, int(in_channels)) + tuple(int(np.ceil(side / d)) * int(d) for d in divisor)
 
 
+def probe_batch(batch_shape: Sequence[int], divisor: Sequence[int]) -> tuple[int, ...]:
+    """The batch shape a path is measured on for a first batch of `batch_shape` ``(B, C, *S)``:
+    its own, each spatial axis at least that of :func:`nominal_batch`, so that a tiny first block
+    (the engine's memory check, a small image) does not decide the path for every tile after it.
+
+    Examples
+    --------
+    >>> probe_batch((1, 1, 16, 16), (16, 16))
+    (1, 1, 256, 256)
+    >>> probe_batch((4, 1, 512, 200), (16, 16))
+    (4, 1, 512, 256)
+    """
+    nominal = nominal_batch(int(batch_shape[1]), divisor)
+    return (int(batch_shape[0]), int(batch_shape[1])) + tuple(
+        max(int(n), int(m)) for n, m in zip(batch_shape[2:], nominal[2:]))
+
+
 __all__ = [
     "BUDGET_S", "CACHE_MODE", "Detector", "ROUNDS", "architecture_digest", "detect_network_timings",
-    "measure_network", "network_candidates", "network_key", "network_path", "network_steps", "nominal_batch",
+    "measure_network", "network_candidates", "network_key", "network_path", "network_steps", "nominal_batch", "probe_batch",
     "resolve_network_path",
 ]
