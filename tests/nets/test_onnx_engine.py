@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixlearn.nets import UNet, UNetConfig, network_probe, onnx_engine
+from engine_nets import odd_blocks, tiny_cfg, tiny_net
+from pixlearn.nets import network_probe, onnx_engine
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.network_probe import CACHE_MODE, network_key, probe_batch
 from pixlearn.nets.onnx_engine import OnnxEngine, build_engine
@@ -22,24 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ORT_WINS = {"fp32+channels_last": 1.0, "fp32": 1.0, ONNX_PATH: 0.5}
 
 
-def _cfg(ndim: int, out_channels: int = 2) -> UNetConfig:
-    return UNetConfig(ndim=ndim, in_channels=1, out_channels=out_channels, depth=2, base_channels=4)
-
-
-def _net(cfg: UNetConfig, seed: int = 0) -> UNet:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = UNet(cfg)
-        for module in net.modules():
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    return net.eval()
-
-
-def _blocks(ndim: int, seed: int = 1) -> np.ndarray:
-    shape = (2,) + (7,) * (ndim - 2) + (21, 18, 1)  # sizes that are no multiple of the divisor
-    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+_cfg, _net, _blocks = tiny_cfg, tiny_net, odd_blocks
 
 
 def _ort_model(monkeypatch, tmp_path, cfg, net, task, blocks) -> NetworkModel:

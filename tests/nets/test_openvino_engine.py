@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine_nets import odd_blocks, tiny_cfg, tiny_net
 from pixlearn.nets import UNet, UNetConfig, network_probe, onnx_engine
 from pixlearn.nets.autoconfig import LEAN_CPU
 from pixlearn.nets.model import NetworkModel
@@ -25,24 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BASE = "fp32+channels_last"
 
 
-def _cfg(ndim: int, out_channels: int = 2) -> UNetConfig:
-    return UNetConfig(ndim=ndim, in_channels=1, out_channels=out_channels, depth=2, base_channels=4)
-
-
-def _net(cfg: UNetConfig, seed: int = 0) -> UNet:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = UNet(cfg)
-        for module in net.modules():
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    return net.eval()
-
-
-def _blocks(ndim: int, seed: int = 1) -> np.ndarray:
-    shape = (2,) + (7,) * (ndim - 2) + (21, 18, 1)  # sizes that are no multiple of the divisor
-    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+_cfg, _net, _blocks = tiny_cfg, tiny_net, odd_blocks
 
 
 def _reference(net: UNet, x: np.ndarray) -> np.ndarray:
