@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from pixlearn.data.normalize import NormalizeConfig
+from pixlearn.models.protocol import crop_outputs
 
 
 class Smoother:
@@ -37,6 +38,9 @@ class Smoother:
 
     def memory_budget_bytes(self) -> float | None:
         return None
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        return crop_outputs(self.predict_batch(blocks), inner)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         return ndimage.label(outputs[..., 0] > 0.5)[0]

@@ -128,6 +128,14 @@ def test_blockwise_prediction_equals_whole_image(fixture, request):
     core = tuple(slice(n // 4, n // 4 + max(3, n // 3)) for n in image.shape[:-1])
     padded, inner = pad_block(core, image.shape[:-1], model.halo)
     np.testing.assert_array_equal(model.predict_raw(norm[padded])[inner], whole[core])
+    # the core alone from the same padded tile (what exact tiles run), batched
+    cores = model.predict_core(np.stack([norm[padded]] * 2), inner)
+    assert cores.shape == (2,) + whole[core].shape
+    np.testing.assert_array_equal(cores[1], whole[core])
+    # at the image's border the tile ends where the image does: the features reflect there too
+    corner = tuple(slice(0, max(3, n // 3)) for n in image.shape[:-1])
+    padded, inner = pad_block(corner, image.shape[:-1], model.halo)
+    np.testing.assert_array_equal(model.predict_core(norm[padded][None], inner)[0], whole[corner])
     # block-wise convenience path with tiny blocks
     blocks = tuple(max(2, n // 3) for n in image.shape[:-1])
     np.testing.assert_array_equal(model.predict_probabilities(image, block_shape=blocks), whole)

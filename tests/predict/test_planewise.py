@@ -26,6 +26,11 @@ def test_planewise_model_predicts_each_plane_as_the_2d_model_does():
     np.testing.assert_allclose(wrapped.predict_raw(stack), np.stack([inner.predict_raw(p) for p in stack]), atol=1e-6)
     odd = wrapped.predict_raw(_stack())  # other planes are padded to the divisor and cropped back
     assert odd.shape == (5, 45, 38, 1) and inner.shapes[-1] == (5, 48, 40, 1)
+    inner.size_divisor = 1  # no padding: the cores go plane by plane to the 2D model's predict_core
+    region = (slice(1, 4), slice(6, 30), slice(6, 26))
+    cores = wrapped.predict_core(np.stack([_stack()] * 2), region)
+    assert cores.shape == (2, 3, 24, 20, 1) and inner.shapes[-1] == (6, 45, 38, 1)
+    np.testing.assert_allclose(cores[1], wrapped.predict_raw(_stack())[region], atol=1e-6)
 
 
 @pytest.mark.parametrize("tile_mode", ["exact", "blended"])

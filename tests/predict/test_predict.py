@@ -16,7 +16,7 @@ from pixlearn.data.normalize import (
     compute_normalization,
 )
 from pixlearn.errors import PixlearnError
-from pixlearn.models.protocol import PixelModel
+from pixlearn.models.protocol import PixelModel, crop_outputs
 from pixlearn.predict import (
     CanonicalView,
     PredictOptions,
@@ -290,6 +290,9 @@ class FilterModel:
 
     def memory_budget_bytes(self) -> float | None:
         return None
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        return crop_outputs(self.predict_batch(blocks), inner)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         return ndimage.label(np.argmax(outputs, -1) > 0)[0]

@@ -43,6 +43,7 @@ class PlusOne:
         self.tile_mode = tile_mode
         self.task = task
         self.batches: list[tuple[int, ...]] = []
+        self.cores: list[tuple[int, ...]] = []
         self.budget_asked = 0
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
@@ -51,6 +52,12 @@ class PlusOne:
     def predict_batch(self, blocks: np.ndarray) -> np.ndarray:
         self.batches.append(blocks.shape)
         return self.predict_raw(blocks)
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """Local: the core alone is computed."""
+        self.batches.append(blocks.shape)
+        self.cores.append((len(blocks),) + tuple(s.stop - s.start for s in inner))
+        return self.predict_raw(blocks[(slice(None),) + tuple(inner)])
 
     def memory_budget_bytes(self) -> float | None:
         self.budget_asked += 1
@@ -110,6 +117,18 @@ def test_a_model_taking_one_tile_at_a_time_gets_the_whole_budget_per_tile(rng, t
     largest = {batches: max(int(np.prod(shape[1:3])) for shape in shapes) for batches, shapes in runs.items()}
     assert largest[False] > 2 * largest[True]  # about batch_size times the pixels per tile
     assert largest[False] * 16 <= 0.25 * 2**20 * 1.5  # still within the budget (halo rounding aside)
+
+
+def test_exact_tiles_compute_each_pixel_once_however_wide_the_halo(odd_image):
+    """Exact tiles are read with their halo but only their cores are predicted (predict_core)."""
+    model = PlusOne("exact")
+    model.halo = (3, 2)
+    outputs = apply_model(model, odd_image, tile_cfg=TileConfig(tile_shape=(16, 12), batch_size=2),
+                          return_probabilities=True)[1]
+    np.testing.assert_array_equal(outputs, odd_image + 1)
+    assert sum(int(np.prod(core)) for core in model.cores) == odd_image[..., 0].size
+    read = sum(int(np.prod(shape[:3])) for shape in model.batches if shape[1:3] != (1, 1))
+    assert read > odd_image[..., 0].size  # the halos were read around the cores
 
 
 def test_memory_budget_asked_only_without_tile_shape(odd_image):

@@ -129,6 +129,38 @@ class PixelClassifier:
             return np.zeros(blocks.shape[:-1] + (self.n_outputs,), np.float32)
         return np.stack([self.predict_raw(block) for block in blocks])
 
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """Class probabilities of the `inner` region of each block: features and forest there only.
+
+        Parameters
+        ----------
+        blocks : ndarray of shape (B, M, N, C) or (B, P, M, N, C), float32
+            Normalised, read with :attr:`halo` of context around `inner` (clipped at the image's
+            border, where the features reflect, as on the whole image).
+        inner : tuple of slice
+
+        Returns
+        -------
+        probabilities : ndarray of shape (B, *inner_shape, K), float32
+            Equal to ``predict_batch(blocks)[:, inner]``, without computing the halo's pixels.
+        """
+        blocks = np.asarray(blocks)
+        inner = tuple(inner)
+        core = tuple(s.stop - s.start for s in inner)
+        if len(blocks) == 0:
+            return np.zeros((0,) + core + (self.n_outputs,), np.float32)
+        return np.stack([self._predict_region(block, inner) for block in blocks])
+
+    def _predict_region(self, block: np.ndarray, region: tuple[slice, ...]) -> np.ndarray:
+        """Probabilities ``(*region_shape, K)`` of `region` of one normalised block."""
+        self._check(block)
+        want = (self.n_features,) + tuple(s.stop - s.start for s in region)
+        with self._scratch.lend(want) as stack:
+            compute_features_block(block, region, self.feature_cfg, feature_axis="first", out=stack)
+            return predict_stack(
+                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, compiled=self._compiled_forest()
+            )
+
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Objects of a probabilities block: connected components of the non-background classes.
 
@@ -162,13 +194,7 @@ class PixelClassifier:
         probabilities : ndarray of shape (M, N, K) or (P, M, N, K), float32
             Cropping a block padded by :attr:`halo` gives the whole-image values exactly.
         """
-        self._check(image)
-        full = tuple(slice(0, n) for n in image.shape[:-1])
-        with self._scratch.lend((self.n_features,) + tuple(image.shape[:-1])) as stack:
-            compute_features_block(image, full, self.feature_cfg, feature_axis="first", out=stack)
-            return predict_stack(
-                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, compiled=self._compiled_forest()
-            )
+        return self._predict_region(image, tuple(slice(0, n) for n in np.shape(image)[:-1]))
 
     def predict_probabilities(
         self,

@@ -37,7 +37,7 @@ import numpy as np
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import ModelFileError
 from pixlearn.models.bioimageio_arch import ACTIVATIONS, unet_kwargs_from_architecture
-from pixlearn.models.protocol import TASKS
+from pixlearn.models.protocol import TASKS, crop_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ class BioimageioModel:
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
         """Map a normalised canonical block ``(..., C)`` float32 to ``(..., n_outputs)`` float32."""
         return self.predict_batch(np.asarray(image)[np.newaxis])[0]
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """:meth:`predict_batch` of the whole blocks, cropped to `inner` (a network sees the whole tile)."""
+        return crop_outputs(self.predict_batch(blocks), inner)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Seeded watershed for the instances task (stored thresholds), else connected components."""

@@ -100,6 +100,15 @@ class PixelModel(Protocol):
         Item ``i`` of the result equals ``predict_raw(blocks[i])``; the engine always calls this.
         """
 
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """Outputs ``(B, *inner_shape, n_outputs)`` of the `inner` region of blocks read with their halo.
+
+        Equal to ``predict_batch(blocks)[(slice(None),) + inner]``, where `inner` keeps at least
+        :attr:`halo` of context inside each block on every side that is not the image's border
+        (the exact tiles of :func:`pixlearn.predict.tiling.core_grid`). A model whose outputs are
+        local (a filter bank) computes the core alone; others crop (:func:`crop_outputs`).
+        """
+
     def memory_budget_bytes(self) -> float | None:
         """Memory for one batch of tiles where the model runs (e.g. half a GPU's free memory).
 
@@ -111,6 +120,18 @@ class PixelModel(Protocol):
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description: everything but the fitted arrays/estimator."""
+
+
+def crop_outputs(outputs: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    """The `inner` region of a stack of outputs ``(B, ..., K)``: :meth:`PixelModel.predict_core`
+    of a model that computes whole blocks.
+
+    Examples
+    --------
+    >>> crop_outputs(np.zeros((2, 5, 6, 3)), (slice(1, 4), slice(0, 2))).shape
+    (2, 3, 2, 3)
+    """
+    return outputs[(slice(None),) + tuple(inner)]
 
 
 @runtime_checkable

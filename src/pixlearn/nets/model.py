@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from pixlearn.data.normalize import NormalizeConfig
-from pixlearn.models.protocol import TASKS
+from pixlearn.models.protocol import TASKS, crop_outputs
 from pixlearn.nets.config import PRECISIONS
 from pixlearn.nets.inference import inference_copy
 from pixlearn.nets.network_probe import network_path, nominal_batch, probe_batch
@@ -171,6 +171,10 @@ class NetworkModel:
             return None
         free, _ = torch.cuda.mem_get_info(self._device)
         return free / 2
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """:meth:`predict_batch` of the whole blocks, cropped to `inner` (a network sees the whole tile)."""
+        return crop_outputs(self.predict_batch(blocks), inner)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Instance labels of an outputs block.

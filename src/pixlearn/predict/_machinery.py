@@ -38,7 +38,7 @@ from pixlearn.models.protocol import MODEL_TILE_MODES, PixelModel
 from pixlearn.predict.blended import make_blend_plan, run_blended, run_blended_region
 from pixlearn.predict.planewise import planewise_for
 from pixlearn.predict.stitch import label_tiled
-from pixlearn.predict.stream import PredictFn, Region, predict_stream, shape_of
+from pixlearn.predict.stream import CoreFn, PredictFn, Region, predict_stream, shape_of
 from pixlearn.predict.tiling import TileConfig, available_memory, choose_tile_shape, core_grid, per_axis
 from pixlearn.predict.tta import with_tta
 
@@ -165,21 +165,28 @@ def chunks_of(out: Any) -> tuple[int, ...] | None:
 
 
 def run_exact(image: Any, tiles: Sequence[Any], predict_fn: PredictFn, write: Write, batch_size: int,
-              batched: bool, progress: Any) -> None:
-    """Exact mode: predict each tile's region, write its core."""
+              batched: bool, progress: Any, core_fn: CoreFn | None = None) -> None:
+    """Exact mode: predict each tile's region, write its core (with `core_fn`: the core alone is
+    predicted, from the region read around it)."""
+    if core_fn is not None:
+        for tile, pred in predict_stream(image, tiles, lambda t: t.region, core_fn, batch_size, batched, progress,
+                                         inner_of=lambda t: t.inner):
+            write(tile.core, pred)
+        return
     for tile, pred in predict_stream(image, tiles, lambda t: t.region, predict_fn, batch_size, batched, progress):
         write(tile.core, pred[tile.inner])
 
 
 def run_setup(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, write: Write, batched: bool,
-              advance: Any) -> None:
-    """Predict the whole image, handing each finished block to `write` as soon as it is done."""
+              advance: Any, core_fn: CoreFn | None = None) -> None:
+    """Predict the whole image, handing each finished block to `write` as soon as it is done
+    (exact tiles through `core_fn` where it is given)."""
     spatial = tuple(int(s) for s in image.shape[:-1])
     if setup.mode == "exact":
         tiles = core_grid(spatial, setup.core, setup.halo, divisor=setup.divisor)
         if advance is not None:
             advance(0, total=len(tiles))
-        run_exact(image, tiles, predict_fn, write, setup.batch, batched, advance)
+        run_exact(image, tiles, predict_fn, write, setup.batch, batched, advance, core_fn)
     else:
         plan = make_blend_plan(spatial, setup.tile, setup.overlap, setup.halo, setup.divisor, cfg)
         if advance is not None:
@@ -188,7 +195,7 @@ def run_setup(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, 
 
 
 def run_region(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn, region: Region,
-               batched: bool) -> np.ndarray:
+               batched: bool, core_fn: CoreFn | None = None) -> np.ndarray:
     """Prediction of `region` alone, equal to the same part of the whole-image prediction."""
     spatial = tuple(int(s) for s in image.shape[:-1])
     if setup.mode == "blended":
@@ -203,7 +210,7 @@ def run_region(image: Any, setup: Setup, cfg: TileConfig, predict_fn: PredictFn,
         result[tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, region))] = block
 
     tiles = core_grid(spatial, setup.core, setup.halo, divisor=setup.divisor, region=region)
-    run_exact(image, tiles, predict_fn, write, setup.batch, batched, None)
+    run_exact(image, tiles, predict_fn, write, setup.batch, batched, None, core_fn)
     assert result is not None  # a region holds at least one core
     return result
 
@@ -278,6 +285,18 @@ class Job:
             return model.predict_batch(apply_normalization(blocks, low, high))
 
         return with_tta(predict, model.ndim, batched=True) if self.tta else predict
+
+    def core_fn(self) -> CoreFn | None:
+        """The model's :meth:`~pixlearn.models.protocol.PixelModel.predict_core` on normalised
+        blocks, for exact tiles; ``None`` with test-time augmentation (it flips whole tiles)."""
+        if self.tta:
+            return None
+        model, low, high = self.model, self.low, self.high
+
+        def predict(blocks: np.ndarray, inner: Region) -> np.ndarray:
+            return model.predict_core(apply_normalization(blocks, low, high), inner)
+
+        return predict
 
     def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
         task = self.model.task
@@ -385,7 +404,7 @@ def apply_job(job: Job, image: Any, cfg: TileConfig, labels_out: Any, probs: Any
                 labels_out[region] = finalize(block)
 
         with progress_bar(progress, "predicting") as advance:
-            run_setup(image, setup, cfg, job.predict_fn(), write, True, advance)
+            run_setup(image, setup, cfg, job.predict_fn(), write, True, advance, job.core_fn())
         if instances:
             label_instances(job, probs, labels_out, setup)
 

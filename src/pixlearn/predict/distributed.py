@@ -108,7 +108,7 @@ def _predict_block(job: Job, source: str, options: RunOptions, setup: Setup, reg
                    prob_path: str | None) -> int:
     """Worker task: one block of a large image into the shared Zarr outputs."""
     image = canonical_input(Path(source), options.axes, job.model.n_channels)
-    block = run_region(image, setup, options.tile_cfg, job.predict_fn(), region, True)
+    block = run_region(image, setup, options.tile_cfg, job.predict_fn(), region, True, job.core_fn())
     if prob_path is not None:
         _open_block_target(prob_path, job.model.ndim)[region] = block
     if job.model.task != "instances":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn.data.normalize import NormalizeConfig
-from pixlearn.models.protocol import PixelModel
+from pixlearn.models.protocol import PixelModel, crop_outputs
 
 
 class PlanewiseModel:
@@ -80,6 +80,16 @@ class PlanewiseModel:
             planes = np.pad(planes, pad, mode="reflect") if min(m, n) > max(pad_m, pad_n) else np.pad(planes, pad, mode="edge")
         out = self.model.predict_batch(planes)[:, :m, :n]
         return out.reshape(b, p, m, n, out.shape[-1])
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """The planes of `inner` through the 2D model's :meth:`predict_core` (no divisor to pad
+        to), else :meth:`predict_batch` cropped to `inner`."""
+        if self.model.size_divisor != 1:
+            return crop_outputs(self.predict_batch(blocks), inner)
+        planes = np.asarray(blocks, np.float32)[:, inner[0]]
+        b, p = planes.shape[:2]
+        out = self.model.predict_core(planes.reshape((b * p,) + planes.shape[2:]), tuple(inner[1:]))
+        return out.reshape((b, p) + out.shape[1:])
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Objects of each plane, numbered through the stack (a 2D model knows no 3D objects)."""

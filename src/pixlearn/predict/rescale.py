@@ -25,7 +25,7 @@ from skimage.transform import resize
 from pixlearn.data.labels import median_object_diameter
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
-from pixlearn.models.protocol import PixelModel
+from pixlearn.models.protocol import PixelModel, crop_outputs
 
 #: Factors this close to 1 are not worth resampling for.
 KEEP_SCALE = (0.9, 1.1)
@@ -83,6 +83,10 @@ class ScaledModel:
 
     def memory_budget_bytes(self) -> float | None:
         return self.model.memory_budget_bytes()
+
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+        """:meth:`predict_batch` of the whole blocks, cropped to `inner` (the blocks are resampled whole)."""
+        return crop_outputs(self.predict_batch(blocks), inner)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         return self.model.instances_from_outputs(outputs)
