@@ -7,7 +7,8 @@ classes, the test volume ``(5, 1024, 1024)``; 4.6 nm pixels, 45-50 nm sections.
 * **U-Net**: ``pixlearn train --method unet --task semantic --spacing 50,4.6,4.6 --time-limit M``
   on the train volume (every other setting a default: ``auto_config`` chooses the layout, 2D per
   plane or 3D, depth, patch and batch; ``--precision auto``), then ``pixlearn predict`` on the
-  test volume, each in its own process.
+  test volume, each in its own process; then ``pixlearn predict --tta`` (outputs averaged over
+  flips) on the same model.
 * **random forest**: ``pixlearn train --method rf --spacing 50,4.6,4.6`` on the same volume (its
   defaults; it takes well under the U-Net's minutes, which are the budget), ``pixlearn predict``.
 
@@ -76,8 +77,9 @@ def score(truth: np.ndarray, prediction: np.ndarray) -> dict[str, Any]:
             "pixel_accuracy": scores.pixel_accuracy}
 
 
-def train_and_predict(tmp: Path, name: str, crop: int | None, train_args: list[str]) -> dict[str, Any]:
-    """``pixlearn train ... `train_args``` then ``pixlearn predict``: wall times, scores, the model file's facts."""
+def train_and_predict(tmp: Path, name: str, crop: int | None, train_args: list[str], tta: bool = False) -> dict[str, Any]:
+    """``pixlearn train ... `train_args``` then ``pixlearn predict`` (and with `tta` ``pixlearn predict
+    --tta`` too: wall time and scores under ``"tta"``): wall times, scores, the model file's facts."""
     import tifffile
 
     from pixlearn.models.model_file import load_model
@@ -88,9 +90,14 @@ def train_and_predict(tmp: Path, name: str, crop: int | None, train_args: list[s
                                                         "-o", model, "--spacing", SPACING, *train_args)
     predict_s, predict_peak, predict_log, _ = run_cli("predict", model, test, "-o", out)
     prediction = tifffile.imread(out / "test.tif")
-    return {"train_s": train_s, "train_cpu_s": train_cpu, "predict_s": predict_s,
-            "peak_rss_mib": max(train_peak, predict_peak), **score(_truth(crop), prediction),
-            "model": model_facts(load_model(model)), "log": (train_log + predict_log)[-3000:]}
+    result = {"train_s": train_s, "train_cpu_s": train_cpu, "predict_s": predict_s,
+              "peak_rss_mib": max(train_peak, predict_peak), **score(_truth(crop), prediction),
+              "model": model_facts(load_model(model)), "log": (train_log + predict_log)[-3000:]}
+    if tta:
+        tta_s, tta_peak, _, _ = run_cli("predict", model, test, "-o", tmp / name / "pred_tta", "--tta")
+        augmented = tifffile.imread(tmp / name / "pred_tta" / "test.tif")
+        result["tta"] = {"predict_s": tta_s, "peak_rss_mib": tta_peak, **score(_truth(crop), augmented)}
+    return result
 
 
 def model_facts(model: Any) -> dict[str, Any]:
@@ -131,6 +138,9 @@ def _figures(unet: dict[str, Any], forest: dict[str, Any], minutes: float, crop:
         "vnc3d_layout": {key: facts[key] for key in ("layout", "depth", "stem_factor", "patch", "batch",
                                                      "receptive_field_halo", "pool_kernels")},
         "vnc3d_epochs": facts["epochs"],
+        **({"vnc3d_membrane_iou_tta": unet["tta"]["iou"]["membrane"], "vnc3d_mean_iou_tta": unet["tta"]["mean_iou"],
+            "vnc3d_iou_tta": unet["tta"]["iou"], "vnc3d_membrane_f1_tta": unet["tta"]["membrane_f1"],
+            "vnc3d_predict_seconds_tta": unet["tta"]["predict_s"]} if "tta" in unet else {}),
         "vnc3d_precision": facts["precision"],
         "vnc3d_details": {"spacing_nm": SPACING, "crop": crop, "unet": unet, "forest": forest,
                           "cpu": {**host_facts(), **cpu_facts()}},
@@ -144,6 +154,9 @@ def _table(unet: dict[str, Any], forest: dict[str, Any]) -> None:
                                         ("membrane F1", unet["membrane_f1"], forest["membrane_f1"])]
     rows += [(f"IoU {c}", unet["iou"][c], forest["iou"][c]) for c in CLASSES]
     rows += [(f"Dice {c}", unet["dice"][c], forest["dice"][c]) for c in CLASSES]
+    if "tta" in unet:  # the same U-Net, predictions averaged over flips (pixlearn predict --tta)
+        rows += [("--tta: predict s", unet["tta"]["predict_s"], None), ("--tta: mean IoU", unet["tta"]["mean_iou"], None)]
+        rows += [(f"--tta: IoU {c}", unet["tta"]["iou"][c], None) for c in CLASSES]
     print_table("VNC ssTEM test volume: U-Net against the random forest", rows, ("metric", "unet", "rf"))
 
 
@@ -159,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vnc_unet_") as tmp:
         forest = train_and_predict(Path(tmp), "rf", crop, ["--method", "rf"])
         unet = train_and_predict(Path(tmp), "unet", crop, ["--method", "unet", "--task", "semantic",
-                                                           "--time-limit", f"{minutes * 60:g}s"])
+                                                           "--time-limit", f"{minutes * 60:g}s"], tta=True)
     print(unet["log"])
     print(unet["model"])
     _table(unet, forest)
