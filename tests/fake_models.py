@@ -39,8 +39,8 @@ class Smoother:
     def memory_budget_bytes(self) -> float | None:
         return None
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
-        return crop_outputs(self.predict_batch(blocks), inner)
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
+        return crop_outputs(self.predict_batch(blocks), inner, labels)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         return ndimage.label(outputs[..., 0] > 0.5)[0]

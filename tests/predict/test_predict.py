@@ -291,8 +291,8 @@ class FilterModel:
     def memory_budget_bytes(self) -> float | None:
         return None
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
-        return crop_outputs(self.predict_batch(blocks), inner)
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
+        return crop_outputs(self.predict_batch(blocks), inner, labels)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         return ndimage.label(np.argmax(outputs, -1) > 0)[0]
@@ -575,6 +575,26 @@ def test_pixel_classifier_tiled_equals_whole_exactly(classifiers, ndim, tiles):
     for tile in tiles:
         _, probs = apply_model(model, image, tile_cfg=TileConfig(tile_shape=tile), return_probabilities=True)
         np.testing.assert_array_equal(probs, whole)
+
+
+@pytest.mark.parametrize("ndim, tile", [(2, (21, 17)), (3, (18, 20, 19))])
+def test_pixel_classifier_labels_alone_come_straight_from_the_forest(classifiers, ndim, tile, monkeypatch):
+    """Without probabilities to keep, exact tiles ask the forest for classes (it stops early):
+    the same map as the arg-max of the probabilities."""
+    model, image = classifiers[ndim]
+    cfg = TileConfig(tile_shape=tile)
+    asked = []
+    original = type(model).predict_core
+    monkeypatch.setattr(type(model), "predict_core",
+                        lambda self, blocks, inner, labels=False: asked.append(labels) or original(self, blocks, inner, labels))
+    labels = apply_model(model, image, tile_cfg=cfg)
+    assert asked and all(asked)
+    asked.clear()
+    again, probs = apply_model(model, image, tile_cfg=cfg, return_probabilities=True)
+    assert asked and not any(asked)
+    np.testing.assert_array_equal(labels, np.argmax(probs, axis=-1))
+    np.testing.assert_array_equal(again, labels)
+    assert labels.dtype == np.uint8 and labels.shape == image.shape[:-1] and 0 < labels.mean() < 1
 
 
 def _tiny_network(ndim, task="semantic", seed=0):

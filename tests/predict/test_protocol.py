@@ -20,6 +20,7 @@ import pixlearn
 from pixlearn.data.images import read_image, write_image
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.models.protocol import PixelModel
+from pixlearn.postprocess.labels import threshold_probabilities
 from pixlearn.predict import PredictOptions, TileConfig, apply_model, predict_many, read_manifest
 
 PREDICT_ROOM = Path(pixlearn.__file__).parent / "predict"
@@ -53,11 +54,12 @@ class PlusOne:
         self.batches.append(blocks.shape)
         return self.predict_raw(blocks)
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """Local: the core alone is computed."""
         self.batches.append(blocks.shape)
         self.cores.append((len(blocks),) + tuple(s.stop - s.start for s in inner))
-        return self.predict_raw(blocks[(slice(None),) + tuple(inner)])
+        outputs = self.predict_raw(blocks[(slice(None),) + tuple(inner)])
+        return threshold_probabilities(outputs)[..., None].astype(np.float32) if labels else outputs
 
     def memory_budget_bytes(self) -> float | None:
         self.budget_asked += 1

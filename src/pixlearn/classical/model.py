@@ -129,7 +129,7 @@ class PixelClassifier:
             return np.zeros(blocks.shape[:-1] + (self.n_outputs,), np.float32)
         return np.stack([self.predict_raw(block) for block in blocks])
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """Class probabilities of the `inner` region of each block: features and forest there only.
 
         Parameters
@@ -138,28 +138,33 @@ class PixelClassifier:
             Normalised, read with :attr:`halo` of context around `inner` (clipped at the image's
             border, where the features reflect, as on the whole image).
         inner : tuple of slice
+        labels : bool
+            The most probable class instead (forests stop early, exactly, where it is settled).
 
         Returns
         -------
         probabilities : ndarray of shape (B, *inner_shape, K), float32
             Equal to ``predict_batch(blocks)[:, inner]``, without computing the halo's pixels.
+        labels : ndarray of shape (B, *inner_shape, 1), float32
+            With ``labels=True``: the arg-max class of those probabilities.
         """
         blocks = np.asarray(blocks)
         inner = tuple(inner)
-        core = tuple(s.stop - s.start for s in inner)
         if len(blocks) == 0:
-            return np.zeros((0,) + core + (self.n_outputs,), np.float32)
+            core = tuple(s.stop - s.start for s in inner)
+            return np.zeros((0,) + core + (1 if labels else self.n_outputs,), np.float32)
+        if labels:
+            return np.stack([self._predict_region(block, inner, True)[..., None] for block in blocks]).astype(np.float32)
         return np.stack([self._predict_region(block, inner) for block in blocks])
 
-    def _predict_region(self, block: np.ndarray, region: tuple[slice, ...]) -> np.ndarray:
-        """Probabilities ``(*region_shape, K)`` of `region` of one normalised block."""
+    def _predict_region(self, block: np.ndarray, region: tuple[slice, ...], labels: bool = False) -> np.ndarray:
+        """Probabilities ``(*region_shape, K)`` (or classes, `labels`) of `region` of one normalised block."""
         self._check(block)
         want = (self.n_features,) + tuple(s.stop - s.start for s in region)
         with self._scratch.lend(want) as stack:
             compute_features_block(block, region, self.feature_cfg, feature_axis="first", out=stack)
-            return predict_stack(
-                self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, compiled=self._compiled_forest()
-            )
+            return predict_stack(self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels,
+                                 compiled=self._compiled_forest())
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Objects of a probabilities block: connected components of the non-background classes.

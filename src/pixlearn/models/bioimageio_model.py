@@ -132,9 +132,9 @@ class BioimageioModel:
         """Map a normalised canonical block ``(..., C)`` float32 to ``(..., n_outputs)`` float32."""
         return self.predict_batch(np.asarray(image)[np.newaxis])[0]
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """:meth:`predict_batch` of the whole blocks, cropped to `inner` (a network sees the whole tile)."""
-        return crop_outputs(self.predict_batch(blocks), inner)
+        return crop_outputs(self.predict_batch(blocks), inner, labels)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Seeded watershed for the instances task (stored thresholds), else connected components."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from pixlearn.data.normalize import NormalizeConfig
+from pixlearn.postprocess.labels import threshold_probabilities
 
 TASKS: tuple[str, ...] = ("semantic", "instances", "restore")
 #: Values of :attr:`PixelModel.tile_mode`.
@@ -100,13 +101,16 @@ class PixelModel(Protocol):
         Item ``i`` of the result equals ``predict_raw(blocks[i])``; the engine always calls this.
         """
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """Outputs ``(B, *inner_shape, n_outputs)`` of the `inner` region of blocks read with their halo.
 
         Equal to ``predict_batch(blocks)[(slice(None),) + inner]``, where `inner` keeps at least
         :attr:`halo` of context inside each block on every side that is not the image's border
         (the exact tiles of :func:`pixlearn.predict.tiling.core_grid`). A model whose outputs are
         local (a filter bank) computes the core alone; others crop (:func:`crop_outputs`).
+        With `labels` (semantic models), the class of each pixel instead, ``(B, *inner_shape, 1)``:
+        :func:`pixlearn.postprocess.labels.threshold_probabilities` of those outputs (a forest
+        stops early for pixels whose class is settled).
         """
 
     def memory_budget_bytes(self) -> float | None:
@@ -122,16 +126,21 @@ class PixelModel(Protocol):
         """JSON-safe description: everything but the fitted arrays/estimator."""
 
 
-def crop_outputs(outputs: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
-    """The `inner` region of a stack of outputs ``(B, ..., K)``: :meth:`PixelModel.predict_core`
-    of a model that computes whole blocks.
+def crop_outputs(outputs: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
+    """The `inner` region of a stack of outputs ``(B, ..., K)`` (with `labels`, its class map
+    ``(B, ..., 1)``): :meth:`PixelModel.predict_core` of a model that computes whole blocks.
 
     Examples
     --------
-    >>> crop_outputs(np.zeros((2, 5, 6, 3)), (slice(1, 4), slice(0, 2))).shape
+    >>> outputs = np.zeros((2, 5, 6, 3))
+    >>> outputs[..., 2] = 1
+    >>> crop_outputs(outputs, (slice(1, 4), slice(0, 2))).shape
     (2, 3, 2, 3)
+    >>> crop_outputs(outputs, (slice(1, 4), slice(0, 2)), labels=True)[0, 0, 0].tolist()
+    [2]
     """
-    return outputs[(slice(None),) + tuple(inner)]
+    core = outputs[(slice(None),) + tuple(inner)]
+    return threshold_probabilities(core)[..., np.newaxis] if labels else core
 
 
 @runtime_checkable

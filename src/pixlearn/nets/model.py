@@ -172,9 +172,9 @@ class NetworkModel:
         free, _ = torch.cuda.mem_get_info(self._device)
         return free / 2
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """:meth:`predict_batch` of the whole blocks, cropped to `inner` (a network sees the whole tile)."""
-        return crop_outputs(self.predict_batch(blocks), inner)
+        return crop_outputs(self.predict_batch(blocks), inner, labels)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """Instance labels of an outputs block.

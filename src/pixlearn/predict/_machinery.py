@@ -286,15 +286,16 @@ class Job:
 
         return with_tta(predict, model.ndim, batched=True) if self.tta else predict
 
-    def core_fn(self) -> CoreFn | None:
+    def core_fn(self, labels: bool = False) -> CoreFn | None:
         """The model's :meth:`~pixlearn.models.protocol.PixelModel.predict_core` on normalised
-        blocks, for exact tiles; ``None`` with test-time augmentation (it flips whole tiles)."""
+        blocks, for exact tiles (with `labels`: their classes); ``None`` with test-time
+        augmentation (it flips whole tiles)."""
         if self.tta:
             return None
         model, low, high = self.model, self.low, self.high
 
         def predict(blocks: np.ndarray, inner: Region) -> np.ndarray:
-            return model.predict_core(apply_normalization(blocks, low, high), inner)
+            return model.predict_core(apply_normalization(blocks, low, high), inner, labels)
 
         return predict
 
@@ -334,6 +335,11 @@ def output_bytes(model: PixelModel, spatial: tuple[int, ...], probabilities: boo
 
 def identity(block: np.ndarray) -> np.ndarray:
     return block
+
+
+def only_channel(block: np.ndarray) -> np.ndarray:
+    """The class map ``(...)`` of a block of classes ``(..., 1)``."""
+    return block[..., 0]
 
 
 def denormalize(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -389,13 +395,16 @@ def apply_job(job: Job, image: Any, cfg: TileConfig, labels_out: Any, probs: Any
     spatial = tuple(int(s) for s in image.shape[:-1])
     setup = model_setup(model, image, cfg, chunks_of(labels_out))
     instances = model.task == "instances"
+    # exact tiles of a semantic model whose outputs are not kept: its classes straight from the model
+    direct = model.task == "semantic" and probs is None and setup.mode == "exact"
     with contextlib.ExitStack() as stack:
         if instances and probs is None:
             if isinstance(labels_out, np.ndarray) or scratch is None:
                 probs = np.zeros(spatial + (model.n_outputs,), np.float32)
             else:
                 probs, _ = stack.enter_context(scratch_zarr(scratch, spatial + (model.n_outputs,)))
-        finalize = job.finalize()
+        core_fn = job.core_fn(labels=direct)
+        finalize = only_channel if direct and core_fn is not None else job.finalize()
 
         def write(region: Region, block: np.ndarray) -> None:
             if probs is not None:
@@ -404,7 +413,7 @@ def apply_job(job: Job, image: Any, cfg: TileConfig, labels_out: Any, probs: Any
                 labels_out[region] = finalize(block)
 
         with progress_bar(progress, "predicting") as advance:
-            run_setup(image, setup, cfg, job.predict_fn(), write, True, advance, job.core_fn())
+            run_setup(image, setup, cfg, job.predict_fn(), write, True, advance, core_fn)
         if instances:
             label_instances(job, probs, labels_out, setup)
 

@@ -81,14 +81,14 @@ class PlanewiseModel:
         out = self.model.predict_batch(planes)[:, :m, :n]
         return out.reshape(b, p, m, n, out.shape[-1])
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """The planes of `inner` through the 2D model's :meth:`predict_core` (no divisor to pad
         to), else :meth:`predict_batch` cropped to `inner`."""
         if self.model.size_divisor != 1:
-            return crop_outputs(self.predict_batch(blocks), inner)
+            return crop_outputs(self.predict_batch(blocks), inner, labels)
         planes = np.asarray(blocks, np.float32)[:, inner[0]]
         b, p = planes.shape[:2]
-        out = self.model.predict_core(planes.reshape((b * p,) + planes.shape[2:]), tuple(inner[1:]))
+        out = self.model.predict_core(planes.reshape((b * p,) + planes.shape[2:]), tuple(inner[1:]), labels)
         return out.reshape((b, p) + out.shape[1:])
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:

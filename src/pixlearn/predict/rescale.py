@@ -84,9 +84,9 @@ class ScaledModel:
     def memory_budget_bytes(self) -> float | None:
         return self.model.memory_budget_bytes()
 
-    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...]) -> np.ndarray:
+    def predict_core(self, blocks: np.ndarray, inner: tuple[slice, ...], labels: bool = False) -> np.ndarray:
         """:meth:`predict_batch` of the whole blocks, cropped to `inner` (the blocks are resampled whole)."""
-        return crop_outputs(self.predict_batch(blocks), inner)
+        return crop_outputs(self.predict_batch(blocks), inner, labels)
 
     def instances_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         return self.model.instances_from_outputs(outputs)
