@@ -337,9 +337,9 @@ def identity(block: np.ndarray) -> np.ndarray:
     return block
 
 
-def only_channel(block: np.ndarray) -> np.ndarray:
-    """The class map ``(...)`` of a block of classes ``(..., 1)``."""
-    return block[..., 0]
+def only_channel(block: np.ndarray, dtype: Any) -> np.ndarray:
+    """The class map ``(...)``, as `dtype`, of a block of classes ``(..., 1)``."""
+    return block[..., 0].astype(dtype)
 
 
 def denormalize(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -404,7 +404,9 @@ def apply_job(job: Job, image: Any, cfg: TileConfig, labels_out: Any, probs: Any
             else:
                 probs, _ = stack.enter_context(scratch_zarr(scratch, spatial + (model.n_outputs,)))
         core_fn = job.core_fn(labels=direct)
-        finalize = only_channel if direct and core_fn is not None else job.finalize()
+        finalize: Callable[[np.ndarray], np.ndarray] = job.finalize()
+        if direct and core_fn is not None:
+            finalize = functools.partial(only_channel, dtype=output_spec(model, spatial)[1])
 
         def write(region: Region, block: np.ndarray) -> None:
             if probs is not None:
