@@ -157,11 +157,12 @@ class PixelClassifier:
             return np.stack([self._predict_region(block, inner, True)[..., None] for block in blocks]).astype(np.float32)
         return np.stack([self._predict_region(block, inner) for block in blocks])
 
-    def _predict_region(self, block: np.ndarray, region: tuple[slice, ...], labels: bool = False) -> np.ndarray:
-        """Probabilities ``(*region_shape, K)`` (or classes, `labels`) of `region` of one normalised block."""
+    def _predict_region(self, block: Any, region: tuple[slice, ...], labels: bool = False) -> np.ndarray:
+        """Probabilities ``(*region_shape, K)`` (or classes, `labels`) of `region` of a normalised
+        block or image (which may be lazy: only the region and its halo are read)."""
         self._check(block)
         want = (self.n_features,) + tuple(s.stop - s.start for s in region)
-        with self._scratch.lend(want) as stack:
+        with self._scratch.lend(want) as stack:  # reused: fresh pages are slow to fault in
             compute_features_block(block, region, self.feature_cfg, feature_axis="first", out=stack)
             return predict_stack(self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels,
                                  compiled=self._compiled_forest())
@@ -269,14 +270,7 @@ class PixelClassifier:
         view = normalized_view(image, low, high)
         shape = block_shape or default_block_shape(self.ndim)
         for core in (block.core for block in block_grid(image.shape[:-1], shape)):
-            want = (self.n_features,) + tuple(s.stop - s.start for s in core)
-            with self._scratch.lend(want) as stack:  # reused: fresh pages are slow to fault in
-                compute_features_block(view, core, self.feature_cfg, feature_axis="first", out=stack)
-                block = predict_stack(
-                    self.estimator, stack, self.n_outputs, n_jobs=self.clf_cfg.n_jobs, labels=labels,
-                    compiled=self._compiled_forest(),
-                )
-            yield core, block
+            yield core, self._predict_region(view, core, labels)
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe description of everything but the estimator.
