@@ -119,8 +119,7 @@ def _scale_features(
     work: Workers,
 ) -> list[np.ndarray]:
     """Features of one channel at one scale; `x` holds the core plus enough context."""
-    ndim = x.ndim
-    names = [n for n, _ in scale_items(cfg, sigma, ndim)]
+    names = [n for n, _ in scale_items(cfg, sigma, x.ndim)]
     sig_px = [sigma / s for s in sp]
     smoothed = gaussian_filter(x, sig_px, cfg.truncate, work=work)
     results: dict[str, list[np.ndarray]] = {}
@@ -132,69 +131,85 @@ def _scale_features(
         dog -= smoothed[core]
         results["difference_of_gaussians"] = [dog]
         del inner
-    derivative = [n for n in names if n in _DERIVATIVE]
-    if derivative:
+    if any(n in _DERIVATIVE for n in names):
         g = np.pad(smoothed, 1, mode="symmetric")  # half-sample reflection, as mode="reflect"
         del smoothed
-        st = "structure_tensor_eigenvalues" in names
-        outer_px = [cfg.st_ratio * s for s in sig_px]
-        grad_region = (
-            _grow(core, [_radius(o, cfg.truncate) for o in outer_px], x.shape) if st else core
-        )
-        if "gradient_magnitude" in names or st:
-            grads = []
-            for a in range(ndim):
-                d = np.subtract(g[_shift(grad_region, {a: 1})], g[_shift(grad_region, {a: -1})])
-                d *= np.float32(0.5 / sp[a])
-                grads.append(d)
-            # the core inside grad_region
-            in_core = tuple(
-                slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, grad_region)
-            )
-            if "gradient_magnitude" in names:
-                mag = np.square(grads[0][in_core])
-                for d in grads[1:]:
-                    mag += np.square(d[in_core])
-                np.sqrt(mag, out=mag)
-                results["gradient_magnitude"] = [mag]
-            if st:
-                tensor = []
-                for a, b in itertools.combinations_with_replacement(range(ndim), 2):
-                    prod = gaussian_filter(np.multiply(grads[a], grads[b]), outer_px, cfg.truncate, work=work)
-                    tensor.append(prod[in_core])
-                del grads, prod
-                results["structure_tensor_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
-            else:
-                del grads
-        if "laplacian" in names or "hessian_eigenvalues" in names:
-            centre = g[_shift(core, {})]
-            hess = {}
-            for a in range(ndim):
-                h = np.add(g[_shift(core, {a: 1})], g[_shift(core, {a: -1})])
-                h -= centre
-                h -= centre
-                h *= np.float32(1.0 / (sp[a] * sp[a]))
-                hess[a, a] = h
-            if "hessian_eigenvalues" in names:
-                for a, b in itertools.combinations(range(ndim), 2):
-                    pp = _shift(core, {a: 1, b: 1})
-                    pm = _shift(core, {a: 1, b: -1})
-                    mp = _shift(core, {a: -1, b: 1})
-                    mm = _shift(core, {a: -1, b: -1})
-                    h = np.subtract(g[pp], g[pm])
-                    h -= g[mp]
-                    h += g[mm]
-                    h *= np.float32(0.25 / (sp[a] * sp[b]))
-                    hess[a, b] = h
-            if "laplacian" in names:
-                lap = hess[0, 0].copy()
-                for a in range(1, ndim):
-                    lap += hess[a, a]
-                results["laplacian"] = [lap]
-            if "hessian_eigenvalues" in names:
-                tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
-                results["hessian_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
+        results.update(_first_derivative_features(g, core, names, cfg, sig_px, sp, work))
+        results.update(_second_derivative_features(g, core, names, sp, work))
     return [arr for n in names for arr in results[n]]
+
+
+def _first_derivative_features(
+    g: np.ndarray,
+    core: tuple[slice, ...],
+    names: list[str],
+    cfg: FeatureConfig,
+    sig_px: list[float],
+    sp: tuple[float, ...],
+    work: Workers,
+) -> dict[str, list[np.ndarray]]:
+    """Gradient magnitude and structure-tensor eigenvalues from the 1-padded smoothed image `g`."""
+    st = "structure_tensor_eigenvalues" in names
+    if "gradient_magnitude" not in names and not st:
+        return {}
+    ndim = g.ndim
+    shape = tuple(n - 2 for n in g.shape)
+    outer_px = [cfg.st_ratio * s for s in sig_px]
+    grad_region = _grow(core, [_radius(o, cfg.truncate) for o in outer_px], shape) if st else core
+    grads = []
+    for a in range(ndim):
+        d = np.subtract(g[_shift(grad_region, {a: 1})], g[_shift(grad_region, {a: -1})])
+        d *= np.float32(0.5 / sp[a])
+        grads.append(d)
+    in_core = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, grad_region))
+    results: dict[str, list[np.ndarray]] = {}
+    if "gradient_magnitude" in names:
+        mag = np.square(grads[0][in_core])
+        for d in grads[1:]:
+            mag += np.square(d[in_core])
+        np.sqrt(mag, out=mag)
+        results["gradient_magnitude"] = [mag]
+    if st:
+        tensor = []
+        for a, b in itertools.combinations_with_replacement(range(ndim), 2):
+            prod = gaussian_filter(np.multiply(grads[a], grads[b]), outer_px, cfg.truncate, work=work)
+            tensor.append(prod[in_core])
+        del grads, prod
+        results["structure_tensor_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
+    return results
+
+
+def _second_derivative_features(
+    g: np.ndarray, core: tuple[slice, ...], names: list[str], sp: tuple[float, ...], work: Workers
+) -> dict[str, list[np.ndarray]]:
+    """Laplacian and Hessian eigenvalues from the 1-padded smoothed image `g`."""
+    if "laplacian" not in names and "hessian_eigenvalues" not in names:
+        return {}
+    ndim = g.ndim
+    centre = g[_shift(core, {})]
+    hess = {}
+    for a in range(ndim):
+        h = np.add(g[_shift(core, {a: 1})], g[_shift(core, {a: -1})])
+        h -= centre
+        h -= centre
+        h *= np.float32(1.0 / (sp[a] * sp[a]))
+        hess[a, a] = h
+    results: dict[str, list[np.ndarray]] = {}
+    if "laplacian" in names:
+        lap = hess[0, 0].copy()
+        for a in range(1, ndim):
+            lap += hess[a, a]
+        results["laplacian"] = [lap]
+    if "hessian_eigenvalues" in names:
+        for a, b in itertools.combinations(range(ndim), 2):
+            h = np.subtract(g[_shift(core, {a: 1, b: 1})], g[_shift(core, {a: 1, b: -1})])
+            h -= g[_shift(core, {a: -1, b: 1})]
+            h += g[_shift(core, {a: -1, b: -1})]
+            h *= np.float32(0.25 / (sp[a] * sp[b]))
+            hess[a, b] = h
+        tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
+        results["hessian_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
+    return results
 
 
 def features_into(
