@@ -8,7 +8,8 @@ image group (``_dsb2018.py``), printed and kept under ``dsb2018_errors``; ``--mo
 all training and only scores that saved instance model on DSB2018 (about a minute on CPU; figures
 to ``networks_model.json``, never over the benchmark's own). ``--dsb-unet depth=4,convs_per_block=2``
 trains that U-Net on DSB2018 instead of auto_config's choice (auto_config's lean CPU layout with
-these fields changed; figures to ``networks_dsb_unet.json``), ``--threads N`` sets torch's threads.
+these fields changed; figures to ``networks_dsb_unet.json``, ``--seed N`` its training seed), ``--threads N``
+sets torch's threads.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def given_unet(fields: str | None) -> Any:
     return UNetConfig(ndim=2, in_channels=1, out_channels=2, **{**LEAN_CPU, **changed})
 
 
-def dsb2018(minutes: float, quick: bool, unet: Any = None) -> dict[str, Any]:
+def dsb2018(minutes: float, quick: bool, unet: Any = None, seed: int = 0) -> dict[str, Any]:
     """Instance segmentation of nuclei: train, score (with the error analysis, printed) and with TTA."""
     from pixlearn.metrics import matching_dataset
     from pixlearn.nets.fit import fit_network
@@ -95,7 +96,7 @@ def dsb2018(minutes: float, quick: bool, unet: Any = None) -> dict[str, Any]:
     test, groups = _dsb2018_test(quick)
     start = time.perf_counter()
     model = fit_network([p.image for p in train], [p.labels for p in train], "instances", unet=unet,
-                        train_config=_train_cfg(minutes, (128, 128), 8))
+                        train_config=_train_cfg(minutes, (128, 128), 8, seed))
     train_minutes = (time.perf_counter() - start) / 60.0
     figures, analysis = score_dsb2018(model, test, groups)
     print(report(analysis), flush=True)
@@ -113,6 +114,7 @@ def dsb2018(minutes: float, quick: bool, unet: Any = None) -> dict[str, Any]:
         "dsb2018_unet": model.unet.to_dict(),
         "train_precision": model.history.get("precision"),
         "dsb2018_epochs": model.history.get("epochs"),
+        "dsb2018_seed": seed,
     }
 
 
@@ -218,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="score this saved instance model on DSB2018 only (no training)")
     parser.add_argument("--dsb-unet", metavar="FIELD=N,...", help="train this U-Net on DSB2018 (only)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed of --dsb-unet (a seed other than 0 writes networks_dsb_unet_seedN.json)")
     args = parser.parse_args(argv)
     if args.quick:
         args.dsb_minutes, args.isbi_minutes, args.w2s_minutes = 1.0, 1.0, 1.0
@@ -232,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.dsb_unet:
         unet = given_unet(args.dsb_unet)
         print(f"-- dsb2018: training {args.dsb_unet} for {args.dsb_minutes:g} min on {device}", flush=True)
-        figures = {**dsb2018(args.dsb_minutes, args.quick, unet), "device": device, "torch_threads": torch.get_num_threads()}
+        figures = {**dsb2018(args.dsb_minutes, args.quick, unet, args.seed), "device": device,
+                   "torch_threads": torch.get_num_threads()}
         print_table("U-Net on DSB2018", _dsb2018_rows(figures), headers=("metric", "pixlearn", "reference"))
-        write_results("networks_dsb_unet_quick" if args.quick else "networks_dsb_unet", figures)
+        name = "networks_dsb_unet" + ("_quick" if args.quick else "") + (f"_seed{args.seed}" if args.seed else "")
+        write_results(name, figures)
         return 0
     if args.model is not None:
         figures = {**dsb2018_saved(args.model, args.quick), "device": device}

@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -42,6 +42,9 @@ from pixlearn.app.options import (
 )
 from pixlearn.app.options import parse_duration as parse_duration  # re-exported (tests, scripts)
 from pixlearn.errors import PixlearnError
+
+if TYPE_CHECKING:  # importing it costs a second: only the commands that need it do
+    from pixlearn.experiment import ExperimentConfig
 
 logger = logging.getLogger("pixlearn")
 
@@ -182,11 +185,8 @@ def train(
                                          points=points, config=config, n_estimators=n_estimators, seed=seed, axes=axes,
                                          device=device, overwrite=overwrite))
         return
-    if classes is not None or points is not None or segment is not None:
-        raise PixlearnError("--classes, --points and --segment: only for --task objects")
-    classify = method == Method.cnn or task == Task.classify
-    if classify and (method != Method.cnn or task != Task.classify):
-        raise PixlearnError("image classification is --method cnn --task classify (both)")
+    _check_train_combination(method, task, labels=labels, ddp=ddp, object_options=(classes, points, segment))
+    classify = task == Task.classify
     # before anything is read or trained: no minutes of training lost to an output refused at the end
     check_model_output(output, overwrite=overwrite,
                        data=[images, val_images] if classify else [images, labels, val_images, val_labels])
@@ -207,21 +207,14 @@ def train(
         typer.echo(train_command(images, labels, output, experiment, validation=(val_images, val_labels), axes=axes,
                                  overwrite=overwrite, options=options))
         return
-    if labels is None:
-        raise PixlearnError("--labels: a folder of annotations is needed (but for --task classify)")
-    if method != Method.unet and task != Task.semantic:
-        raise PixlearnError(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
-    if method != Method.unet and ddp is not None:
-        raise PixlearnError(f"--ddp trains networks only; use --method unet, not {method.value}")
-    kind = label_kind.value if label_kind else ("instances" if task == Task.instances else "dense")
-    if task == Task.restore:
-        kind = "restore"
+    assert labels is not None  # checked by _check_train_combination
+    kind = "restore" if task == Task.restore else (label_kind.value if label_kind else
+                                                   ("instances" if task == Task.instances else "dense"))
     if method == Method.unet:
         from pixlearn.app.network_job import NetworkJob, launch_network_job
 
         if memory is not None:
             logger.warning("--memory applies to classical methods only; ignored for unet")
-
         job = NetworkJob(images, labels, output, task.value, kind, experiment, axes=axes, val_images=val_images,
                          val_labels=val_labels, init=init, resume=resume, overwrite=overwrite, device=device, threads=threads,
                          spacing=voxel_size, verbose=verbose)
@@ -229,15 +222,43 @@ def train(
         if summary is not None:  # the main process (the others of a torchrun run say nothing)
             typer.echo(summary)
         return
+    typer.echo(_train_classical(images, labels, output, kind, experiment, axes=axes, n_classes=n_classes,
+                                spacing=voxel_size, memory_budget=budget, overwrite=overwrite))
+
+
+def _check_train_combination(
+    method: Method, task: Task, *, labels: Path | None, ddp: int | None, object_options: tuple[object, ...]
+) -> None:
+    """Refuse, before anything is read, a method, task and options that do not go together."""
+    if any(option is not None for option in object_options):
+        raise PixlearnError("--classes, --points and --segment: only for --task objects")
+    if (method == Method.cnn or task == Task.classify) and (method != Method.cnn or task != Task.classify):
+        raise PixlearnError("image classification is --method cnn --task classify (both)")
+    if task == Task.classify:
+        return
+    if labels is None:
+        raise PixlearnError("--labels: a folder of annotations is needed (but for --task classify)")
+    if method != Method.unet and task != Task.semantic:
+        raise PixlearnError(f"--method {method.value} does semantic segmentation only; use --method unet for --task {task.value}")
+    if method != Method.unet and ddp is not None:
+        raise PixlearnError(f"--ddp trains networks only; use --method unet, not {method.value}")
+
+
+def _train_classical(
+    images: Path, labels: Path, output: Path, kind: str, experiment: ExperimentConfig, *, axes: str | None,
+    n_classes: int | None, spacing: tuple[float, ...] | None, memory_budget: int, overwrite: bool,
+) -> str:
+    """Train a random forest, SVM or gradient-boosting pixel classifier and save it; the line to print."""
     from pixlearn.app.jobs import resolved_experiment, train_classical_model
     from pixlearn.data.pairs import load_pairs
     from pixlearn.models.model_file import save_model
 
     pairs = load_pairs(images, labels, label_kind=kind, axes=axes)
     model = train_classical_model(pairs, label_kind=kind, experiment=experiment, n_classes=n_classes,
-                                  spacing=voxel_size, memory_budget=budget)
+                                  spacing=spacing, memory_budget=memory_budget)
     save_model(model, output, experiment=resolved_experiment(experiment, model), overwrite=overwrite)
-    typer.echo(f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on {len(pairs)} image(s) -> {output}")
+    return (f"trained {model.kind} model ({model.task}, {model.ndim}D, {model.n_channels} channel(s)) on "
+            f"{len(pairs)} image(s) -> {output}")
 
 
 @app.command()
