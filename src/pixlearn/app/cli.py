@@ -311,18 +311,12 @@ def predict(
     if explain is not None:
         raise PixlearnError("--explain: only image classifiers (--task classify) explain their predictions")
     from pixlearn.predict import PredictOptions, predict_many
-    from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
     from pixlearn.predict.rescale import trained_diameter
     from pixlearn.predict.tiling import TileConfig
     from pixlearn.zoo import load_model
 
-    if output_format not in OUTPUT_FORMATS:
-        raise PixlearnError(f"--format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
-    object_kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
-    if any(k not in OBJECT_FORMATS for k in object_kinds):
-        raise PixlearnError(f"--objects {objects!r}: use geojson, csv or geojson,csv")
-    size = parse_diameter(diameter)
-    budget = parse_memory_option(memory)
+    object_kinds = _output_kinds(output_format, objects)
+    size, budget = parse_diameter(diameter), parse_memory_option(memory)
     paths = list_images(inputs, exclude=[output])  # never its own outputs as inputs
     model = load_model(model_path, device=device)
     tile_cfg = TileConfig(tile_shape=parse_ints(tile, "--tile") if tile else None,
@@ -341,6 +335,18 @@ def predict(
     manifest = predict_many(model, paths, output, options, dask_address=dask, model_name=str(model_path),
                             progress=True)
     typer.echo(f"predicted {len(paths)} image(s) -> {output} (manifest: {manifest})")
+
+
+def _output_kinds(output_format: str, objects: str | None) -> tuple[str, ...]:
+    """Check ``--format``; the object tables ``--objects`` asks for."""
+    from pixlearn.predict.batch import OBJECT_FORMATS, OUTPUT_FORMATS
+
+    if output_format not in OUTPUT_FORMATS:
+        raise PixlearnError(f"--format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
+    kinds = tuple(k.strip() for k in objects.split(",") if k.strip()) if objects else ()
+    if any(k not in OBJECT_FORMATS for k in kinds):
+        raise PixlearnError(f"--objects {objects!r}: use geojson, csv or geojson,csv")
+    return kinds
 
 
 @app.command()
