@@ -84,7 +84,7 @@ def given_unet(fields: str | None) -> Any:
     return UNetConfig(ndim=2, in_channels=1, out_channels=2, **{**LEAN_CPU, **changed})
 
 
-def dsb2018(minutes: float, quick: bool, unet: Any = None, seed: int = 0) -> dict[str, Any]:
+def dsb2018(minutes: float, quick: bool, unet: Any = None, seed: int = 0, save: Path | None = None) -> dict[str, Any]:
     """Instance segmentation of nuclei: train, score (with the error analysis, printed) and with TTA."""
     from pixlearn.metrics import matching_dataset
     from pixlearn.nets.fit import fit_network
@@ -98,6 +98,10 @@ def dsb2018(minutes: float, quick: bool, unet: Any = None, seed: int = 0) -> dic
     model = fit_network([p.image for p in train], [p.labels for p in train], "instances", unet=unet,
                         train_config=_train_cfg(minutes, (128, 128), 8, seed))
     train_minutes = (time.perf_counter() - start) / 60.0
+    if save is not None:
+        from pixlearn.models.model_file import save_model
+
+        save_model(model, save)
     figures, analysis = score_dsb2018(model, test, groups)
     print(report(analysis), flush=True)
     start = time.perf_counter()
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed of --dsb-unet (a seed other than 0 writes networks_dsb_unet_seedN.json)")
+    parser.add_argument("--save-model", type=Path, metavar="PATH", help="also save the DSB2018 model there (--dsb-unet)")
     args = parser.parse_args(argv)
     if args.quick:
         args.dsb_minutes, args.isbi_minutes, args.w2s_minutes = 1.0, 1.0, 1.0
@@ -236,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dsb_unet:
         unet = given_unet(args.dsb_unet)
         print(f"-- dsb2018: training {args.dsb_unet} for {args.dsb_minutes:g} min on {device}", flush=True)
-        figures = {**dsb2018(args.dsb_minutes, args.quick, unet, args.seed), "device": device,
+        figures = {**dsb2018(args.dsb_minutes, args.quick, unet, args.seed, args.save_model), "device": device,
                    "torch_threads": torch.get_num_threads()}
         print_table("U-Net on DSB2018", _dsb2018_rows(figures), headers=("metric", "pixlearn", "reference"))
         name = "networks_dsb_unet" + ("_quick" if args.quick else "") + (f"_seed{args.seed}" if args.seed else "")

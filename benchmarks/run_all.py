@@ -1,7 +1,8 @@
 """Run every benchmark under benchmarks/ (each a script with a main()), one after the other.
 
 Every ``benchmarks/*.py`` not starting with ``_`` is one: apply, builtin (the built-in ``nuclei``
-model per DSB2018 group, and fine-tuning it on colour images), classify, interactive, networks,
+model per DSB2018 group, and fine-tuning it on colour images), classify, instance_grid (the instance
+post-processing grids, cross-validated on DSB2018), interactive, networks,
 pixel_classifier, scaling (prediction time and peak memory against image size, Dask
 ``local:1`` vs ``local:2``), train_throughput, vnc_rf, vnc_unet. A new script is picked up without a
 change here. ``vnc_unet.py`` (the U-Net on the same stack, beside the forest) merges its ``vnc3d_*``
