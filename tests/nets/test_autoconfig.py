@@ -108,3 +108,42 @@ def test_thin_classes_keep_full_resolution_and_cpu_batches_hold_a_pixel_budget()
     scribbled, _ = auto_config([image], [sparse], "semantic", "YXC", out_channels=4, device="cpu")
     assert scribbled.stem_factor == 2
     assert choose_batch_size(full, (256, 256), memory_mib=1e6, device="cpu") == 4  # the cap, not memory
+
+
+def test_bf16_cpu_trains_instances_at_full_resolution_with_two_convolutions():
+    """Where training runs in bf16 the costlier network of BF16_INSTANCES_CPU pays (DSB2018 measured);
+    other tasks, fp32 and 3D keep the lean choice."""
+    labels = np.zeros((512, 512), np.uint16)
+    labels[100:140, 100:140] = 1
+    labels[300:340, 200:240] = 2
+    image = np.zeros((512, 512, 1), np.float32)
+    lean, _ = auto_config([image], [labels], "instances", "YXC", out_channels=2, device="cpu")
+    rich, cfg = auto_config([image], [labels], "instances", "YXC", out_channels=2, device="cpu", bf16=True)
+    assert (lean.stem_factor, lean.convs_per_block) == (2, 1)
+    assert (rich.stem_factor, rich.convs_per_block) == (1, 2)
+    assert rich.skip_merge == lean.skip_merge and rich.base_channels == lean.base_channels
+    assert rich.depth >= lean.depth and all(p % d == 0 for p, d in zip(cfg.patch_shape, size_divisor(rich)))
+    short, _ = auto_config([image], [labels], "instances", "YXC", out_channels=2, device="cpu", bf16=True,
+                           time_limit_s=600.0)
+    assert short == lean  # a short budget: the lean network, which learns faster (5 minutes measured)
+    semantic, _ = auto_config([image], [(labels > 0).astype(np.int64)], "semantic", "YXC", out_channels=2,
+                              device="cpu", bf16=True)
+    assert (semantic.stem_factor, semantic.convs_per_block) == (2, 1)
+
+
+def test_resolve_setup_asks_the_precision_path_only_for_2d_instances_on_a_cpu(blobs_2d, monkeypatch):
+    from pixlearn.nets import fit
+    from pixlearn.nets.precision import PrecisionPath
+
+    asked = []
+
+    def fake(precision, device, **kwargs):
+        asked.append(kwargs["ndim"])
+        return PrecisionPath("bf16", True, "measured")
+
+    monkeypatch.setattr(fit, "resolve_precision", fake)
+    image, labels = blobs_2d
+    unet, _ = fit.resolve_setup([image[..., None]], [labels], "instances", out_channels=2, device="cpu")
+    assert asked == [2] and unet.convs_per_block == 2 and unet.stem_factor == 1
+    fit.resolve_setup([image[..., None]], [(labels > 0).astype(np.int64)], "semantic", out_channels=2, device="cpu")
+    assert asked == [2]

@@ -36,7 +36,7 @@ from pixlearn.nets.fit_inputs import check_inputs, planes_if_2d
 from pixlearn.nets.history import History
 from pixlearn.nets.model import NetworkModel
 from pixlearn.nets.patches import NO_AUGMENT, PatchDataset, normalize_images
-from pixlearn.nets.precision import resolve_device
+from pixlearn.nets.precision import resolve_device, resolve_precision
 from pixlearn.nets.scaling import pad_pairs, pad_to_shape, scale_training_pairs
 from pixlearn.nets.targets import task_targets
 from pixlearn.nets.training import TrainConfig, train
@@ -290,7 +290,9 @@ def resolve_setup(
         axes = "ZYXC" if ndim == 3 else "YXC"
         auto_unet, auto_train = auto_config(images, None if task == "restore" else labels, task, axes,
                                             out_channels=out_channels, device=device,
-                                            spacing=spacing if ndim == 3 else None)
+                                            spacing=spacing if ndim == 3 else None,
+                                            bf16=unet is None and _trains_in_bf16(cfg, task, ndim, device),
+                                            time_limit_s=cfg.time_limit_s)
         unet = auto_unet if unet is None else unet
         if cfg.patch_shape is None:
             cfg = cfg.replace(patch_shape=auto_train.patch_shape)
@@ -311,6 +313,15 @@ def resolve_setup(
     if task == "restore" and cfg.augmentation.intensity:
         cfg = cfg.replace(augmentation=cfg.augmentation.replace(intensity=False))
     return unet, cfg
+
+
+def _trains_in_bf16(cfg: TrainConfig, task: str, ndim: int, device: torch.device) -> bool:
+    """Whether a 2D instance network will train in bf16 on this CPU (the only case where
+    :func:`auto_config` asks; measured once per machine and cached)."""
+    if device.type != "cpu" or ndim != 2 or task != "instances":
+        return False
+    return resolve_precision(cfg.precision, device, mode="train", ndim=ndim,
+                             channels_last=cfg.channels_last).dtype == "bf16"
 
 
 def _split_data(
