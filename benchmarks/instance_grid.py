@@ -51,7 +51,8 @@ def cross_validated(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], 
     predictions: list[np.ndarray | None] = [None] * len(outputs)
     chosen = []
     keys = sorted(set(groups)) if groups is not None else [None]
-    for tune, score in (folds(len(outputs)), folds(len(outputs))[::-1]):
+    halves = folds(len(outputs))
+    for tune, score in (halves, halves[::-1]):
         for key in keys:
             tune_idx = [i for i in tune if groups is None or groups[i] == key]
             score_idx = [i for i in score if groups is None or groups[i] == key]
