@@ -64,3 +64,39 @@ def test_kill_9_then_resume(tmp_path, blobs_2d):
     assert epochs == list(range(1, killed_at + 3))  # epochs before the kill kept, none repeated or lost
     assert history["stop_reason"] == "completed"
     assert (tmp_path / "model" / "weights.safetensors").exists()
+
+
+def _fit(blobs_2d, directory, *, resume, unet=None, epochs=1, batch_size=None):
+    from pixlearn.nets.fit import FitOptions, fit_network
+    from pixlearn.nets.training import TrainConfig
+
+    image, labels = blobs_2d
+    cfg = TrainConfig(epochs=epochs, steps_per_epoch=1, batch_size=batch_size, patch_shape=None, val_patches=1)
+    return fit_network([image[..., None]] * 2, [(labels > 0).astype(np.int64)] * 2, "semantic", unet=unet,
+                       train_config=cfg, options=FitOptions(checkpoint_dir=directory, resume=resume, device="cpu"))
+
+
+def test_a_resumed_run_goes_on_with_the_checkpointed_network(tmp_path, blobs_2d, one_torch_thread):
+    import pytest
+
+    from pixlearn.errors import PixlearnError
+    from pixlearn.nets.checkpoints import recorded_setup
+    from pixlearn.nets.unet import UNetConfig
+
+    small = UNetConfig(ndim=2, in_channels=1, out_channels=2, depth=1, base_channels=4)
+    directory = tmp_path / "ck"
+    first = _fit(blobs_2d, directory, resume=False, unet=small, batch_size=2)
+    network, config = recorded_setup(directory)
+    assert UNetConfig.from_dict(network) == small and config["batch_size"] == 2
+    # nothing given: not the network auto_config would choose, but the checkpoint's, its patch and batch
+    resumed = _fit(blobs_2d, directory, resume=True, epochs=2)
+    assert resumed.unet == small and resumed.train_config.batch_size == 2
+    assert resumed.train_config.patch_shape == first.train_config.patch_shape
+    assert [r["epoch"] for r in json.loads((directory / "history.json").read_text())["records"]] == [1, 2]
+    with pytest.raises(PixlearnError, match=r"another network \(it differs in base_channels\)"):
+        _fit(blobs_2d, directory, resume=True, unet=small.replace(base_channels=8), epochs=3)
+    state_file = directory / json.loads((directory / "last.json").read_text())["checkpoint"] / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "network": None}))  # as a checkpoint of before recorded it
+    with pytest.raises(PixlearnError, match="holds the weights of another network"):
+        _fit(blobs_2d, directory, resume=True, unet=small.replace(base_channels=8), epochs=3)

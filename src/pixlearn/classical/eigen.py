@@ -70,22 +70,8 @@ def eigenvalues_sym3(
         np.square(b, out=tmp)
         p2 += tmp
     p2 *= 1.0 / 6.0
-    # det(B)
-    det = np.multiply(b22, b33)
-    np.square(a23, out=tmp)
-    det -= tmp
-    det *= b11
-    np.multiply(a12, b33, out=tmp)
-    t2 = np.multiply(a23, a13)
-    tmp -= t2
-    tmp *= a12
-    det -= tmp
-    np.multiply(a12, a23, out=tmp)
-    np.multiply(b22, a13, out=t2)
-    tmp -= t2
-    tmp *= a13
-    det += tmp
-    del b11, b22, b33, t2
+    det = _determinant(b11, b22, b33, a12, a13, a23, tmp)
+    del b11, b22, b33
     # r = det(B) / (2 p^3), phi = acos(r) / 3
     p = np.sqrt(p2)
     np.multiply(p2, p, out=tmp)
@@ -108,6 +94,27 @@ def eigenvalues_sym3(
     l1 -= l0
     l1 -= l2
     return l0, l1, l2
+
+
+def _determinant(b11: np.ndarray, b22: np.ndarray, b33: np.ndarray, a12: np.ndarray, a13: np.ndarray,
+                 a23: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """``det`` of the symmetric matrices with diagonal `b11, b22, b33` and off-diagonal `a12, a13,
+    a23` (a new array; `tmp`, of their shape, is scratch)."""
+    det = np.multiply(b22, b33)
+    np.square(a23, out=tmp)
+    det -= tmp
+    det *= b11
+    np.multiply(a12, b33, out=tmp)
+    t2 = np.multiply(a23, a13)
+    tmp -= t2
+    tmp *= a12
+    det -= tmp
+    np.multiply(a12, a23, out=tmp)
+    np.multiply(b22, a13, out=t2)
+    tmp -= t2
+    tmp *= a13
+    det += tmp
+    return det
 
 
 def eigenvalues_from_tensor(

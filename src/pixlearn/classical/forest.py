@@ -147,33 +147,12 @@ def compile_forest(estimator: Any, *, order: str = "depth") -> CompiledForest:
     parts, value_parts, roots = [], [], []
     offset = leaf_offset = 0
     for tree in trees:
-        t = tree.tree_
-        left = np.asarray(t.children_left, np.int64)
-        right = np.asarray(t.children_right, np.int64)
-        new = kernels.layout_nodes(left, right, np.asarray(t.weighted_n_node_samples, np.float64), order == "depth")
-        n = left.shape[0]
-        is_leaf = left < 0
-        old = np.empty(n, np.int64)
-        old[new] = np.arange(n)  # old index of every new slot
-        block = np.empty((n, 4), np.int32)
-        leaf_rows = np.cumsum(is_leaf) - 1 + leaf_offset
-        nl = is_leaf[old]
-        block[:, 0] = np.where(nl, 0, t.feature[old])
-        thresholds = _float32_at_most(np.asarray(t.threshold, np.float64)[old])
-        thresholds[nl] = np.inf
-        block[:, 1] = thresholds.view(np.int32)
-        block[:, 2] = np.where(nl, np.arange(n) + offset, new[np.where(nl, 0, left[old])] + offset)
-        missing_left = getattr(t, "missing_go_to_left", None)
-        missing_left = np.zeros(n, np.int32) if missing_left is None else np.asarray(missing_left, np.int32)
-        block[:, 3] = np.where(nl, leaf_rows[old], missing_left[old])
-        value = np.asarray(t.value[:, 0, :], np.float64)[is_leaf]
-        total = value.sum(axis=1, keepdims=True)
-        total[total == 0] = 1.0
-        value_parts.append((value / total).astype(np.float32))
+        block, fractions = _tree_table(tree.tree_, kernels, order, offset, leaf_offset)
         parts.append(block)
+        value_parts.append(fractions)
         roots.append(offset)
-        offset += n
-        leaf_offset += int(is_leaf.sum())
+        offset += block.shape[0]
+        leaf_offset += fractions.shape[0]
     nodes = np.ascontiguousarray(np.concatenate(parts))
     values = np.ascontiguousarray(np.concatenate(value_parts).reshape(-1, n_classes))
     return CompiledForest(
@@ -184,6 +163,34 @@ def compile_forest(estimator: Any, *, order: str = "depth") -> CompiledForest:
         n_features=int(estimator.n_features_in_),
         classes=np.asarray(estimator.classes_),
     )
+
+
+def _tree_table(t: Any, kernels: types.ModuleType, order: str, offset: int,
+                leaf_offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """One scikit-learn ``tree_`` as rows of the node table (nodes renumbered, indices shifted by
+    `offset`, leaf rows by `leaf_offset`) and the float32 class fractions of its leaves."""
+    left = np.asarray(t.children_left, np.int64)
+    right = np.asarray(t.children_right, np.int64)
+    new = kernels.layout_nodes(left, right, np.asarray(t.weighted_n_node_samples, np.float64), order == "depth")
+    n = left.shape[0]
+    is_leaf = left < 0
+    old = np.empty(n, np.int64)
+    old[new] = np.arange(n)  # old index of every new slot
+    block = np.empty((n, 4), np.int32)
+    leaf_rows = np.cumsum(is_leaf) - 1 + leaf_offset
+    nl = is_leaf[old]
+    block[:, 0] = np.where(nl, 0, t.feature[old])
+    thresholds = _float32_at_most(np.asarray(t.threshold, np.float64)[old])
+    thresholds[nl] = np.inf
+    block[:, 1] = thresholds.view(np.int32)
+    block[:, 2] = np.where(nl, np.arange(n) + offset, new[np.where(nl, 0, left[old])] + offset)
+    missing_left = getattr(t, "missing_go_to_left", None)
+    missing_left = np.zeros(n, np.int32) if missing_left is None else np.asarray(missing_left, np.int32)
+    block[:, 3] = np.where(nl, leaf_rows[old], missing_left[old])
+    value = np.asarray(t.value[:, 0, :], np.float64)[is_leaf]
+    total = value.sum(axis=1, keepdims=True)
+    total[total == 0] = 1.0
+    return block, (value / total).astype(np.float32)
 
 
 def _rows(compiled: CompiledForest, features: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ is compiled on its first call, or loaded from numba's on-disk cache, and kept by
 dispatcher. :mod:`pixlearn.classical.forest` imports this module at its first use, so a process
 that never predicts with a compiled forest never imports numba. See that module for the node
 table the kernels walk. The helpers (:func:`tree_pass`, :func:`copy_chunk`,
-:func:`argmax_row`) are inlined into the kernels that call them.
+:func:`argmax_row`, :func:`settle`) are inlined into the kernels that call them.
 """
 
 from __future__ import annotations
@@ -161,6 +161,35 @@ def argmax_row(votes, r):
     return best
 
 
+@njit(nogil=True, cache=True, inline="always")
+def settle(votes, buf, origin, out, n_active, nf, remaining):
+    """Label the active rows whose lead is final; compact the others to the front. Returns how many stay."""
+    n_classes = votes.shape[1]
+    kept = 0
+    for a in range(n_active):
+        first = -np.inf
+        second = -np.inf
+        for k in range(n_classes):
+            v = votes[a, k]
+            if v > first:
+                second = first
+                first = v
+            elif v > second:
+                second = v
+        # each tree adds at most 1 to any class: a larger lead is final
+        if first - second > remaining + 1e-3:
+            out[origin[a]] = argmax_row(votes, a)
+            continue
+        if kept != a:
+            for f in range(nf):
+                buf[kept * nf + f] = buf[a * nf + f]
+            for k in range(n_classes):
+                votes[kept, k] = votes[a, k]
+            origin[kept] = origin[a]
+        kept += 1
+    return kept
+
+
 @njit(nogil=True, cache=True)
 def forest_labels(features, nodes, thr, roots, values, out, start, stop, chunk, group, tree_group):
     """Column of the largest summed fraction per row, skipping trees that cannot matter.
@@ -196,28 +225,7 @@ def forest_labels(features, nodes, thr, roots, values, out, start, stop, chunk, 
             remaining = n_trees - t1
             if remaining == 0:
                 break
-            kept = 0
-            for a in range(n_active):
-                first = -np.inf
-                second = -np.inf
-                for k in range(n_classes):
-                    v = votes[a, k]
-                    if v > first:
-                        second = first
-                        first = v
-                    elif v > second:
-                        second = v
-                # each tree adds at most 1 to any class: a larger lead is final
-                if first - second > remaining + 1e-3:
-                    out[origin[a]] = argmax_row(votes, a)
-                    continue
-                if kept != a:
-                    for f in range(nf):
-                        buf[kept * nf + f] = buf[a * nf + f]
-                    for k in range(n_classes):
-                        votes[kept, k] = votes[a, k]
-                    origin[kept] = origin[a]
-                kept += 1
+            kept = settle(votes, buf, origin, out, n_active, nf, remaining)
             n_active = kept
             if n_active == 0:
                 break

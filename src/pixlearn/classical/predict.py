@@ -158,7 +158,6 @@ def predict_stack(
     n_feat = stack.shape[0]
     spatial = stack.shape[1:]
     flat = stack.reshape(n_feat, -1)
-    n = flat.shape[1]
     classes = np.asarray(estimator.classes_, dtype=np.int64)
     if compiled is None:
         compiled = compile_forest_or_none(estimator)
@@ -167,14 +166,23 @@ def predict_stack(
 
         if labels:
             return classes[predict_forest_labels(compiled, flat.T, n_threads=n_threads(n_jobs))].reshape(spatial)
-        out = np.zeros((n, n_classes), np.float32)
+        out = np.zeros((flat.shape[1], n_classes), np.float32)
         out[:, classes] = predict_forest(compiled, flat.T, n_threads=n_threads(n_jobs))
         return out.reshape(spatial + (n_classes,))
+    result = _predict_chunks(estimator, flat, n_classes, classes, labels, n_threads(n_jobs))
+    return result.reshape(spatial) if labels else result.reshape(spatial + (n_classes,))
+
+
+def _predict_chunks(estimator: Any, flat: np.ndarray, n_classes: int, classes: np.ndarray, labels: bool,
+                    threads: int) -> np.ndarray:
+    """:func:`predict_stack` without compiled kernels: (n, K) probabilities, or (n,) classes with
+    `labels`, of the feature-major ``(F, n)`` `flat`, in chunks of pixels (on `threads` threads for
+    forests, whose trees release the GIL)."""
+    n = flat.shape[1]
     out = np.zeros((n, n_classes), np.float32)
     tables = _forest_tables(estimator)
     scale = np.float32(1.0 / len(tables)) if tables else np.float32(1.0)
-    if labels and tables is not None:
-        label_out = np.empty(n, np.int64)
+    label_out = np.empty(n if labels and tables is not None else 0, np.int64)
 
     def run(start: int) -> None:
         x = np.ascontiguousarray(flat[:, start : start + _CHUNK].T)
@@ -191,7 +199,6 @@ def predict_stack(
         out[start : start + x.shape[0], classes] = acc
 
     starts = range(0, n, _CHUNK)
-    threads = n_threads(n_jobs)
     if tables is None:  # SVM pipelines, gradient boosting: their own (OpenMP/BLAS) threads
         with threadpool_limits(limits=threads):
             for start in starts:
@@ -203,10 +210,8 @@ def predict_stack(
         for start in starts:
             run(start)
     if labels:
-        if tables is not None:
-            return label_out.reshape(spatial)
-        return np.argmax(out, axis=1).reshape(spatial)
-    return out.reshape(spatial + (n_classes,))
+        return label_out if tables is not None else np.argmax(out, axis=1)
+    return out
 
 
 def _forest_labels(

@@ -216,7 +216,6 @@ def export_bioimageio(
 def _describe(model: Any, tmp: Path, *, authors: Sequence[str], name: str | None, description: str | None,
               license: str, sizes: list[tuple[int, int]], halo: Sequence[int], spatial_ids: list[Any]) -> Any:
     """The :class:`bioimageio.spec.model.v0_5.ModelDescr` of the files written in `tmp`."""
-    import torch
     from bioimageio.spec.model import v0_5 as bm
 
     input_axes: list[Any] = [bm.BatchAxis(), bm.ChannelAxis(
@@ -239,17 +238,7 @@ def _describe(model: Any, tmp: Path, *, authors: Sequence[str], name: str | None
     outputs = [bm.OutputTensorDescr(
         id=bm.TensorId(OUTPUT_ID), axes=output_axes, test_tensor=bm.FileDescr(source=tmp / "test_output.npy"),
         description=what, postprocessing=_postprocessing(model))]
-    torch_version = bm.Version(torch.__version__.split("+")[0])
-    state_dict = bm.PytorchStateDictWeightsDescr(
-        source=tmp / "weights.pt", pytorch_version=torch_version,
-        architecture=bm.ArchitectureFromFileDescr(source=tmp / ARCHITECTURE_FILE, callable=bm.Identifier(ARCHITECTURE_CALLABLE),
-                                                  kwargs=architecture_kwargs(model.unet, model.task)))
-    weights = bm.WeightsDescr(
-        pytorch_state_dict=state_dict,
-        torchscript=bm.TorchscriptWeightsDescr(source=tmp / "weights_torchscript.pt", pytorch_version=torch_version,
-                                               parent="pytorch_state_dict"),
-        onnx=bm.OnnxWeightsDescr(source=tmp / "weights.onnx", opset_version=17, parent="pytorch_state_dict"),
-    )
+    weights = _weights(model, tmp)
     from pixlearn import __version__
 
     dims = f"{model.ndim}D"
@@ -267,6 +256,24 @@ def _describe(model: Any, tmp: Path, *, authors: Sequence[str], name: str | None
         tags=["pixlearn", "unet", model.task, dims.lower()],
         version=bm.Version("0.1.0"),
         config=bm.Config.model_validate({"pixlearn": {"version": __version__, "model": _json_safe(model.to_metadata())}}),
+    )
+
+
+def _weights(model: Any, tmp: Path) -> Any:
+    """The weights entry: the state dict with its architecture file, TorchScript and ONNX beside it."""
+    import torch
+    from bioimageio.spec.model import v0_5 as bm
+
+    torch_version = bm.Version(torch.__version__.split("+")[0])
+    state_dict = bm.PytorchStateDictWeightsDescr(
+        source=tmp / "weights.pt", pytorch_version=torch_version,
+        architecture=bm.ArchitectureFromFileDescr(source=tmp / ARCHITECTURE_FILE, callable=bm.Identifier(ARCHITECTURE_CALLABLE),
+                                                  kwargs=architecture_kwargs(model.unet, model.task)))
+    return bm.WeightsDescr(
+        pytorch_state_dict=state_dict,
+        torchscript=bm.TorchscriptWeightsDescr(source=tmp / "weights_torchscript.pt", pytorch_version=torch_version,
+                                               parent="pytorch_state_dict"),
+        onnx=bm.OnnxWeightsDescr(source=tmp / "weights.onnx", opset_version=17, parent="pytorch_state_dict"),
     )
 
 

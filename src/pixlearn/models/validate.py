@@ -190,8 +190,6 @@ def _check_forest(est: Any, path: Any, n_outputs: int) -> None:
 def _check_boosting(est: Any, path: Any, n_outputs: int) -> None:
     from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
     from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
     what = type(est).__name__
     n_features = _int_attr(est, "n_features_in_", what, path, 1, MAX_FEATURES)
@@ -220,25 +218,32 @@ def _check_boosting(est: Any, path: Any, n_outputs: int) -> None:
         if type(group) is not list or len(group) != per_iteration:
             raise _fail(f"{what} iteration {i} does not hold {per_iteration} tree(s)", path)
         for k, predictor in enumerate(group):
-            name = f"{what} tree {i}.{k}"
-            _exact(predictor, (TreePredictor,), name, path)
-            nodes = _array(predictor.nodes, f"{name} nodes", path, shape=(None,))
-            if nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.size < 1 or nodes.size > 2**31 - 2:
-                raise _fail(f"{name} nodes have an unexpected layout or size", path)
-            is_leaf = nodes["is_leaf"]
-            if np.any(is_leaf > 1) or np.any(nodes["missing_go_to_left"] > 1):
-                raise _fail(f"{name}: is_leaf / missing_go_to_left hold values other than 0 and 1", path)
-            if np.any(nodes["is_categorical"] != 0):
-                raise _fail(f"{name} has categorical splits; pixlearn models never do", path)
-            leaf = is_leaf.astype(bool)
-            left = np.where(leaf, -1, nodes["left"].astype(np.int64))
-            right = np.where(leaf, -1, nodes["right"].astype(np.int64))
-            _check_tree_structure(left, right, name, path)
-            feature = nodes["feature_idx"][~leaf]
-            if feature.size and (feature.min() < 0 or feature.max() >= n_features):
-                raise _fail(f"{name}: feature index outside 0..{n_features - 1}", path)
-            if np.any(np.isnan(nodes["num_threshold"][~leaf])) or not np.all(np.isfinite(nodes["value"][leaf])):
-                raise _fail(f"{name}: NaN threshold or non-finite leaf value", path)
+            _check_predictor(predictor, f"{what} tree {i}.{k}", n_features, path)
+
+
+def _check_predictor(predictor: Any, name: str, n_features: int, path: Any) -> None:
+    """One ``TreePredictor`` of a gradient-boosting model: its node records, structure and values."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    _exact(predictor, (TreePredictor,), name, path)
+    nodes = _array(predictor.nodes, f"{name} nodes", path, shape=(None,))
+    if nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.size < 1 or nodes.size > 2**31 - 2:
+        raise _fail(f"{name} nodes have an unexpected layout or size", path)
+    is_leaf = nodes["is_leaf"]
+    if np.any(is_leaf > 1) or np.any(nodes["missing_go_to_left"] > 1):
+        raise _fail(f"{name}: is_leaf / missing_go_to_left hold values other than 0 and 1", path)
+    if np.any(nodes["is_categorical"] != 0):
+        raise _fail(f"{name} has categorical splits; pixlearn models never do", path)
+    leaf = is_leaf.astype(bool)
+    left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+    right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+    _check_tree_structure(left, right, name, path)
+    feature = nodes["feature_idx"][~leaf]
+    if feature.size and (feature.min() < 0 or feature.max() >= n_features):
+        raise _fail(f"{name}: feature index outside 0..{n_features - 1}", path)
+    if np.any(np.isnan(nodes["num_threshold"][~leaf])) or not np.all(np.isfinite(nodes["value"][leaf])):
+        raise _fail(f"{name}: NaN threshold or non-finite leaf value", path)
 
 
 def _check_svm(est: Any, path: Any, n_outputs: int) -> None:

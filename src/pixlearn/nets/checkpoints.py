@@ -4,6 +4,9 @@ A checkpoint is a folder ``epoch-NNNN/`` with ``weights.safetensors``, ``optimiz
 (the optimizer's tensors) and ``state.json`` (everything else: epoch, step, history, scheduler
 and optimizer scalars, the random-stream description). ``last.json`` names the newest complete
 one and is replaced atomically, so a ``kill -9`` at any moment leaves a loadable checkpoint.
+``state.json`` also records the network's configuration (``network``, ``network_kind``), so that
+a resumed run rebuilds the network it checkpointed (:func:`resumed_setup`) rather than choosing
+one afresh, which may differ (another time limit, another measured precision path).
 The best weights so far are ``best.safetensors``; the per-epoch log is ``history.json`` and
 ``history.csv``, with the loss curves in ``curves.png``. Nothing is pickled.
 
@@ -27,7 +30,8 @@ import torch
 from torch import nn
 
 from pixlearn.data.atomic import atomic_path
-from pixlearn.nets.config import TrainConfig
+from pixlearn.errors import PixlearnError
+from pixlearn.nets.config import TrainConfig, UNetConfig
 from pixlearn.nets.distributed import World
 from pixlearn.nets.history import History
 
@@ -221,7 +225,7 @@ def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path 
         loaded = world.broadcast_object(_read_resume_point(directory) if world.is_main else None)
     if loaded is not None:
         weights, optimizer_state, state, best = loaded
-        model.load_state_dict(weights)
+        _load_weights(model, weights, directory)
         optimizer.load_state_dict(optimizer_state)
         match_state_layout(optimizer)
         if scheduler is not None:
@@ -237,6 +241,71 @@ def start_run(model: nn.Module, optimizer: Any, scheduler: Any, directory: Path 
     elif resume and world.is_main:
         logger.info("no checkpoint in %s: starting afresh", directory)
     return run
+
+
+def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor], directory: Path | None) -> None:
+    """`weights` into `model`; a checkpoint of another network is one clear error, not a traceback."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = "; ".join(lines[:2]).rstrip(":")[:200] or type(exc).__name__
+        raise PixlearnError(
+            f"{directory}: the checkpoint holds the weights of another network ({first}); resume with the "
+            "network it was trained with, or train afresh without --resume") from None
+
+
+def recorded_setup(directory: Path) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
+    """The U-Net configuration and the training configuration the last checkpoint in `directory`
+    recorded, as dicts (the first ``None`` for another kind of network or an older checkpoint);
+    ``None`` when there is no checkpoint. Reads ``state.json`` only."""
+    pointer = directory / LAST
+    if not pointer.is_file():
+        return None
+    try:
+        state = json.loads((directory / json.loads(pointer.read_text())["checkpoint"] / "state.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PixlearnError(f"{directory}: the last checkpoint cannot be read ({exc})") from None
+    network = state.get("network") if state.get("network_kind") == "UNet" else None
+    return network, dict(state.get("config") or {})
+
+
+def resumed_setup(directory: Path | None, unet: UNetConfig | None,
+                  train_config: TrainConfig) -> tuple[UNetConfig | None, TrainConfig]:
+    """The network and the patch shape and batch size a resumed run continues with.
+
+    Where the caller left them to be chosen (``None``), they are the checkpoint's, so that the run
+    goes on with the network whose weights it saved; given ones are kept, and a given network
+    other than the checkpoint's is refused.
+
+    Raises
+    ------
+    PixlearnError
+        A given `unet` that differs from the one the checkpoint recorded.
+    """
+    recorded = None if directory is None else recorded_setup(directory)
+    if recorded is None:
+        return unet, train_config
+    network, config = recorded
+    try:
+        saved = None if network is None else UNetConfig.from_dict(network)
+    except ValueError as exc:  # written by another version: the weights themselves are checked on loading
+        logger.warning("%s: the network the checkpoint records is not readable here (%s)", directory, exc)
+        saved = None
+    if saved is not None:
+        if unet is None:
+            logger.info("resuming the network of the checkpoint in %s", directory)
+            unet = saved
+        elif unet != saved:
+            changed = sorted(k for k, v in unet.to_dict().items() if saved.to_dict().get(k) != v)
+            raise PixlearnError(
+                f"{directory}: the checkpoint was trained with another network (it differs in {', '.join(changed)}); "
+                "resume with the same network, or train afresh without --resume")
+    chosen = {key: config[key] for key in ("patch_shape", "batch_size")
+              if getattr(train_config, key) is None and config.get(key) is not None}
+    if "patch_shape" in chosen:
+        chosen["patch_shape"] = tuple(int(n) for n in chosen["patch_shape"])
+    return unet, train_config.replace(**chosen) if chosen else train_config
 
 
 def _read_resume_point(directory: Path) -> tuple[Any, ...] | None:
@@ -265,6 +334,14 @@ def save_epoch(run: RunState, model: nn.Module, optimization: tuple[Any, Any], c
     epoch = int(record["epoch"])
     state = {"epoch": epoch, "step": run.global_step, "elapsed_s": record["elapsed_s"],
              "history": run.history.to_dict(), "config": cfg.to_dict(),
-             "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"}}
+             "rng": {"seed": cfg.seed, "scheme": "numpy default_rng([seed, epoch, index])"},
+             "network_kind": type(model).__name__, "network": _network_config(model)}
     save_checkpoint(directory, epoch, model, optimizer, scheduler, state)
     write_logs(directory, run.history)
+
+
+def _network_config(model: nn.Module) -> dict[str, Any] | None:
+    """The configuration a network was built from (``model.cfg``), as a dict, where it has one."""
+    cfg = getattr(model, "cfg", None)
+    to_dict = getattr(cfg, "to_dict", None)
+    return to_dict() if callable(to_dict) else None

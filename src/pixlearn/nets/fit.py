@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from pixlearn.data.labels import IGNORE, median_object_diameter
 from pixlearn.data.normalize import NormalizeConfig
 from pixlearn.errors import PixlearnError
 from pixlearn.nets.autoconfig import auto_config, choose_batch_size
+from pixlearn.nets.checkpoints import resumed_setup
 from pixlearn.nets.distributed import World, joined, process_device
 from pixlearn.nets.finetune import as_model_channels, fine_tune_schedule, model_outputs, start_from, threshold_grid
 from pixlearn.nets.fit_inputs import check_inputs, planes_if_2d
@@ -83,7 +85,9 @@ class FitOptions:
     checkpoint_dir : path-like, optional
         Checkpoints, logs and curves (see :func:`pixlearn.nets.training.train`).
     resume : bool
-        Continue from the last checkpoint in `checkpoint_dir`.
+        Continue from the last checkpoint in `checkpoint_dir`, with the network it recorded and
+        its patch shape and batch size where the call leaves them to be chosen (a given network
+        other than the checkpoint's is refused; see :func:`pixlearn.nets.checkpoints.resumed_setup`).
     progress : bool
         Show a progress bar.
     device : str or torch.device, optional
@@ -190,6 +194,9 @@ def fit_network(
     options = FitOptions() if options is None else options
     world = World() if options.world is None else options.world
     images, labels, validation = check_inputs(images, labels, task, validation)
+    if options.resume and options.checkpoint_dir is not None:  # go on with the network that was checkpointed
+        unet, train_config = resumed_setup(Path(options.checkpoint_dir), unet,
+                                           TrainConfig() if train_config is None else train_config)
     images, labels, validation = planes_if_2d(images, labels, validation, unet if init is None else init.unet,
                                               spacing)
     if init is not None:

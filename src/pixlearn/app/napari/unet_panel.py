@@ -170,24 +170,10 @@ class UNetPanel(WidgetPart):
         if instances_layer is None and choice != STROKES_TARGET:
             instances_layer = choice.removesuffix(" (instances)")
         image = np.asarray(canonical_image(self.image_layer, self.axes))
-        if instances_layer is not None:
-            from pixlearn.postprocess.instances import N_OUTPUTS
-
-            task, names = "instances", ()
-            targets = np.asarray(self.viewer.layers[instances_layer].data).astype(np.int64)
-            if targets.shape != tuple(self.spatial) or targets.max() < 1:
-                self.status.setText(f"'{instances_layer}' must hold objects of the image's shape {self.spatial}")
-                return
-            unet, train = self.unet_configs(out_channels=N_OUTPUTS)
-        else:
-            if self.scribbles_layer is None:
-                return
-            strokes = np.asarray(self.scribbles_layer.data).copy()
-            if len(np.unique(strokes[strokes > 0])) < 2:
-                self.status.setText("paint at least two classes before training a U-Net")
-                return
-            task, names, targets = "semantic", self.class_names, scribbles_to_targets(strokes)
-            unet, train = self.unet_configs()
+        setup = self._training_targets(instances_layer)
+        if setup is None:
+            return
+        task, names, targets, (unet, train) = setup
         self._stop.clear()
         self._records = []
         self._train_started = time.monotonic()
@@ -218,6 +204,26 @@ class UNetPanel(WidgetPart):
         self.progress_bar.setValue(0)
         self.progress_label.setText("training...")
         worker.start()
+
+    def _training_targets(self, instances_layer: str | None) -> tuple[str, Any, np.ndarray, tuple[Any, Any]] | None:
+        """Task, class names, targets and the (UNetConfig, TrainConfig) of a training run, from the
+        objects of `instances_layer` or, without one, the strokes; ``None`` (with a status line)
+        when they cannot train."""
+        if instances_layer is not None:
+            from pixlearn.postprocess.instances import N_OUTPUTS
+
+            targets = np.asarray(self.viewer.layers[instances_layer].data).astype(np.int64)
+            if targets.shape != tuple(self.spatial) or targets.max() < 1:
+                self.status.setText(f"'{instances_layer}' must hold objects of the image's shape {self.spatial}")
+                return None
+            return "instances", (), targets, self.unet_configs(out_channels=N_OUTPUTS)
+        if self.scribbles_layer is None:
+            return None
+        strokes = np.asarray(self.scribbles_layer.data).copy()
+        if len(np.unique(strokes[strokes > 0])) < 2:
+            self.status.setText("paint at least two classes before training a U-Net")
+            return None
+        return "semantic", self.class_names, scribbles_to_targets(strokes), self.unet_configs()
 
     def stop_unet(self) -> None:
         """Stop training after the current epoch; the best weights so far are kept."""
