@@ -278,10 +278,25 @@ def resumed_setup(directory: Path | None, unet: UNetConfig | None,
     goes on with the network whose weights it saved; given ones are kept, and a given network
     other than the checkpoint's is refused.
 
+    Parameters
+    ----------
+    directory : Path, optional
+        The checkpoint folder (``None``, or one without a checkpoint: nothing changes).
+    unet : UNetConfig, optional
+        The network the caller asks for (``None``: to be chosen).
+    train_config : TrainConfig
+        Its ``None`` `patch_shape` and `batch_size` are filled from the checkpoint.
+
+    Returns
+    -------
+    unet : UNetConfig or None
+    train_config : TrainConfig
+
     Raises
     ------
     PixlearnError
-        A given `unet` that differs from the one the checkpoint recorded.
+        A given `unet` that differs from the one the checkpoint recorded, or a last checkpoint
+        whose ``state.json`` cannot be read.
     """
     recorded = None if directory is None else recorded_setup(directory)
     if recorded is None:
