@@ -199,13 +199,8 @@ def train(
     _set_threads(threads, seed={Method.unet: experiment.train.seed, Method.cnn: experiment.classify.train.seed}.get(
         method, seed or 0))
     if classify:
-        from pixlearn.app.classify import train_command
-        from pixlearn.nets.fit import FitOptions
-
-        options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume, progress=True,
-                             device=device)
-        typer.echo(train_command(images, labels, output, experiment, validation=(val_images, val_labels), axes=axes,
-                                 overwrite=overwrite, options=options))
+        typer.echo(_train_image_classifier(images, labels, output, experiment, (val_images, val_labels), axes=axes,
+                                           resume=resume, overwrite=overwrite, device=device))
         return
     assert labels is not None  # checked by _check_train_combination
     kind = "restore" if task == Task.restore else (label_kind.value if label_kind else
@@ -224,6 +219,19 @@ def train(
         return
     typer.echo(_train_classical(images, labels, output, kind, experiment, axes=axes, n_classes=n_classes,
                                 spacing=voxel_size, memory_budget=budget, overwrite=overwrite))
+
+
+def _train_image_classifier(images: Path, labels: Path | None, output: Path, experiment: Any,
+                            validation: tuple[Path | None, Path | None], *, axes: str | None, resume: bool,
+                            overwrite: bool, device: str | None) -> str:
+    """``train --method cnn --task classify``: the image classifier's job, checkpointed beside `output`."""
+    from pixlearn.app.classify import train_command
+    from pixlearn.nets.fit import FitOptions
+
+    options = FitOptions(checkpoint_dir=output.with_name(output.name + ".checkpoints"), resume=resume, progress=True,
+                         device=device)
+    return train_command(images, labels, output, experiment, validation=validation, axes=axes, overwrite=overwrite,
+                         options=options)
 
 
 def _check_train_combination(
