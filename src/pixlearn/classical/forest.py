@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CompiledForest", "compile_forest", "predict_forest", "predict_forest_labels"]
+__all__ = ["CompiledForest", "compile_forest", "node_fractions", "predict_forest", "predict_forest_labels"]
 
 CHUNK = 16384  # pixels (copied pixel-major) that every tree is applied to in turn
 GROUP = 8  # pixels walked through a tree together, one level per pass
@@ -187,10 +187,16 @@ def _tree_table(t: Any, kernels: types.ModuleType, order: str, offset: int,
     missing_left = getattr(t, "missing_go_to_left", None)
     missing_left = np.zeros(n, np.int32) if missing_left is None else np.asarray(missing_left, np.int32)
     block[:, 3] = np.where(nl, leaf_rows[old], missing_left[old])
-    value = np.asarray(t.value[:, 0, :], np.float64)[is_leaf]
+    return block, node_fractions(t)[is_leaf]
+
+
+def node_fractions(t: Any) -> np.ndarray:
+    """Class fractions, float32, of every node of a scikit-learn ``tree_`` (rows sum to 1, or 0 for
+    a node without weight)."""
+    value = np.asarray(t.value[:, 0, :], np.float64)
     total = value.sum(axis=1, keepdims=True)
     total[total == 0] = 1.0
-    return block, (value / total).astype(np.float32)
+    return (value / total).astype(np.float32)
 
 
 def _rows(compiled: CompiledForest, features: np.ndarray) -> np.ndarray:

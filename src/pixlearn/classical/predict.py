@@ -93,13 +93,9 @@ def _forest_tables(estimator: Any) -> list[tuple[Any, np.ndarray]] | None:
         return None
     if getattr(estimator, "n_outputs_", 1) != 1:
         return None
-    tables = []
-    for tree in trees:
-        value = np.asarray(tree.tree_.value[:, 0, :], np.float64)
-        total = value.sum(axis=1, keepdims=True)
-        total[total == 0] = 1.0
-        tables.append((tree.tree_, (value / total).astype(np.float32)))
-    return tables
+    from pixlearn.classical.forest import node_fractions  # plain NumPy: numba comes with the kernels only
+
+    return [(tree.tree_, node_fractions(tree.tree_)) for tree in trees]
 
 
 def compile_forest_or_none(estimator: Any) -> Any | None:
