@@ -3,7 +3,8 @@
 :func:`gaussian_filter` gives exactly the float32 values of ``scipy.ndimage.gaussian_filter(x,
 sigma, mode="reflect", truncate=truncate, output=np.float32)``: SciPy's weights, one pass per axis
 in axis order, float64 sums, a float32 result after each pass. :func:`eigenvalues` gives the
-closed-form eigenvalues of :mod:`pixlearn.classical.eigen`. Smoothing runs the numba kernels of
+closed-form eigenvalues of :mod:`pixlearn.classical.eigen` (one pass per pixel in the numba kernels
+of :mod:`pixlearn.classical.eigen_kernels`). Smoothing runs the numba kernels of
 :mod:`pixlearn.classical.filter_kernels`, vectorised along the contiguous axis (about twice as
 fast as SciPy on one core; SciPy without numba); both spread ranges of rows or pixels over the
 threads of a :class:`Workers`, one thread pool for all the passes of a block (starting threads
@@ -136,11 +137,20 @@ def gaussian_filter(
     return current if current is not x else current.copy()
 
 
+def _eigen_kernels() -> Any | None:
+    try:
+        from pixlearn.classical import eigen_kernels
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return eigen_kernels
+
+
 def eigenvalues(tensor: list[np.ndarray], ndim: int, *, work: Workers | None = None) -> tuple[np.ndarray, ...]:
     """Eigenvalues, largest first, of a field of symmetric matrices given by their upper triangles.
 
-    :func:`pixlearn.classical.eigen.eigenvalues_from_tensor` on ranges of pixels spread over the
-    threads (NumPy releases the GIL on arrays this size).
+    The one-pass numba kernels of :mod:`pixlearn.classical.eigen_kernels` (float64 arithmetic,
+    polynomial arc cosine; NumPy's :func:`pixlearn.classical.eigen.eigenvalues_from_tensor`
+    without numba), on ranges of pixels spread over the threads.
 
     Parameters
     ----------
@@ -154,8 +164,8 @@ def eigenvalues(tensor: list[np.ndarray], ndim: int, *, work: Workers | None = N
     Returns
     -------
     eigenvalues : tuple of ndarray
-        `ndim` float32 arrays of the entries' shape, equal to those of
-        :func:`~pixlearn.classical.eigen.eigenvalues_from_tensor`.
+        `ndim` float32 arrays of the entries' shape, within float32 rounding of those of
+        :func:`~pixlearn.classical.eigen.eigenvalues_from_tensor` (closer to the exact values).
 
     Examples
     --------
@@ -163,11 +173,18 @@ def eigenvalues(tensor: list[np.ndarray], ndim: int, *, work: Workers | None = N
     >>> [float(v[0, 0]) for v in eigenvalues(entries, 3)]
     [3.0, 2.0, 1.0]
     """
+    if ndim not in (2, 3) or len(tensor) != ndim * (ndim + 1) // 2:
+        raise ValueError(f"{len(tensor)} tensor entries for {ndim}x{ndim} matrices")
     shape = tensor[0].shape
     flats = [np.ascontiguousarray(t).reshape(-1) for t in tensor]
     outs = [np.empty(flats[0].size, np.float32) for _ in range(ndim)]
+    kernels = _eigen_kernels()
+    if kernels is not None:
+        kernel = kernels.sym3_range if ndim == 3 else kernels.sym2_range
+        (work or Workers()).run(kernel, (*flats, *outs), flats[0].size)
+        return tuple(o.reshape(shape) for o in outs)
 
-    def part(lo: int, hi: int) -> None:
+    def part(lo: int, hi: int) -> None:  # pragma: no cover - numba is a dependency
         for o, v in zip(outs, eigenvalues_from_tensor([f[lo:hi] for f in flats], ndim)):
             o[lo:hi] = v
 
