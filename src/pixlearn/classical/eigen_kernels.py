@@ -75,10 +75,13 @@ def sym3_range(a11, a12, a13, a22, a23, a33, l0, l1, l2, lo, hi):
         e12 = np.float64(a12[i])
         e13 = np.float64(a13[i])
         e23 = np.float64(a23[i])
-        q = (np.float64(a11[i]) + np.float64(a22[i]) + np.float64(a33[i])) * third
-        b11 = np.float64(a11[i]) - q
-        b22 = np.float64(a22[i]) - q
-        b33 = np.float64(a33[i]) - q
+        e11 = np.float64(a11[i])
+        e22 = np.float64(a22[i])
+        e33 = np.float64(a33[i])
+        q = (e11 + e22 + e33) * third
+        b11 = e11 - q
+        b22 = e22 - q
+        b33 = e33 - q
         p2 = (b11 * b11 + b22 * b22 + b33 * b33 + 2.0 * (e12 * e12 + e13 * e13 + e23 * e23)) / 6.0
         det = b11 * (b22 * b33 - e23 * e23) - e12 * (e12 * b33 - e23 * e13) + e13 * (e12 * e23 - b22 * e13)
         p = math.sqrt(p2)
@@ -96,9 +99,11 @@ def sym3_range(a11, a12, a13, a22, a23, a33, l0, l1, l2, lo, hi):
 def sym2_range(a11, a12, a22, l0, l1, lo, hi):
     """Eigenvalues, largest first, of the symmetric 2x2 matrices of pixels ``lo..hi-1``."""
     for i in range(lo, hi):
-        half_diff = (np.float64(a11[i]) - np.float64(a22[i])) * 0.5
+        e11 = np.float64(a11[i])
+        e22 = np.float64(a22[i])
         b = np.float64(a12[i])
+        half_diff = (e11 - e22) * 0.5
         root = math.sqrt(half_diff * half_diff + b * b)
-        mean = (np.float64(a11[i]) + np.float64(a22[i])) * 0.5
+        mean = (e11 + e22) * 0.5
         l0[i] = mean + root
         l1[i] = mean - root

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,12 +60,12 @@ def workers(n_threads: int | None = None) -> Iterator[Workers]:
         yield Workers(pool, threads)
 
 
-def _kernels() -> Any | None:
+def _kernels(name: str = "filter_kernels") -> Any | None:
+    """The numba kernel module `name` of :mod:`pixlearn.classical`, ``None`` without numba."""
     try:
-        from pixlearn.classical import filter_kernels
+        return importlib.import_module(f"pixlearn.classical.{name}")
     except ImportError:  # pragma: no cover - numba is a dependency
         return None
-    return filter_kernels
 
 
 def gaussian_weights(sigma: float, truncate: float) -> np.ndarray:
@@ -137,14 +138,6 @@ def gaussian_filter(
     return current if current is not x else current.copy()
 
 
-def _eigen_kernels() -> Any | None:
-    try:
-        from pixlearn.classical import eigen_kernels
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return eigen_kernels
-
-
 def eigenvalues(tensor: list[np.ndarray], ndim: int, *, work: Workers | None = None) -> tuple[np.ndarray, ...]:
     """Eigenvalues, largest first, of a field of symmetric matrices given by their upper triangles.
 
@@ -178,15 +171,15 @@ def eigenvalues(tensor: list[np.ndarray], ndim: int, *, work: Workers | None = N
     shape = tensor[0].shape
     flats = [np.ascontiguousarray(t).reshape(-1) for t in tensor]
     outs = [np.empty(flats[0].size, np.float32) for _ in range(ndim)]
-    kernels = _eigen_kernels()
+    kernels = _kernels("eigen_kernels")
     if kernels is not None:
         kernel = kernels.sym3_range if ndim == 3 else kernels.sym2_range
-        (work or Workers()).run(kernel, (*flats, *outs), flats[0].size)
-        return tuple(o.reshape(shape) for o in outs)
+    else:  # pragma: no cover - numba is a dependency
 
-    def part(lo: int, hi: int) -> None:  # pragma: no cover - numba is a dependency
-        for o, v in zip(outs, eigenvalues_from_tensor([f[lo:hi] for f in flats], ndim)):
-            o[lo:hi] = v
+        def kernel(*args: np.ndarray | int) -> None:
+            lo, hi = int(args[-2]), int(args[-1])
+            for o, v in zip(outs, eigenvalues_from_tensor([f[lo:hi] for f in flats], ndim)):
+                o[lo:hi] = v
 
-    (work or Workers()).run(part, (), flats[0].size)
+    (work or Workers()).run(kernel, (*flats, *outs), flats[0].size)
     return tuple(o.reshape(shape) for o in outs)
