@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["ACOS_COEFFICIENTS", "acos_poly", "sym2_range", "sym3_range"]
+__all__ = ["ACOS_COEFFICIENTS", "acos_poly", "sym2_range", "sym2_values", "sym3_range", "sym3_values"]
 
 
 #: ``acos(x) / sqrt(1 - x)`` on ``[0, 1]`` as a polynomial, lowest power first: the least-squares
@@ -64,46 +64,55 @@ def cos_sin_small(t):
     return c, s
 
 
+@njit(nogil=True, cache=True, inline="always")
+def sym3_values(a11, a12, a13, a22, a23, a33):
+    """Eigenvalues, largest first, of one symmetric 3x3 matrix (float64 arithmetic)."""
+    third = 1.0 / 3.0
+    e11 = np.float64(a11)
+    e12 = np.float64(a12)
+    e13 = np.float64(a13)
+    e22 = np.float64(a22)
+    e23 = np.float64(a23)
+    e33 = np.float64(a33)
+    q = (e11 + e22 + e33) * third
+    b11 = e11 - q
+    b22 = e22 - q
+    b33 = e33 - q
+    p2 = (b11 * b11 + b22 * b22 + b33 * b33 + 2.0 * (e12 * e12 + e13 * e13 + e23 * e23)) / 6.0
+    det = b11 * (b22 * b33 - e23 * e23) - e12 * (e12 * b33 - e23 * e13) + e13 * (e12 * e23 - b22 * e13)
+    p = math.sqrt(p2)
+    r = det / max(2.0 * p2 * p, 1e-300)
+    r = min(max(r, -1.0), 1.0)
+    c, s = cos_sin_small(acos_poly(r) * third)
+    big = q + 2.0 * p * c
+    small = q - p * (c + _SQRT3 * s)
+    return big, 3.0 * q - big - small, small
+
+
+@njit(nogil=True, cache=True, inline="always")
+def sym2_values(a11, a12, a22):
+    """Eigenvalues, largest first, of one symmetric 2x2 matrix (float64 arithmetic)."""
+    e11 = np.float64(a11)
+    e22 = np.float64(a22)
+    b = np.float64(a12)
+    half_diff = (e11 - e22) * 0.5
+    root = math.sqrt(half_diff * half_diff + b * b)
+    mean = (e11 + e22) * 0.5
+    return mean + root, mean - root
+
+
 @njit(nogil=True, cache=True, fastmath={"contract", "arcp", "nsz"})
 def sym3_range(a11, a12, a13, a22, a23, a33, l0, l1, l2, lo, hi):
     """Eigenvalues, largest first, of the symmetric 3x3 matrices of pixels ``lo..hi-1``.
 
     The inputs are the flat upper-triangle entries (any float dtype), the outputs flat float32.
     """
-    third = 1.0 / 3.0
     for i in range(lo, hi):
-        e12 = np.float64(a12[i])
-        e13 = np.float64(a13[i])
-        e23 = np.float64(a23[i])
-        e11 = np.float64(a11[i])
-        e22 = np.float64(a22[i])
-        e33 = np.float64(a33[i])
-        q = (e11 + e22 + e33) * third
-        b11 = e11 - q
-        b22 = e22 - q
-        b33 = e33 - q
-        p2 = (b11 * b11 + b22 * b22 + b33 * b33 + 2.0 * (e12 * e12 + e13 * e13 + e23 * e23)) / 6.0
-        det = b11 * (b22 * b33 - e23 * e23) - e12 * (e12 * b33 - e23 * e13) + e13 * (e12 * e23 - b22 * e13)
-        p = math.sqrt(p2)
-        r = det / max(2.0 * p2 * p, 1e-300)
-        r = min(max(r, -1.0), 1.0)
-        c, s = cos_sin_small(acos_poly(r) * third)
-        big = q + 2.0 * p * c
-        small = q - p * (c + _SQRT3 * s)
-        l0[i] = big
-        l1[i] = 3.0 * q - big - small
-        l2[i] = small
+        l0[i], l1[i], l2[i] = sym3_values(a11[i], a12[i], a13[i], a22[i], a23[i], a33[i])
 
 
 @njit(nogil=True, cache=True, fastmath={"contract", "arcp", "nsz"})
 def sym2_range(a11, a12, a22, l0, l1, lo, hi):
     """Eigenvalues, largest first, of the symmetric 2x2 matrices of pixels ``lo..hi-1``."""
     for i in range(lo, hi):
-        e11 = np.float64(a11[i])
-        e22 = np.float64(a22[i])
-        b = np.float64(a12[i])
-        half_diff = (e11 - e22) * 0.5
-        root = math.sqrt(half_diff * half_diff + b * b)
-        mean = (e11 + e22) * 0.5
-        l0[i] = mean + root
-        l1[i] = mean - root
+        l0[i], l1[i] = sym2_values(a11[i], a12[i], a22[i])

@@ -1,4 +1,4 @@
-"""Gaussian smoothing and eigenvalue fields for the filter bank, on threads shared by one block.
+"""Gaussian smoothing, derivative and eigenvalue fields of the filter bank, on threads shared by a block.
 
 :func:`gaussian_filter` gives exactly the float32 values of ``scipy.ndimage.gaussian_filter(x,
 sigma, mode="reflect", truncate=truncate, output=np.float32)``: SciPy's weights, one pass per axis
@@ -8,7 +8,12 @@ of :mod:`pixlearn.classical.eigen_kernels`). Smoothing runs the numba kernels of
 :mod:`pixlearn.classical.filter_kernels`, vectorised along the contiguous axis (about twice as
 fast as SciPy on one core; SciPy without numba); both spread ranges of rows or pixels over the
 threads of a :class:`Workers`, one thread pool for all the passes of a block (starting threads
-per pass costs more than a small pass takes).
+per pass costs more than a small pass takes). :func:`gradient_magnitude`, :func:`gradient_products`
+and :func:`hessian_fields` take central finite differences of a smoothed image in one pass per
+field (kernels of :mod:`pixlearn.classical.derivative_kernels`), with the same float32 results as
+the NumPy expressions they replace; the Hessian's eigenvalues are computed in the same pass, from
+entries that are never stored (on one VNC block of 5 x 512 x 512 at seven scales: 0.16 -> 0.04 s
+for Laplacians and Hessian eigenvalues, 2 threads, AVX2).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +31,10 @@ import numpy as np
 
 from pixlearn.classical.eigen import eigenvalues_from_tensor
 
-__all__ = ["Workers", "eigenvalues", "gaussian_filter", "gaussian_weights", "workers"]
+__all__ = [
+    "Workers", "eigenvalues", "gaussian_filter", "gaussian_weights", "gradient_magnitude", "gradient_products",
+    "hessian_fields", "workers",
+]
 
 #: Rows per thread below which a kernel runs in one thread.
 MIN_ROWS_PER_THREAD = 64
@@ -183,3 +192,150 @@ def eigenvalues(tensor: list[np.ndarray], ndim: int, *, work: Workers | None = N
 
     (work or Workers()).run(kernel, (*flats, *outs), flats[0].size)
     return tuple(o.reshape(shape) for o in outs)
+
+
+def _shift(region: Sequence[slice], offsets: dict[int, int]) -> tuple[slice, ...]:
+    """`region` (unpadded coordinates) moved by `offsets` per axis, in the 1-padded array."""
+    return tuple(slice(r.start + 1 + offsets.get(a, 0), r.stop + 1 + offsets.get(a, 0)) for a, r in enumerate(region))
+
+
+def _difference(g: np.ndarray, region: Sequence[slice], axis: int, scale: np.float32) -> np.ndarray:
+    d = np.subtract(g[_shift(region, {axis: 1})], g[_shift(region, {axis: -1})])
+    d *= scale
+    return d
+
+
+def _derivative_run(name: str, g: np.ndarray, region: Sequence[slice], scales: np.ndarray,
+                    outs: Sequence[np.ndarray], extra: tuple[Any, ...], work: Workers | None) -> bool:
+    """Run the kernel `name` + ``2``/``3`` of :mod:`~pixlearn.classical.derivative_kernels` over the
+    rows of `outs`; ``False`` (nothing done) without numba."""
+    kernels = _kernels("derivative_kernels")
+    if kernels is None:  # pragma: no cover - numba is a dependency
+        return False
+    kernel = getattr(kernels, f"{name}{g.ndim}")
+    origin = np.array([r.start for r in region], np.int64)
+    rows = int(np.prod(outs[0].shape[:-1], dtype=np.int64))
+    (work or Workers()).run(kernel, (np.ascontiguousarray(g), origin, scales, *outs, *extra), rows)
+    return True
+
+
+def _extent(region: Sequence[slice]) -> tuple[int, ...]:
+    return tuple(r.stop - r.start for r in region)
+
+
+def gradient_magnitude(g: np.ndarray, core: Sequence[slice], sp: Sequence[float], *,
+                       work: Workers | None = None) -> np.ndarray:
+    """Gradient magnitude by central differences on `core` of a smoothed image.
+
+    Parameters
+    ----------
+    g : ndarray, float32
+        The smoothed image padded by one pixel on every side (half-sample reflection).
+    core : sequence of slice
+        The region wanted, in the coordinates of the unpadded image.
+    sp : sequence of float
+        Voxel spacing per axis: differences are ``(g[i + 1] - g[i - 1]) * (0.5 / s)``.
+    work : Workers, optional
+
+    Returns
+    -------
+    magnitude : ndarray of the shape of `core`, float32
+        ``sqrt(d0**2 + d1**2 (+ d2**2))`` in float32, the same bits as NumPy computes it.
+
+    Examples
+    --------
+    >>> g = np.pad(np.arange(5, dtype=np.float32).reshape(1, 5).repeat(3, 0), 1, mode="symmetric")
+    >>> gradient_magnitude(g, (slice(1, 2), slice(1, 4)), (1.0, 1.0)).tolist()
+    [[1.0, 1.0, 1.0]]
+    """
+    s = np.array([0.5 / a for a in sp], np.float32)
+    mag = np.empty(_extent(core), np.float32)
+    if not _derivative_run("gradient_magnitude", g, core, s, [mag], (), work):  # pragma: no cover
+        grads = [_difference(g, core, a, s[a]) for a in range(len(sp))]
+        np.square(grads[0], out=mag)
+        for d in grads[1:]:
+            mag += np.square(d)
+        np.sqrt(mag, out=mag)
+    return mag
+
+
+def gradient_products(g: np.ndarray, region: Sequence[slice], sp: Sequence[float], *,
+                      work: Workers | None = None) -> list[np.ndarray]:
+    """Products of the gradient components on `region` (the structure tensor before its smoothing).
+
+    Parameters are those of :func:`gradient_magnitude`. Returns the float32 products ``d_a * d_b``
+    in ``itertools.combinations_with_replacement`` order (3 arrays in 2D, 6 in 3D).
+
+    Examples
+    --------
+    >>> g = np.pad(np.arange(5, dtype=np.float32).reshape(1, 5).repeat(3, 0), 1, mode="symmetric")
+    >>> [p.tolist() for p in gradient_products(g, (slice(1, 2), slice(2, 3)), (1.0, 1.0))]
+    [[[0.0]], [[0.0]], [[1.0]]]
+    """
+    s = np.array([0.5 / a for a in sp], np.float32)
+    pairs = list(itertools.combinations_with_replacement(range(len(sp)), 2))
+    products = [np.empty(_extent(region), np.float32) for _ in pairs]
+    if not _derivative_run("gradient_products", g, region, s, products, (), work):  # pragma: no cover
+        grads = [_difference(g, region, a, s[a]) for a in range(len(sp))]
+        products = [np.multiply(grads[a], grads[b]) for a, b in pairs]
+    return products
+
+
+def hessian_fields(g: np.ndarray, core: Sequence[slice], sp: Sequence[float], with_eigen: bool, *,
+                   work: Workers | None = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Laplacian and Hessian eigenvalues by finite differences on `core` of a smoothed image.
+
+    Parameters are those of :func:`gradient_magnitude`, plus `with_eigen`: whether to compute the
+    eigenvalues. Second differences are ``(g[i + 1] + g[i - 1] - 2 g[i]) / s**2``, mixed ones the
+    four-point stencil times ``0.25 / (s_a * s_b)``, in float32.
+
+    Returns
+    -------
+    laplacian : ndarray of the shape of `core`, float32
+    eigenvalues : tuple of ndarray
+        Largest first, as :func:`eigenvalues` gives them from the same entries; empty without
+        `with_eigen`.
+
+    Examples
+    --------
+    >>> g = np.pad(np.square(np.arange(5, dtype=np.float32)).reshape(1, 5).repeat(3, 0), 1, mode="symmetric")
+    >>> lap, (big, small) = hessian_fields(g, (slice(1, 2), slice(1, 4)), (1.0, 1.0), True)
+    >>> lap.tolist(), big.tolist(), small.tolist()
+    ([[2.0, 2.0, 2.0]], [[2.0, 2.0, 2.0]], [[0.0, 0.0, 0.0]])
+    """
+    ndim = len(sp)
+    mixed = list(itertools.combinations(range(ndim), 2))
+    s = np.array([1.0 / (a * a) for a in sp] + [0.25 / (sp[a] * sp[b]) for a, b in mixed], np.float32)
+    shape = _extent(core)
+    lap = np.empty(shape, np.float32)
+    eig = tuple(np.empty(shape if with_eigen else (1,) * ndim, np.float32) for _ in range(ndim))
+    if not _derivative_run("hessian", g, core, s, [lap, *eig], (with_eigen,), work):  # pragma: no cover
+        eig = _hessian_numpy(g, core, s, lap, with_eigen, work)
+    return lap, eig if with_eigen else ()
+
+
+def _hessian_numpy(g: np.ndarray, core: Sequence[slice], s: np.ndarray, lap: np.ndarray, with_eigen: bool,
+                   work: Workers | None) -> tuple[np.ndarray, ...]:  # pragma: no cover - numba is a dependency
+    """:func:`hessian_fields` in NumPy: the Laplacian into `lap`; the eigenvalues (or ``()``)."""
+    ndim = g.ndim
+    centre = g[_shift(core, {})]
+    hess = {}
+    for a in range(ndim):
+        h = np.add(g[_shift(core, {a: 1})], g[_shift(core, {a: -1})])
+        h -= centre
+        h -= centre
+        h *= s[a]
+        hess[a, a] = h
+    lap[...] = hess[0, 0]
+    for a in range(1, ndim):
+        lap += hess[a, a]
+    if not with_eigen:
+        return ()
+    for k, (a, b) in enumerate(itertools.combinations(range(ndim), 2)):
+        h = np.subtract(g[_shift(core, {a: 1, b: 1})], g[_shift(core, {a: 1, b: -1})])
+        h -= g[_shift(core, {a: -1, b: 1})]
+        h += g[_shift(core, {a: -1, b: -1})]
+        h *= s[ndim + k]
+        hess[a, b] = h
+    tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
+    return eigenvalues(tensor, ndim, work=work)

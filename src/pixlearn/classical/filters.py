@@ -3,19 +3,27 @@
 The filters themselves are described in :mod:`pixlearn.classical.features`, which owns the
 configuration, the feature names and the public entry points; this module computes them. At
 each scale the image is smoothed once, and every derivative feature takes finite differences of
-that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``). Smoothing
-and eigenvalues run on the threaded numba kernels of :mod:`pixlearn.classical.fast_filters`.
+that one smoothed image (reflected about the half-sample edge, as ``mode="reflect"``). Smoothing,
+finite differences and eigenvalues run on the threaded numba kernels of
+:mod:`pixlearn.classical.fast_filters`.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pixlearn.classical.fast_filters import Workers, eigenvalues, gaussian_filter, workers
+from pixlearn.classical.fast_filters import (
+    Workers,
+    eigenvalues,
+    gaussian_filter,
+    gradient_magnitude,
+    gradient_products,
+    hessian_fields,
+    workers,
+)
 
 if TYPE_CHECKING:
     from pixlearn.classical.features import FeatureConfig
@@ -102,14 +110,6 @@ def _grow(region: tuple[slice, ...], by: Sequence[int], shape: Sequence[int]) ->
     )
 
 
-def _shift(region: tuple[slice, ...], offsets: dict[int, int]) -> tuple[slice, ...]:
-    """`region` (unpadded coordinates) moved by `offsets` per axis, in the 1-padded array."""
-    return tuple(
-        slice(r.start + 1 + offsets.get(a, 0), r.stop + 1 + offsets.get(a, 0))
-        for a, r in enumerate(region)
-    )
-
-
 def _scale_features(
     x: np.ndarray,
     core: tuple[slice, ...],
@@ -149,33 +149,19 @@ def _first_derivative_features(
     work: Workers,
 ) -> dict[str, list[np.ndarray]]:
     """Gradient magnitude and structure-tensor eigenvalues from the 1-padded smoothed image `g`."""
-    st = "structure_tensor_eigenvalues" in names
-    if "gradient_magnitude" not in names and not st:
-        return {}
-    ndim = g.ndim
-    shape = tuple(n - 2 for n in g.shape)
-    outer_px = [cfg.st_ratio * s for s in sig_px]
-    grad_region = _grow(core, [_radius(o, cfg.truncate) for o in outer_px], shape) if st else core
-    grads = []
-    for a in range(ndim):
-        d = np.subtract(g[_shift(grad_region, {a: 1})], g[_shift(grad_region, {a: -1})])
-        d *= np.float32(0.5 / sp[a])
-        grads.append(d)
-    in_core = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, grad_region))
     results: dict[str, list[np.ndarray]] = {}
     if "gradient_magnitude" in names:
-        mag = np.square(grads[0][in_core])
-        for d in grads[1:]:
-            mag += np.square(d[in_core])
-        np.sqrt(mag, out=mag)
-        results["gradient_magnitude"] = [mag]
-    if st:
+        results["gradient_magnitude"] = [gradient_magnitude(g, core, sp, work=work)]
+    if "structure_tensor_eigenvalues" in names:
+        shape = tuple(n - 2 for n in g.shape)
+        outer_px = [cfg.st_ratio * s for s in sig_px]
+        region = _grow(core, [_radius(o, cfg.truncate) for o in outer_px], shape)
+        in_core = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, region))
+        products = gradient_products(g, region, sp, work=work)
         tensor = []
-        for a, b in itertools.combinations_with_replacement(range(ndim), 2):
-            prod = gaussian_filter(np.multiply(grads[a], grads[b]), outer_px, cfg.truncate, work=work)
-            tensor.append(prod[in_core])
-        del grads, prod
-        results["structure_tensor_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
+        while products:  # each product freed once smoothed
+            tensor.append(gaussian_filter(products.pop(0), outer_px, cfg.truncate, work=work)[in_core])
+        results["structure_tensor_eigenvalues"] = list(eigenvalues(tensor, g.ndim, work=work))
     return results
 
 
@@ -185,31 +171,8 @@ def _second_derivative_features(
     """Laplacian and Hessian eigenvalues from the 1-padded smoothed image `g`."""
     if "laplacian" not in names and "hessian_eigenvalues" not in names:
         return {}
-    ndim = g.ndim
-    centre = g[_shift(core, {})]
-    hess = {}
-    for a in range(ndim):
-        h = np.add(g[_shift(core, {a: 1})], g[_shift(core, {a: -1})])
-        h -= centre
-        h -= centre
-        h *= np.float32(1.0 / (sp[a] * sp[a]))
-        hess[a, a] = h
-    results: dict[str, list[np.ndarray]] = {}
-    if "laplacian" in names:
-        lap = hess[0, 0].copy()
-        for a in range(1, ndim):
-            lap += hess[a, a]
-        results["laplacian"] = [lap]
-    if "hessian_eigenvalues" in names:
-        for a, b in itertools.combinations(range(ndim), 2):
-            h = np.subtract(g[_shift(core, {a: 1, b: 1})], g[_shift(core, {a: 1, b: -1})])
-            h -= g[_shift(core, {a: -1, b: 1})]
-            h += g[_shift(core, {a: -1, b: -1})]
-            h *= np.float32(0.25 / (sp[a] * sp[b]))
-            hess[a, b] = h
-        tensor = [hess[a, b] for a, b in itertools.combinations_with_replacement(range(ndim), 2)]
-        results["hessian_eigenvalues"] = list(eigenvalues(tensor, ndim, work=work))
-    return results
+    lap, eig = hessian_fields(g, core, sp, "hessian_eigenvalues" in names, work=work)
+    return {"laplacian": [lap], "hessian_eigenvalues": list(eig)}
 
 
 def features_into(
