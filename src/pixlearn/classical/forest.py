@@ -10,10 +10,12 @@ node keeps there whether a missing value (NaN) goes left, as scikit-learn decide
 
 :func:`predict_forest` and :func:`predict_forest_labels` copy a chunk of pixels (``CHUNK``,
 pixel-major) and apply the trees to it one after another, so that each tree (~16 bytes x 10^4
-nodes) stays in cache while every pixel of the chunk walks it. ``GROUP`` pixels walk a tree
-together, one level each per pass, with a branch-free child step, so that their memory loads
-overlap (pointer chasing is bound by latency, not arithmetic); a pixel that reaches its leaf
-hands its slot to the next. Chunks are spread over threads (the kernels release the GIL).
+nodes) stays in cache while every pixel of the chunk walks it. Blocks of pixels
+(``forest_kernels.LANES``) walk a tree together, a few levels per pass with no test in the loop
+(a leaf's child step returns the leaf), so that their memory loads overlap (pointer chasing is
+bound by latency, not arithmetic). Chunks with a missing value (NaN) take the slower walk that
+tests for leaves: ``GROUP`` pixels at a time, one level each per pass, a pixel that reaches its
+leaf handing its slot to the next. Chunks are spread over threads (the kernels release the GIL).
 
 Results are the same as ``predict_proba``: thresholds are rounded down to float32, which decides
 every float32 feature value exactly as scikit-learn's float64 comparison does; class fractions
