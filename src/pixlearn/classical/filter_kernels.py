@@ -25,27 +25,36 @@ def reflect(i, n):
 
 
 @njit(nogil=True, cache=True)
-def along_middle(src, dst, w, lo, hi):
-    """Smooth ``src`` of shape (outer, n, inner) along its middle axis, rows ``lo..hi-1`` of
-    the flattened (outer, n) index, into ``dst``."""
+def along_middle(src, dst, w, width, lo, hi):
+    """Smooth ``src`` of shape (outer, n, inner) along its middle axis into ``dst``: tasks ``lo..hi-1``
+    of the flattened (outer, n, column block) index, blocks of `width` columns of the inner axes.
+
+    Column blocks keep the float64 sums in cache and give threads work on a short middle axis
+    (the sections of a thin stack) too.
+    """
     n = src.shape[1]
     inner = src.shape[2]
+    blocks = (inner + width - 1) // width
     r = (w.shape[0] - 1) // 2
-    acc = np.empty(inner, np.float64)
+    acc = np.empty(width, np.float64)
     for t in range(lo, hi):
-        a = t // n
-        row = t - a * n
+        a = t // (n * blocks)
+        row = (t // blocks) % n
+        b0 = (t % blocks) * width
+        m = min(width, inner - b0)
         centre = w[r]
-        for b in range(inner):
-            acc[b] = centre * src[a, row, b]
+        s0 = src[a, row, b0:b0 + m]
+        for b in range(m):
+            acc[b] = centre * s0[b]
         for k in range(1, r + 1):
-            i1 = reflect(row - k, n)
-            i2 = reflect(row + k, n)
+            s1 = src[a, reflect(row - k, n), b0:b0 + m]
+            s2 = src[a, reflect(row + k, n), b0:b0 + m]
             wk = w[r + k]
-            for b in range(inner):
-                acc[b] += wk * (np.float64(src[a, i1, b]) + np.float64(src[a, i2, b]))
-        for b in range(inner):
-            dst[a, row, b] = acc[b]
+            for b in range(m):
+                acc[b] += wk * (np.float64(s1[b]) + np.float64(s2[b]))
+        d = dst[a, row, b0:b0 + m]
+        for b in range(m):
+            d[b] = acc[b]
 
 
 @njit(nogil=True, cache=True)
