@@ -4,7 +4,7 @@ Importing this module needs numba (``ImportError`` otherwise) but compiles nothi
 is compiled on its first call, or loaded from numba's on-disk cache, and kept by its numba
 dispatcher. :mod:`pixlearn.classical.forest` imports this module at its first use, so a process
 that never predicts with a compiled forest never imports numba. See that module for the node
-table the kernels walk. The helpers (:func:`tree_pass`, :func:`copy_chunk`,
+table the kernels walk. The helpers (:func:`tree_pass`, :func:`tree_block`, :func:`copy_chunk`,
 :func:`argmax_row`, :func:`settle`) are inlined into the kernels that call them.
 """
 
