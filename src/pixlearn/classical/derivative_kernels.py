@@ -119,13 +119,12 @@ def hessian3(g, origin, s, lap, l0, l1, l2, with_eigen, lo, hi):
         k, j = r // ny, r % ny
         c, zp, zm, yp, ym, pp, pm, mp, mm = rows3(g, k + origin[0] + 1, j + origin[1] + 1, origin[2] + 1, nx)
         out = lap[k, j]
-        for i in range(nx):
-            x = i + 1
-            h00 = (((zp[x] + zm[x]) - c[x]) - c[x]) * s0
-            h11 = (((yp[x] + ym[x]) - c[x]) - c[x]) * s1
-            h22 = (((c[x + 1] + c[x - 1]) - c[x]) - c[x]) * s2
-            out[i] = (h00 + h11) + h22
         if not with_eigen:
+            for i in range(nx):
+                x = i + 1
+                h00 = (((zp[x] + zm[x]) - c[x]) - c[x]) * s0
+                h11 = (((yp[x] + ym[x]) - c[x]) - c[x]) * s1
+                out[i] = (h00 + h11) + ((((c[x + 1] + c[x - 1]) - c[x]) - c[x]) * s2)
             continue
         e0, e1, e2 = l0[k, j], l1[k, j], l2[k, j]
         for i in range(nx):
@@ -133,6 +132,7 @@ def hessian3(g, origin, s, lap, l0, l1, l2, with_eigen, lo, hi):
             h00 = (((zp[x] + zm[x]) - c[x]) - c[x]) * s0
             h11 = (((yp[x] + ym[x]) - c[x]) - c[x]) * s1
             h22 = (((c[x + 1] + c[x - 1]) - c[x]) - c[x]) * s2
+            out[i] = (h00 + h11) + h22
             h01 = (((pp[x] - pm[x]) - mp[x]) + mm[x]) * s3
             h02 = (((zp[x + 1] - zp[x - 1]) - zm[x + 1]) + zm[x - 1]) * s4
             h12 = (((yp[x + 1] - yp[x - 1]) - ym[x + 1]) + ym[x - 1]) * s5
@@ -151,15 +151,16 @@ def hessian2(g, origin, s, lap, l0, l1, with_eigen, lo, hi):
         y, x0 = r + origin[0] + 1, origin[1]
         c, yp, ym = g[y, x0:x0 + nx + 2], g[y + 1, x0:x0 + nx + 2], g[y - 1, x0:x0 + nx + 2]
         out = lap[r]
-        for i in range(nx):
-            x = i + 1
-            out[i] = ((((yp[x] + ym[x]) - c[x]) - c[x]) * s0) + ((((c[x + 1] + c[x - 1]) - c[x]) - c[x]) * s1)
         if not with_eigen:
+            for i in range(nx):
+                x = i + 1
+                out[i] = ((((yp[x] + ym[x]) - c[x]) - c[x]) * s0) + ((((c[x + 1] + c[x - 1]) - c[x]) - c[x]) * s1)
             continue
         e0, e1 = l0[r], l1[r]
         for i in range(nx):
             x = i + 1
             h00 = (((yp[x] + ym[x]) - c[x]) - c[x]) * s0
             h11 = (((c[x + 1] + c[x - 1]) - c[x]) - c[x]) * s1
+            out[i] = h00 + h11
             h01 = (((yp[x + 1] - yp[x - 1]) - ym[x + 1]) + ym[x - 1]) * s2
             e0[i], e1[i] = sym2_values(h00, h01, h11)
